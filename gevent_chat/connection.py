@@ -1,0 +1,307 @@
+"""One client connection: a reader greenlet, a writer greenlet, a bounded outbox.
+
+SHELL.  The reader (the greenlet ``StreamServer`` spawned for this socket)
+receives bytes, frames them with ``LineBuffer``, and acts on each line: the
+nickname while unregistered, then chat.  The writer is the only code that
+writes to the socket: it blocks on the outbox, takes everything queued, and
+sends it with one ``sendall``.
+
+Contract (see the README's "Concurrency"):
+- ``deliver`` never blocks and never touches the socket: it is safe to call
+  from any greenlet, for any number of recipients, with no lock held.
+- A full outbox means the client stopped reading: it is cut, and the room
+  carries on.
+- ``run`` joins (or kills) the writer before returning, because
+  ``StreamServer`` closes the socket as soon as the handler returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+import gevent
+from gevent.event import Event
+from gevent.queue import Queue, ShutDown
+
+from . import protocol
+from .errors import ClientError
+from .protocol import LineBuffer
+
+if TYPE_CHECKING:
+    from .rooms import Room
+    from .server import ChatServer
+
+__all__ = ["Connection"]
+
+log = logging.getLogger("gevent_chat")
+
+#: One ``recv`` takes at most this much; the line limit is enforced by LineBuffer.
+RECV_BYTES = 65536
+#: How long a closing connection may take to flush what is already queued to it.
+CLOSE_FLUSH_SECONDS = 2.0
+#: How long a fast sender waits, per chunk, for a recipient past half full to drain.
+HALF_FULL_WAIT_SECONDS = 0.05
+
+SLOW = "too slow"
+
+
+class Connection:
+    """State and greenlets of one TCP client."""
+
+    __slots__ = (
+        "_drained",
+        "_prefix",
+        "_reg_timer",
+        "addr",
+        "closing",
+        "cut_reason",
+        "limit",
+        "nick",
+        "outbox",
+        "pending",
+        "peer",
+        "room",
+        "server",
+        "sock",
+        "writer",
+    )
+
+    def __init__(self, server: ChatServer, sock: socket.socket, addr: tuple[str, int]) -> None:
+        self.server = server
+        self.sock = sock
+        self.addr = addr
+        self.peer = _format_peer(addr)
+        self.nick: str | None = None
+        self.room: Room[Connection] | None = None
+        self.limit = server.config.outbox_size
+        # Entries may each carry several lines; ``pending`` counts the lines.
+        self.outbox: Queue[bytes] = Queue(self.limit)
+        self.pending = 0
+        self.closing = False
+        self.cut_reason: str | None = None
+        self.writer: gevent.Greenlet[[], None] | None = None
+        self._drained: Event | None = None
+        self._prefix = b""
+        self._reg_timer: gevent.Timeout | None = None
+
+    # -- called from any greenlet -------------------------------------------------
+
+    def deliver(self, payload: bytes, lines: int = 1) -> None:
+        """Queue ``payload`` (``lines`` complete lines) for this client; never blocks."""
+        if self.closing:
+            return
+        if self.pending >= self.limit:
+            self.cut(SLOW)
+            return
+        self.pending += lines
+        self.outbox.put_nowait(payload)
+
+    def cut(self, reason: str | None, force: bool = False) -> None:
+        """End this connection from any greenlet, without waiting for its peer.
+
+        Stops the writer (even one stuck in ``sendall``) and makes the reader's
+        ``recv`` return, so the reader runs the usual teardown.  ``force``
+        applies to a connection already closing (as in server shutdown).
+        """
+        if self.closing and not force:
+            return
+        self.closing = True
+        self.cut_reason = reason
+        self.outbox.shutdown(immediate=True)
+        if self.writer is not None and self.writer is not gevent.getcurrent():
+            self.writer.kill(block=False)
+        _shutdown(self.sock, socket.SHUT_RD)
+
+    # -- the reader greenlet -------------------------------------------------------
+
+    def run(self) -> None:
+        """Serve this connection until it ends; called by ``StreamServer``."""
+        server = self.server
+        log.info("connect from %s", self.peer)
+        self.writer = gevent.spawn(self._write_loop)
+        self._reg_timer = gevent.Timeout(server.config.register_timeout)
+        self._reg_timer.start()
+        try:
+            self.deliver(protocol.NICK_PROMPT, 0)
+            self._read_loop()
+        except gevent.Timeout as t:
+            if t is not self._reg_timer:
+                raise
+            self.deliver(protocol.notice("registration timed out, goodbye"))
+            self.cut_reason = "registration timeout"
+        except OSError as exc:
+            if not self.closing:
+                log.debug("%s: %s", self.peer, exc)
+        except Exception:
+            log.exception("error on connection from %s", self.peer)
+            self.cut_reason = "server error"
+        finally:
+            self._reg_timer.close()
+            self._teardown()
+
+    def _read_loop(self) -> None:
+        recv = self.sock.recv
+        frames = LineBuffer(self.server.config.max_line_bytes)
+        while not self.closing:
+            data = recv(RECV_BYTES)
+            if not data:
+                last = frames.close()
+                if last is not None:
+                    self._handle([last])
+                return
+            self._handle(frames.feed(data))
+            self._let_recipients_drain()
+
+    def _handle(self, lines: list[bytes | None]) -> None:
+        """Act on each received line in order; chat lines go out in one batch."""
+        batch: list[bytes] = []
+        for line in lines:
+            if self.closing:
+                break
+            if line is None:
+                self._flush(batch)
+                self.deliver(
+                    protocol.notice(f"error: line too long (limit {self.server.config.max_line_bytes} bytes)")
+                )
+            elif self.nick is None:
+                self._try_register(line)
+            elif protocol.is_clean_ascii(line):
+                if line.strip():
+                    batch.append(self._prefix + line + b"\n")
+            else:
+                text = protocol.clean_text(line)
+                if not protocol.is_blank(text):
+                    batch.append(self._prefix + text.encode() + b"\n")
+        self._flush(batch)
+
+    def _flush(self, batch: list[bytes]) -> None:
+        if batch:
+            self.broadcast(b"".join(batch), len(batch))
+            batch.clear()
+
+    def broadcast(self, payload: bytes, lines: int = 1) -> None:
+        """Deliver to everyone else in this connection's room."""
+        room = self.room
+        if room is None:
+            return
+        for member in room.members:
+            if member is not self:
+                member.deliver(payload, lines)
+
+    def _let_recipients_drain(self) -> None:
+        """Let the writers woken by this chunk run before reading the next one.
+
+        A client that keeps reading must never be cut just because another one
+        sends a burst faster than one writer turn: if a recipient's outbox is
+        past half full, give it a moment to drain.  One that does not read
+        fills up and is cut as usual, so this never stalls on it for long.
+        """
+        gevent.sleep(0)  # run the writer greenlets this chunk woke
+        room = self.room
+        if room is None:
+            return
+        half = self.limit // 2
+        for member in room.members:
+            if member.pending > half and not member.closing:
+                member.wait_drained(HALF_FULL_WAIT_SECONDS)
+
+    def wait_drained(self, timeout: float) -> None:
+        """Wait until this outbox is at most half full, or ``timeout`` passes."""
+        if self._drained is None:
+            self._drained = Event()
+        self._drained.clear()
+        self._drained.wait(timeout)
+
+    def _try_register(self, line: bytes) -> None:
+        server = self.server
+        try:
+            nick = protocol.validate_nick(line.decode("utf-8", "replace"))
+            room = server.registry.add(nick, self)
+        except ClientError as err:
+            self.deliver(protocol.notice(str(err)))
+            self.deliver(protocol.NICK_PROMPT, 0)
+            return
+        assert self._reg_timer is not None
+        self._reg_timer.cancel()
+        self.nick, self.room = nick, room
+        self._prefix = f"{nick}: ".encode()
+        log.info("%s registered as %s", self.peer, nick)
+        n = len(server.registry)
+        self.deliver(protocol.notice(f"Welcome, {nick}! {n} user{'s' if n != 1 else ''} online"))
+        self.broadcast(protocol.notice(f"{nick} joined"))
+
+    # -- the writer greenlet -------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        outbox = self.outbox
+        get, get_nowait, qsize = outbox.get, outbox.get_nowait, outbox.qsize
+        sendall = self.sock.sendall
+        half = self.limit // 2
+        try:
+            while True:
+                data = get()
+                n = qsize()
+                if n:
+                    parts = [data]
+                    parts.extend([get_nowait() for _ in range(n)])
+                    data = b"".join(parts)
+                sendall(data)
+                self.pending -= data.count(b"\n")
+                if self._drained is not None and self.pending <= half:
+                    self._drained.set()
+        except ShutDown:
+            return
+        except OSError as exc:
+            log.debug("%s: send failed: %s", self.peer, exc)
+            self.cut(None)
+
+    # -- teardown ------------------------------------------------------------------
+
+    def _teardown(self) -> None:
+        """Leave the registry, tell the room, flush or stop the writer, close."""
+        self.closing = True
+        server = self.server
+        reason = self.cut_reason
+        if self.nick is not None:
+            room = server.registry.remove(self.nick)
+            if room is not None and not server.stopping:
+                text = f"{self.nick} left" + (f" ({reason})" if reason else "")
+                payload = protocol.notice(text)
+                for member in room.members:
+                    member.deliver(payload)
+            log.info("%s (%s) disconnected%s", self.nick, self.peer, f": {reason}" if reason else "")
+        else:
+            log.info("%s disconnected before registering%s", self.peer, f": {reason}" if reason else "")
+        writer = self.writer
+        if reason == SLOW:
+            if writer is not None:
+                writer.kill()
+            log.warning("%s (%s) cut: outbox full (%d lines)", self.nick, self.peer, self.pending)
+            self._send_last_words(protocol.notice("disconnected: too slow"))
+        elif writer is not None:
+            self.outbox.shutdown()  # the writer sends what is queued, then ends
+            writer.join(CLOSE_FLUSH_SECONDS)
+            writer.kill()
+        server.forget(self)
+
+    def _send_last_words(self, payload: bytes) -> None:
+        """Best effort, never blocking: the peer may have a full receive window."""
+        try:
+            self.sock.settimeout(0.0)
+            self.sock.send(payload)
+        except OSError:
+            pass
+
+
+def _shutdown(sock: socket.socket, how: int) -> None:
+    try:
+        sock.shutdown(how)
+    except OSError:
+        pass  # already closed or never connected: nothing left to wake
+
+
+def _format_peer(addr: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,171 @@
+"""The line protocol: framing, decoding, sanitising, nick rules, reply text.
+
+PURE: this module does no I/O, imports neither ``gevent`` nor ``socket`` and
+reads no clock.  Bytes go in, lines and reply bytes come out, so every rule of
+the protocol can be tested with plain function calls.
+
+Two things a toy chat server leaves out live here on purpose: ``LineBuffer``
+never holds more than the line limit for a line that has no end yet, and the
+sanitiser strips every control and escape sequence before a line is relayed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import NickInvalid
+
+__all__ = [
+    "MAX_NICK_CHARS",
+    "NICK_PROMPT",
+    "LineBuffer",
+    "casefold",
+    "chat_line",
+    "clean_text",
+    "is_blank",
+    "is_clean_ascii",
+    "is_valid_nick",
+    "notice",
+    "sanitise",
+    "validate_nick",
+]
+
+#: IRC servers allow 9 (RFC 1459) to 32 (ergo's default ``nicklen``); we take 32.
+MAX_NICK_CHARS = 32
+
+#: Sent on connect and after a refused nickname; no newline, so it reads as a prompt.
+NICK_PROMPT = b"Enter your nickname: "
+
+# A letter, digit or underscore first (``\w`` is exactly that in Unicode mode),
+# then letters, digits, ``_``, ``-`` and ``.``.
+_NICK_RE = re.compile(r"\w[\w.\-]{0,%d}" % (MAX_NICK_CHARS - 1))
+
+# Escape sequences first (so their parameters go with them), then any single
+# control character left over: C0, DEL and C1.
+_ESCAPES = re.compile(
+    r"""
+      \x1b\[ [0-?]* [ -/]* [@-~]?            # CSI ... final byte (ECMA-48)
+    | \x9b   [0-?]* [ -/]* [@-~]?            # 8-bit CSI
+    | \x1b[\]PX^_] .*? (?:\x07|\x1b\\|\x9c|$) # OSC, DCS, SOS, PM, APC ... BEL or ST
+    | [\x90\x98\x9d\x9e\x9f] .*? (?:\x07|\x1b\\|\x9c|$)  # their 8-bit forms
+    | \x1b [ -/]* [0-~]?                     # any other escape (e.g. ESC c: reset)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Fast path for the common case: a chunk of printable ASCII needs no decoding
+# or sanitising at all.  Anything else (controls, DEL, any non-ASCII byte) goes
+# through ``clean_text``.
+_SUSPECT_BYTES = re.compile(rb"[\x00-\x1f\x7f\x80-\xff]")
+
+
+def casefold(name: str) -> str:
+    """The key under which a nick or room name is unique."""
+    return name.casefold()
+
+
+def is_valid_nick(nick: str) -> bool:
+    """True if ``nick`` (already stripped) follows the nickname rules."""
+    return _NICK_RE.fullmatch(nick) is not None
+
+
+def validate_nick(raw: str) -> str:
+    """Return the nick typed on ``raw`` or raise ``NickInvalid``.
+
+    The rules are checked on the text as typed, before any sanitising, so a
+    nick with control bytes in it is refused rather than cleaned into another.
+    """
+    nick = raw.strip(" ")
+    if not is_valid_nick(nick):
+        raise NickInvalid(
+            f"invalid nickname: use 1-{MAX_NICK_CHARS} letters, digits, _ - . "
+            "starting with a letter, digit or _"
+        )
+    return nick
+
+
+def sanitise(text: str) -> str:
+    """Remove escape sequences and control characters; a tab becomes a space.
+
+    Idempotent, and what it returns has no character in C0, DEL or C1.
+    """
+    if _CONTROLS.search(text) is None:
+        return text
+    text = _ESCAPES.sub("", text.replace("\t", " "))
+    return _CONTROLS.sub("", text)
+
+
+def clean_text(raw: bytes) -> str:
+    """Decode one received line (invalid UTF-8 becomes U+FFFD) and sanitise it."""
+    return sanitise(raw.decode("utf-8", "replace"))
+
+
+def is_clean_ascii(data: bytes) -> bool:
+    """True if ``data`` is printable ASCII plus line endings: relayable as is."""
+    return _SUSPECT_BYTES.search(data.replace(b"\n", b"").replace(b"\r", b"")) is None
+
+
+def is_blank(text: str) -> bool:
+    """Blank lines are ignored rather than relayed."""
+    return not text.strip()
+
+
+def notice(text: str) -> bytes:
+    """A server line: ``*** text``."""
+    return f"*** {text}\n".encode()
+
+
+def chat_line(nick: str, text: str) -> bytes:
+    """What every other user sees for one line of chat."""
+    return f"{nick}: {text}\n".encode()
+
+
+class LineBuffer:
+    """Split a byte stream into lines of at most ``limit`` bytes.
+
+    ``feed(data)`` returns the complete lines in ``data`` (line ending removed,
+    ``\\n`` or ``\\r\\n``) in order; a line longer than ``limit`` appears as
+    ``None`` once, as soon as it is known to be too long, and the rest of it
+    is skipped up to its newline.  Whatever the chunking of the stream, the
+    result is the same, and the buffer never holds more than ``limit + 1``
+    bytes between calls.  ``close()`` returns the last line if the stream
+    ended without a newline.
+    """
+
+    __slots__ = ("_buf", "_skipping", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._buf = b""
+        self._skipping = False  # inside an overlong line, already reported
+
+    def feed(self, data: bytes) -> list[bytes | None]:
+        if self._skipping:
+            end = data.find(b"\n")
+            if end < 0:
+                return []
+            self._skipping = False
+            data = data[end + 1 :]
+        if self._buf:
+            data = self._buf + data
+        lines: list[bytes | None] = data.split(b"\n")  # type: ignore[assignment]
+        rest: bytes = lines.pop()  # type: ignore[assignment]
+        limit = self.limit
+        if b"\r" in data:
+            lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]  # type: ignore[union-attr]
+        if len(data) > limit:  # only then can a line be too long
+            lines = [None if len(ln) > limit else ln for ln in lines]  # type: ignore[arg-type]
+        # A partial line may end in the "\r" of a "\r\n" still to come.
+        if len(rest) > limit + 1 or (len(rest) == limit + 1 and not rest.endswith(b"\r")):
+            lines.append(None)
+            self._skipping = True
+            rest = b""
+        self._buf = rest
+        return lines
+
+    def close(self) -> bytes | None:
+        """The unterminated last line, if any (the stream has ended)."""
+        rest, self._buf = self._buf, b""
+        if self._skipping or not rest:
+            return None
+        return rest[:-1] if rest.endswith(b"\r") else rest

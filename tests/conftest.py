@@ -1,0 +1,71 @@
+"""Fixtures: a real server on an ephemeral port, clients, greenlet error capture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import gevent
+import pytest
+
+from gevent_chat.config import Config
+from gevent_chat.server import ChatServer
+from tests.helpers import ChatClient
+
+
+@pytest.fixture(autouse=True)
+def fail_on_greenlet_errors() -> Iterator[None]:
+    """An exception that escapes any greenlet fails the test, as in gevent's own suite."""
+    hub = gevent.get_hub()
+    errors: list[Any] = []
+    original = hub.handle_error
+
+    def record(context: Any, type_: Any, value: Any, tb: Any) -> None:
+        if not isinstance(value, (SystemExit, gevent.GreenletExit, KeyboardInterrupt)):
+            errors.append((context, value))
+        original(context, type_, value, tb)
+
+    hub.handle_error = record
+    try:
+        yield
+    finally:
+        hub.handle_error = original
+    assert not errors, f"greenlet errors: {errors!r}"
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., ChatServer]]:
+    """Start ``ChatServer(Config(host='127.0.0.1', port=0, **overrides))``; stopped after."""
+    servers: list[ChatServer] = []
+
+    def make(**overrides: Any) -> ChatServer:
+        server = ChatServer(Config(host="127.0.0.1", port=0, **overrides))
+        server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop(timeout=1)
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ChatServer]) -> ChatServer:
+    return make_server()
+
+
+@pytest.fixture
+def connect(server: ChatServer) -> Iterator[Callable[..., ChatClient]]:
+    """Open raw clients to ``server``; all closed after the test."""
+    clients: list[ChatClient] = []
+
+    def open_client(nick: str | None = None) -> ChatClient:
+        client = ChatClient(server.address)
+        clients.append(client)
+        if nick is not None:
+            client.register(nick)
+        return client
+
+    yield open_client
+    for client in clients:
+        client.close()

@@ -38,7 +38,7 @@ NICK_PROMPT = b"Enter your nickname: "
 
 # A letter, digit or underscore first (``\w`` is exactly that in Unicode mode),
 # then letters, digits, ``_``, ``-`` and ``.``.
-_NICK_RE = re.compile(r"\w[\w.\-]{0,%d}" % (MAX_NICK_CHARS - 1))
+_NICK_RE = re.compile(rf"\w[\w.\-]{{0,{MAX_NICK_CHARS - 1}}}")
 
 # Escape sequences first (so their parameters go with them), then any single
 # control character left over: C0, DEL and C1.

@@ -53,7 +53,7 @@ class ChatClient:
         self.sock.settimeout(remaining)
         try:
             data = self.sock.recv(65536)
-        except (TimeoutError, stdsocket.timeout) as exc:
+        except TimeoutError as exc:
             raise AssertionError(
                 f"timed out; received so far: {self.lines[-5:]!r} + {self.buf[:200]!r}"
             ) from exc

@@ -33,6 +33,8 @@ class Config:
     register_timeout: float = 60.0
     #: Seconds to flush outboxes on SIGINT/SIGTERM before closing.
     shutdown_timeout: float = 5.0
+    #: Chat and /me lines each room remembers for newcomers (0: none).
+    history: int = 50
     log_level: str = "info"
 
     def __post_init__(self) -> None:
@@ -46,6 +48,8 @@ class Config:
             raise ConfigError("--register-timeout must be positive")
         if self.shutdown_timeout < 0:
             raise ConfigError("--shutdown-timeout must not be negative")
+        if self.history < 0:
+            raise ConfigError("--history must not be negative")
         if self.log_level not in _LOG_LEVELS:
             raise ConfigError(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
 
@@ -83,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=d.shutdown_timeout,
         help="seconds to flush output on SIGTERM/SIGINT (default %(default)s)",
+    )
+    p.add_argument(
+        "--history",
+        type=int,
+        default=d.history,
+        help="chat lines each room replays to newcomers, 0 to disable (default %(default)s)",
     )
     p.add_argument("--log-level", default=d.log_level, choices=_LOG_LEVELS, help="(default %(default)s)")
     return p

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from typing import TYPE_CHECKING
 
 import gevent
 from gevent.event import Event
 from gevent.queue import Queue, ShutDown
 
-from . import protocol
+from . import commands, protocol
 from .errors import ClientError
 from .protocol import LineBuffer
 
@@ -167,6 +168,9 @@ class Connection:
                 )
             elif self.nick is None:
                 self._try_register(line)
+            elif line[:1] == b"/":
+                self._flush(batch)
+                self._command(line.decode("utf-8", "replace"))
             elif protocol.is_clean_ascii(line):
                 if line.strip():
                     batch.append(self._prefix + line + b"\n")
@@ -177,9 +181,44 @@ class Connection:
         self._flush(batch)
 
     def _flush(self, batch: list[bytes]) -> None:
+        """Relay the chat lines gathered so far, and remember them in the room."""
         if batch:
+            assert self.room is not None
+            self.room.remember(time.time(), batch)
             self.broadcast(b"".join(batch), len(batch))
             batch.clear()
+
+    def _command(self, text: str) -> None:
+        if text.startswith("//"):  # an escaped slash: chat, not a command
+            self._flush([self._prefix + protocol.sanitise(text[1:]).encode() + b"\n"])
+            return
+        assert self.nick is not None
+        assert self.room is not None
+        ctx = commands.Context(self.nick, self, self.room, self.server.registry)
+        for effect in commands.run(text, ctx):
+            self._apply(effect)
+
+    def _apply(self, effect: commands.Effect) -> None:
+        """Carry out one effect of a command."""
+        if isinstance(effect, commands.Reply):
+            self.deliver(protocol.notice(effect.text))
+        elif isinstance(effect, commands.Send):
+            (effect.member or self).deliver(effect.data, effect.lines)
+        elif isinstance(effect, commands.ToRoom):
+            if effect.remember:
+                effect.room.remember(time.time(), [effect.data])
+            for member in effect.room.members:
+                if member is not self:
+                    member.deliver(effect.data)
+        elif isinstance(effect, commands.Renamed):
+            log.info("%s (%s) is now known as %s", self.nick, self.peer, effect.nick)
+            self.nick = effect.nick
+            self._prefix = f"{effect.nick}: ".encode()
+        elif isinstance(effect, commands.Moved):
+            self.room = effect.room
+        elif isinstance(effect, commands.Close):
+            self.cut_reason = effect.reason
+            self.closing = True  # the reader stops; the writer sends what is queued
 
     def broadcast(self, payload: bytes, lines: int = 1) -> None:
         """Deliver to everyone else in this connection's room."""
@@ -230,6 +269,8 @@ class Connection:
         log.info("%s registered as %s", self.peer, nick)
         n = len(server.registry)
         self.deliver(protocol.notice(f"Welcome, {nick}! {n} user{'s' if n != 1 else ''} online"))
+        for effect in commands.history(room):
+            self._apply(effect)
         self.broadcast(protocol.notice(f"{nick} joined"))
 
     # -- the writer greenlet -------------------------------------------------------

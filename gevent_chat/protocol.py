@@ -12,22 +12,28 @@ sanitiser strips every control and escape sequence before a line is relayed.
 from __future__ import annotations
 
 import re
+import time
 
-from .errors import NickInvalid
+from .errors import ClientError, NickInvalid
 
 __all__ = [
     "MAX_NICK_CHARS",
     "NICK_PROMPT",
     "LineBuffer",
+    "action_line",
     "casefold",
     "chat_line",
     "clean_text",
+    "history_line",
     "is_blank",
     "is_clean_ascii",
     "is_valid_nick",
     "notice",
+    "private_echo",
+    "private_line",
     "sanitise",
     "validate_nick",
+    "validate_room",
 ]
 
 #: IRC servers allow 9 (RFC 1459) to 32 (ergo's default ``nicklen``); we take 32.
@@ -84,6 +90,20 @@ def validate_nick(raw: str) -> str:
     return nick
 
 
+def validate_room(raw: str) -> str:
+    """Return the room named on ``raw`` (a leading ``#`` is ignored) or raise.
+
+    Room names follow the nickname rules.
+    """
+    name = raw.strip(" ").removeprefix("#")
+    if not is_valid_nick(name):
+        raise ClientError(
+            f"invalid room name: use 1-{MAX_NICK_CHARS} letters, digits, _ - . "
+            "starting with a letter, digit or _"
+        )
+    return name
+
+
 def sanitise(text: str) -> str:
     """Remove escape sequences and control characters; a tab becomes a space.
 
@@ -118,6 +138,26 @@ def notice(text: str) -> bytes:
 def chat_line(nick: str, text: str) -> bytes:
     """What every other user sees for one line of chat."""
     return f"{nick}: {text}\n".encode()
+
+
+def action_line(nick: str, text: str) -> bytes:
+    """``/me`` as the room sees it."""
+    return f"* {nick} {text}\n".encode()
+
+
+def private_line(sender: str, text: str) -> bytes:
+    """A private message as its recipient sees it."""
+    return f"*{sender}* {text}\n".encode()
+
+
+def private_echo(recipient: str, text: str) -> bytes:
+    """A private message as its sender sees it, so it reads as sent."""
+    return f"-> *{recipient}* {text}\n".encode()
+
+
+def history_line(when: float, line: bytes) -> bytes:
+    """A remembered line replayed with its server-local time, ``[HH:MM] ...``."""
+    return time.strftime("[%H:%M] ", time.localtime(when)).encode() + line
 
 
 class LineBuffer:

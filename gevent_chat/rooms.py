@@ -2,6 +2,7 @@
 
 PURE.  ``members`` is a tuple that is replaced, never mutated, so a broadcast
 can iterate it without a lock while joins and leaves build the next one.
+History lives in this process only, and dies with the room when it empties.
 """
 
 from __future__ import annotations
@@ -10,27 +11,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-__all__ = ["DEFAULT_ROOM", "HistoryEntry", "Room"]
+__all__ = ["DEFAULT_ROOM", "Room"]
 
 #: Everyone starts here.
 DEFAULT_ROOM = "lobby"
 
 M = TypeVar("M")
 
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One chat or ``/me`` line as it was said, for replay to later joiners."""
-
-    when: float  # seconds since the epoch, supplied by the shell's clock
-    nick: str
-    text: str
-    action: bool = False
+#: (seconds since the epoch, the line as relayed, e.g. b"alice: hi\n")
+HistoryEntry = tuple[float, bytes]
 
 
 @dataclass(eq=False)
 class Room(Generic[M]):
-    """Members and a bounded ring buffer of history (lives in this process only)."""
+    """Members and a bounded ring buffer of chat and ``/me`` lines."""
 
     name: str
     history_size: int = 0
@@ -40,6 +34,7 @@ class Room(Generic[M]):
     def __post_init__(self) -> None:
         self.history = deque(maxlen=self.history_size)
 
-    def remember(self, entry: HistoryEntry) -> None:
+    def remember(self, when: float, lines: list[bytes]) -> None:
+        """Keep ``lines`` (each one relayed line) said at ``when``."""
         if self.history_size:
-            self.history.append(entry)
+            self.history.extend([(when, line) for line in lines[-self.history_size :]])

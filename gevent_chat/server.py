@@ -36,7 +36,7 @@ class ChatServer:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.registry: Registry[Connection] = Registry(BoundedSemaphore(1))
+        self.registry: Registry[Connection] = Registry(BoundedSemaphore(1), config.history)
         self.connections: set[Connection] = set()
         self.stopping = False
         self._all_closed = Event()

@@ -1,0 +1,219 @@
+"""Slash commands: parse a line, run a handler, return effects.
+
+PURE.  A handler reads and changes the registry (itself pure) and returns a
+list of ``Effect`` values saying what to send to whom; the connection (the
+shell) carries them out.  The command table is data, as in ergo's
+``commands.go``: name -> handler, minimum argument count, usage line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from . import protocol
+from .errors import ClientError
+from .registry import Registry
+from .rooms import Room
+
+__all__ = [
+    "COMMANDS",
+    "Close",
+    "Context",
+    "Effect",
+    "Moved",
+    "Renamed",
+    "Reply",
+    "Send",
+    "ToRoom",
+    "run",
+]
+
+M = TypeVar("M")
+
+#: Nicks or rooms per ``/who`` or ``/rooms`` line, so one reply line stays short.
+NAMES_PER_LINE = 30
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A ``*** text`` line to the caller."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Send:
+    """Raw line(s) to one member (the caller when ``member`` is None)."""
+
+    data: bytes
+    member: Any = None
+    lines: int = 1
+
+
+@dataclass(frozen=True)
+class ToRoom:
+    """A line to everyone in ``room`` except the caller; kept in its history if ``remember``."""
+
+    room: Room[Any]
+    data: bytes
+    remember: bool = False
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """The caller now goes by ``nick``."""
+
+    nick: str
+
+
+@dataclass(frozen=True)
+class Moved:
+    """The caller is now in ``room``."""
+
+    room: Room[Any]
+
+
+@dataclass(frozen=True)
+class Close:
+    """End the caller's connection after what is queued; ``reason`` for the room."""
+
+    reason: str | None
+
+
+Effect = Reply | Send | ToRoom | Renamed | Moved | Close
+
+
+@dataclass
+class Context(Generic[M]):
+    """What a handler may know about its caller and the server."""
+
+    nick: str
+    member: M
+    room: Room[M]
+    registry: Registry[M]
+
+
+Handler = Callable[[Context[Any], list[str]], list[Effect]]
+
+
+@dataclass(frozen=True)
+class Command:
+    handler: Handler
+    min_args: int
+    usage: str
+    #: How many words come before the free text (the rest of the line is the
+    #: last argument); None when there is no free text.
+    rest: int | None
+
+
+def run(line: str, ctx: Context[Any]) -> list[Effect]:
+    """Run the command on ``line`` (which starts with ``/``).
+
+    ``line`` is decoded but not yet sanitised: names (nicks, rooms) are
+    checked as typed, and handlers sanitise the free text they relay.
+    """
+    name, _, tail = line[1:].partition(" ")
+    command = COMMANDS.get(name.casefold())
+    if command is None:
+        return [Reply(f"unknown command: /{name} (try /help)")]
+    args = tail.split() if command.rest is None else tail.split(None, command.rest)
+    if len(args) < command.min_args:
+        return [Reply(f"usage: {command.usage}")]
+    try:
+        return command.handler(ctx, args)
+    except ClientError as err:
+        return [Reply(str(err))]
+
+
+def _lines(prefix: str, names: list[str]) -> list[Effect]:
+    """``*** prefix a, b, c`` split so that no line lists too many names."""
+    chunks = [names[i : i + NAMES_PER_LINE] for i in range(0, len(names), NAMES_PER_LINE)] or [[]]
+    return [Reply(prefix + ", ".join(chunk)) for chunk in chunks]
+
+
+def _help(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    return [Reply(f"{c.usage}") for c in COMMANDS.values()] + [Reply("//text sends a line starting with /")]
+
+
+def _who(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    nicks = sorted((m.nick for m in ctx.room.members), key=protocol.casefold)
+    n = len(nicks)
+    return _lines(f"{n} user{'s' if n != 1 else ''} in #{ctx.room.name}: ", nicks)
+
+
+def _rooms(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    rooms = ctx.registry.rooms()
+    n = len(rooms)
+    return _lines(f"{n} room{'s' if n != 1 else ''}: ", [f"#{r.name} ({len(r.members)})" for r in rooms])
+
+
+def _nick(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    new = protocol.validate_nick(args[0])
+    old = ctx.nick
+    if new == old:
+        return [Reply(f"you are already known as {new}")]
+    ctx.registry.rename(old, new)
+    return [
+        Renamed(new),
+        Reply(f"you are now known as {new}"),
+        ToRoom(ctx.room, protocol.notice(f"{old} is now known as {new}")),
+    ]
+
+
+def _msg(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    target, text = args[0], protocol.sanitise(args[1])
+    member = ctx.registry.get(target)
+    if member is None:
+        return [Reply(f"no such user: {target}")]
+    nick = ctx.registry.nick_of(target) or target
+    return [Send(protocol.private_line(ctx.nick, text), member), Send(protocol.private_echo(nick, text))]
+
+
+def _me(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    line = protocol.action_line(ctx.nick, protocol.sanitise(args[0]))
+    return [ToRoom(ctx.room, line, remember=True)]
+
+
+def _join(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    name = protocol.validate_room(args[0])
+    if protocol.casefold(name) == protocol.casefold(ctx.room.name):
+        return [Reply(f"you are already in #{ctx.room.name}")]
+    old, new = ctx.registry.move(ctx.nick, name)
+    effects: list[Effect] = [
+        Moved(new),
+        ToRoom(old, protocol.notice(f"{ctx.nick} left #{old.name}")),
+        ToRoom(new, protocol.notice(f"{ctx.nick} joined #{new.name}")),
+        Reply(f"you joined #{new.name}"),
+    ]
+    return effects + history(new)
+
+
+def history(room: Room[Any]) -> list[Effect]:
+    """The room's remembered lines, each marked with its time, as one send."""
+    if not room.history:
+        return []
+    data = b"".join(protocol.history_line(when, line) for when, line in room.history)
+    return [Send(data, None, len(room.history))]
+
+
+def _ping(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    return [Reply(f"pong {protocol.sanitise(args[0])}" if args else "pong")]
+
+
+def _quit(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    return [Reply("bye"), Close(protocol.sanitise(args[0]) if args else None)]
+
+
+COMMANDS: dict[str, Command] = {
+    "help": Command(_help, 0, "/help: list the commands", None),
+    "who": Command(_who, 0, "/who: list the users in your room", None),
+    "nick": Command(_nick, 1, "/nick NEW: change your nickname", 0),
+    "msg": Command(_msg, 2, "/msg NICK TEXT: send a private message", 1),
+    "me": Command(_me, 1, "/me TEXT: describe an action", 0),
+    "join": Command(_join, 1, "/join ROOM: move to ROOM (created if new)", 0),
+    "rooms": Command(_rooms, 0, "/rooms: list the rooms and their sizes", None),
+    "ping": Command(_ping, 0, "/ping [TOKEN]: get *** pong TOKEN back, after what is queued", 0),
+    "quit": Command(_quit, 0, "/quit [REASON]: leave the chat", 0),
+}

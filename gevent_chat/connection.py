@@ -6,6 +6,12 @@ nickname while unregistered, then chat.  The writer is the only code that
 writes to the socket: it blocks on the outbox, takes everything queued, and
 sends it with one ``sendall``.
 
+Memory per idle connection is what limits how many one process holds, so the
+writer and its outbox exist only while there is output: ``deliver`` creates
+them when there are none, and the writer ends, dropping both, as soon as the
+outbox is empty.  A writer that never has to wait for its socket never parks,
+so it never costs a saved stack; only one facing a full socket does.
+
 Contract (see the README's "Concurrency"):
 - ``deliver`` never blocks and never touches the socket: it is safe to call
   from any greenlet, for any number of recipients, with no lock held.
@@ -78,11 +84,11 @@ class Connection:
         self.room: Room[Connection] | None = None
         self.limit = server.config.outbox_size
         # Entries may each carry several lines; ``pending`` counts the lines.
-        self.outbox: Queue[bytes] = Queue(self.limit)
+        self.outbox: Queue[bytes] | None = None
         self.pending = 0
         self.closing = False
         self.cut_reason: str | None = None
-        self.writer: gevent.Greenlet[[], None] | None = None
+        self.writer: gevent.Greenlet[[Queue[bytes]], None] | None = None
         self._drained: Event | None = None
         self._prefix = b""
         self._reg_timer: gevent.Timeout | None = None
@@ -97,7 +103,11 @@ class Connection:
             self.cut(SLOW)
             return
         self.pending += lines
-        self.outbox.put_nowait(payload)
+        outbox = self.outbox
+        if outbox is None:
+            outbox = self.outbox = Queue(self.limit)
+            self.writer = gevent.spawn(self._write_loop, outbox)
+        outbox.put_nowait(payload)
 
     def cut(self, reason: str | None, force: bool = False) -> None:
         """End this connection from any greenlet, without waiting for its peer.
@@ -110,7 +120,8 @@ class Connection:
             return
         self.closing = True
         self.cut_reason = reason
-        self.outbox.shutdown(immediate=True)
+        if self.outbox is not None:
+            self.outbox.shutdown(immediate=True)
         if self.writer is not None and self.writer is not gevent.getcurrent():
             self.writer.kill(block=False)
         _shutdown(self.sock, socket.SHUT_RD)
@@ -121,7 +132,6 @@ class Connection:
         """Serve this connection until it ends; called by ``StreamServer``."""
         server = self.server
         log.info("connect from %s", self.peer)
-        self.writer = gevent.spawn(self._write_loop)
         self._reg_timer = gevent.Timeout(server.config.register_timeout)
         self._reg_timer.start()
         try:
@@ -140,6 +150,7 @@ class Connection:
             self.cut_reason = "server error"
         finally:
             self._reg_timer.close()
+            self._reg_timer = None
             self._teardown()
 
     def _read_loop(self) -> None:
@@ -263,7 +274,7 @@ class Connection:
             self.deliver(protocol.NICK_PROMPT, 0)
             return
         assert self._reg_timer is not None
-        self._reg_timer.cancel()
+        self._reg_timer.close()
         self.nick, self.room = nick, room
         self._prefix = f"{nick}: ".encode()
         log.info("%s registered as %s", self.peer, nick)
@@ -275,28 +286,28 @@ class Connection:
 
     # -- the writer greenlet -------------------------------------------------------
 
-    def _write_loop(self) -> None:
-        outbox = self.outbox
-        get, get_nowait, qsize = outbox.get, outbox.get_nowait, outbox.qsize
+    def _write_loop(self, outbox: Queue[bytes]) -> None:
+        """Send everything queued, one ``sendall`` per turn, until the outbox is empty."""
+        get_nowait, qsize = outbox.get_nowait, outbox.qsize
         sendall = self.sock.sendall
         half = self.limit // 2
         try:
-            while True:
-                data = get()
-                n = qsize()
-                if n:
-                    parts = [data]
-                    parts.extend([get_nowait() for _ in range(n)])
-                    data = b"".join(parts)
+            while n := qsize():
+                data = get_nowait() if n == 1 else b"".join([get_nowait() for _ in range(n)])
                 sendall(data)
                 self.pending -= data.count(b"\n")
                 if self._drained is not None and self.pending <= half:
                     self._drained.set()
         except ShutDown:
-            return
+            pass
         except OSError as exc:
             log.debug("%s: send failed: %s", self.peer, exc)
             self.cut(None)
+        finally:
+            # Nothing yields between the last qsize() and here, so no line can
+            # have been queued in between: the next deliver starts a new writer.
+            if self.outbox is outbox:
+                self.outbox = self.writer = None
 
     # -- teardown ------------------------------------------------------------------
 
@@ -322,8 +333,7 @@ class Connection:
             log.warning("%s (%s) cut: outbox full (%d lines)", self.nick, self.peer, self.pending)
             self._send_last_words(protocol.notice("disconnected: too slow"))
         elif writer is not None:
-            self.outbox.shutdown()  # the writer sends what is queued, then ends
-            writer.join(CLOSE_FLUSH_SECONDS)
+            writer.join(CLOSE_FLUSH_SECONDS)  # the writer sends what is queued
             writer.kill()
         server.forget(self)
 

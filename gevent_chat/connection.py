@@ -58,6 +58,7 @@ class Connection:
     """State and greenlets of one TCP client."""
 
     __slots__ = (
+        "_crowded",
         "_drained",
         "_prefix",
         "_reg_timer",
@@ -90,6 +91,7 @@ class Connection:
         self.cut_reason: str | None = None
         self.writer: gevent.Greenlet[[Queue[bytes]], None] | None = None
         self._drained: Event | None = None
+        self._crowded: list[Connection] = []
         self._prefix = b""
         self._reg_timer: gevent.Timeout | None = None
 
@@ -232,13 +234,20 @@ class Connection:
             self.closing = True  # the reader stops; the writer sends what is queued
 
     def broadcast(self, payload: bytes, lines: int = 1) -> None:
-        """Deliver to everyone else in this connection's room."""
+        """Deliver to everyone else in this connection's room.
+
+        Recipients left more than half full are noted, for this reader to
+        give them a moment before it reads more (``_let_recipients_drain``).
+        """
         room = self.room
         if room is None:
             return
+        half = self.limit >> 1
         for member in room.members:
             if member is not self:
                 member.deliver(payload, lines)
+                if member.pending > half:
+                    self._crowded.append(member)
 
     def _let_recipients_drain(self) -> None:
         """Let the writers woken by this chunk run before reading the next one.
@@ -249,13 +258,18 @@ class Connection:
         fills up and is cut as usual, so this never stalls on it for long.
         """
         gevent.sleep(0)  # run the writer greenlets this chunk woke
-        room = self.room
-        if room is None:
+        crowded = self._crowded
+        if not crowded:
             return
-        half = self.limit // 2
-        for member in room.members:
+        half = self.limit >> 1
+        deadline = time.monotonic() + HALF_FULL_WAIT_SECONDS
+        for member in dict.fromkeys(crowded):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
             if member.pending > half and not member.closing:
-                member.wait_drained(HALF_FULL_WAIT_SECONDS)
+                member.wait_drained(remaining)
+        crowded.clear()
 
     def wait_drained(self, timeout: float) -> None:
         """Wait until this outbox is at most half full, or ``timeout`` passes."""

@@ -134,7 +134,8 @@ def _lines(prefix: str, names: list[str]) -> list[Effect]:
 
 
 def _help(ctx: Context[Any], args: list[str]) -> list[Effect]:
-    return [Reply(f"{c.usage}") for c in COMMANDS.values()] + [Reply("//text sends a line starting with /")]
+    effects: list[Effect] = [Reply(c.usage) for c in COMMANDS.values()]
+    return [*effects, Reply("//text sends a line starting with /")]
 
 
 def _who(ctx: Context[Any], args: list[str]) -> list[Effect]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import cast
 
 from .errors import ClientError, NickInvalid
 
@@ -188,13 +189,16 @@ class LineBuffer:
             data = data[end + 1 :]
         if self._buf:
             data = self._buf + data
-        lines: list[bytes | None] = data.split(b"\n")  # type: ignore[assignment]
-        rest: bytes = lines.pop()  # type: ignore[assignment]
+        split = data.split(b"\n")
+        rest = split.pop()
         limit = self.limit
         if b"\r" in data:
-            lines = [ln[:-1] if ln.endswith(b"\r") else ln for ln in lines]  # type: ignore[union-attr]
+            split = [ln[:-1] if ln.endswith(b"\r") else ln for ln in split]
+        lines: list[bytes | None]
         if len(data) > limit:  # only then can a line be too long
-            lines = [None if len(ln) > limit else ln for ln in lines]  # type: ignore[arg-type]
+            lines = [None if len(ln) > limit else ln for ln in split]
+        else:
+            lines = cast("list[bytes | None]", split)
         # A partial line may end in the "\r" of a "\r\n" still to come.
         if len(rest) > limit + 1 or (len(rest) == limit + 1 and not rest.endswith(b"\r")):
             lines.append(None)

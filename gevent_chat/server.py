@@ -46,14 +46,20 @@ class ChatServer:
     def address(self) -> tuple[str, int]:
         """The address actually bound (the port is real even with ``port=0``)."""
         assert self._listener is not None, "start() first"
-        host, port = self._listener.address[:2]
-        return host, port
+        address = self._listener.address
+        assert isinstance(address, tuple)
+        return str(address[0]), int(address[1])
 
     def start(self) -> None:
         """Bind and start accepting in the background; raises ``OSError``."""
         # Raw greenlets for the readers: a parked ``Greenlet`` object costs
         # about 1 KB more per connection, and nothing here needs its links.
-        listener = StreamServer((self.config.host, self.config.port), self._handle, spawn=gevent.spawn_raw)
+        # The stubs know only Greenlet-returning spawns; any callable works.
+        listener = StreamServer(  # type: ignore[call-overload]
+            (self.config.host, self.config.port),
+            self._handle,
+            spawn=gevent.spawn_raw,
+        )
         listener.start()
         self._listener = listener
         host, port = self.address

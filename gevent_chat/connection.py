@@ -169,9 +169,18 @@ class Connection:
             self._let_recipients_drain()
 
     def _handle(self, lines: list[bytes | None]) -> None:
-        """Act on each received line in order; chat lines go out in one batch."""
+        """Act on each received line in order; chat lines go out in batches.
+
+        A batch holds at most half an outbox, and recipients get a turn to
+        drain between batches, so a burst of short lines in one chunk cannot
+        fill a reading client's outbox by itself.
+        """
         batch: list[bytes] = []
+        batch_max = max(1, self.limit >> 1)
         for line in lines:
+            if len(batch) >= batch_max:
+                self._flush(batch)
+                self._let_recipients_drain()
             if self.closing:
                 break
             if line is None:

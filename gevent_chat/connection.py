@@ -9,16 +9,18 @@ sends it with one ``sendall``.
 Memory per idle connection is what limits how many one process holds, so the
 writer and its outbox exist only while there is output: ``deliver`` creates
 them when there are none, and the writer ends, dropping both, as soon as the
-outbox is empty.  A writer that never has to wait for its socket never parks,
-so it never costs a saved stack; only one facing a full socket does.
+outbox is empty.  Writers run on greenlets reused through ``WriterPool``.
+Nothing kills a writer: closing the socket fails its ``sendall``, and that is
+how a stuck one is stopped.
 
 Contract (see the README's "Concurrency"):
 - ``deliver`` never blocks and never touches the socket: it is safe to call
   from any greenlet, for any number of recipients, with no lock held.
 - A full outbox means the client stopped reading: it is cut, and the room
   carries on.
-- ``run`` joins (or kills) the writer before returning, because
-  ``StreamServer`` closes the socket as soon as the handler returns.
+- ``run`` waits (bounded) for the writer to flush, then closes the socket
+  itself, which stops a writer still stuck in ``sendall``; only then does it
+  return, because ``StreamServer`` closes the socket when the handler returns.
 """
 
 from __future__ import annotations
@@ -73,7 +75,6 @@ class Connection:
         "room",
         "server",
         "sock",
-        "writer",
     )
 
     def __init__(self, server: ChatServer, sock: socket.socket, addr: tuple[str, int]) -> None:
@@ -85,11 +86,11 @@ class Connection:
         self.room: Room[Connection] | None = None
         self.limit = server.config.outbox_size
         # Entries may each carry several lines; ``pending`` counts the lines.
+        # The outbox exists exactly while a writer runs for this connection.
         self.outbox: Queue[bytes] | None = None
         self.pending = 0
         self.closing = False
         self.cut_reason: str | None = None
-        self.writer: gevent.Greenlet[[Queue[bytes]], None] | None = None
         self._drained: Event | None = None
         self._crowded: list[Connection] = []
         self._prefix = b""
@@ -108,15 +109,16 @@ class Connection:
         outbox = self.outbox
         if outbox is None:
             outbox = self.outbox = Queue(self.limit)
-            self.writer = gevent.spawn(self._write_loop, outbox)
+            self.server.writers.start(self._write_loop, outbox)
         outbox.put_nowait(payload)
 
     def cut(self, reason: str | None, force: bool = False) -> None:
         """End this connection from any greenlet, without waiting for its peer.
 
-        Stops the writer (even one stuck in ``sendall``) and makes the reader's
-        ``recv`` return, so the reader runs the usual teardown.  ``force``
-        applies to a connection already closing (as in server shutdown).
+        Drops what is queued and makes the reader's ``recv`` return, so the
+        reader runs the usual teardown (which stops a writer stuck in
+        ``sendall``).  ``force`` applies to a connection already closing, as in
+        server shutdown.
         """
         if self.closing and not force:
             return
@@ -124,8 +126,6 @@ class Connection:
         self.cut_reason = reason
         if self.outbox is not None:
             self.outbox.shutdown(immediate=True)
-        if self.writer is not None and self.writer is not gevent.getcurrent():
-            self.writer.kill(block=False)
         _shutdown(self.sock, socket.SHUT_RD)
 
     # -- the reader greenlet -------------------------------------------------------
@@ -287,6 +287,16 @@ class Connection:
         self._drained.clear()
         self._drained.wait(timeout)
 
+    def wait_flushed(self, timeout: float) -> bool:
+        """Wait until the writer has sent everything and ended; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while self.outbox is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.wait_drained(remaining)
+        return True
+
     def _try_register(self, line: bytes) -> None:
         server = self.server
         try:
@@ -323,14 +333,16 @@ class Connection:
                     self._drained.set()
         except ShutDown:
             pass
-        except OSError as exc:
+        except OSError as exc:  # includes the socket closed under us
             log.debug("%s: send failed: %s", self.peer, exc)
             self.cut(None)
         finally:
             # Nothing yields between the last qsize() and here, so no line can
             # have been queued in between: the next deliver starts a new writer.
             if self.outbox is outbox:
-                self.outbox = self.writer = None
+                self.outbox = None
+            if self._drained is not None:
+                self._drained.set()
 
     # -- teardown ------------------------------------------------------------------
 
@@ -349,15 +361,13 @@ class Connection:
             log.info("%s (%s) disconnected%s", self.nick, self.peer, f": {reason}" if reason else "")
         else:
             log.info("%s disconnected before registering%s", self.peer, f": {reason}" if reason else "")
-        writer = self.writer
         if reason == SLOW:
-            if writer is not None:
-                writer.kill()
             log.warning("%s (%s) cut: outbox full (%d lines)", self.nick, self.peer, self.pending)
-            self._send_last_words(protocol.notice("disconnected: too slow"))
-        elif writer is not None:
-            writer.join(CLOSE_FLUSH_SECONDS)  # the writer sends what is queued
-            writer.kill()
+            if self.outbox is None:  # no writer mid-line: the notice cannot split a line
+                self._send_last_words(protocol.notice("disconnected: too slow"))
+        elif not self.wait_flushed(CLOSE_FLUSH_SECONDS):
+            log.debug("%s: output not flushed in time", self.peer)
+        self.sock.close()  # a writer still in sendall fails and ends
         server.forget(self)
 
     def _send_last_words(self, payload: bytes) -> None:

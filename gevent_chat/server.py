@@ -13,6 +13,7 @@ import logging
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 
 import gevent
@@ -25,6 +26,7 @@ from .config import Config, parse_args
 from .connection import Connection
 from .errors import ConfigError
 from .registry import Registry
+from .writers import WriterPool
 
 __all__ = ["ChatServer", "main"]
 
@@ -38,6 +40,7 @@ class ChatServer:
         self.config = config
         self.registry: Registry[Connection] = Registry(BoundedSemaphore(1), config.history)
         self.connections: set[Connection] = set()
+        self.writers = WriterPool()
         self.stopping = False
         self._all_closed = Event()
         self._listener: StreamServer | None = None
@@ -93,8 +96,9 @@ class ChatServer:
         for conn in conns:
             conn.deliver(farewell)
             conn.closing = True  # nothing more goes in; the writer drains
-        writers = [c.writer for c in conns if c.writer is not None]
-        gevent.joinall(writers, timeout=timeout)
+        deadline = time.monotonic() + timeout
+        for conn in conns:
+            conn.wait_flushed(max(0.0, deadline - time.monotonic()))
         for conn in conns:
             conn.cut("server shutting down", force=True)
         if self.connections and not self._all_closed.wait(max(1.0, timeout)):

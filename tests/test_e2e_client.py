@@ -14,6 +14,7 @@ import signal
 import socket as stdsocket
 import subprocess
 import sys
+import termios
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -294,9 +295,12 @@ def test_ctrl_d_quit_and_ctrl_c_leave_without_traceback(
     alice.expect("alice>")
     alice.send(keys)
     alice.expect(pexpect.EOF)
+    lflags = termios.tcgetattr(alice.child_fd)[3]  # the terminal as the client left it
     alice.close()
     assert alice.exitstatus == status
     assert "Traceback" not in alice.before
+    assert lflags & termios.ICANON, "terminal left in raw mode"
+    assert lflags & termios.ECHO, "terminal left without echo"
 
 
 def test_reconnect_registers_again_after_server_restart(
@@ -369,3 +373,47 @@ def test_input_is_read_while_socket_is_read(server: ChatServer, connect: Callabl
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_tty_without_nick_shows_the_prompt_and_first_line_answers(
+    server_process: Callable[..., ServerProcess], spawn_client: Callable[..., pexpect.spawn]
+) -> None:
+    server = server_process()
+    alice = spawn_client(server.port, NO_COLOR="1")
+    alice.expect("Enter your nickname:")
+    alice.send("alice\r")
+    alice.expect(r"\*\*\* Welcome, alice! 1 user online")
+    alice.expect("alice>")
+
+
+def test_tty_server_gone_while_typing_is_one_line_error(
+    server_process: Callable[..., ServerProcess], spawn_client: Callable[..., pexpect.spawn]
+) -> None:
+    server = server_process()
+    alice = spawn_client(server.port, "--nick", "alice", NO_COLOR="1")
+    alice.expect("alice>")
+    alice.send("half a thou")
+    alice.expect("half a thou")
+    server.stop()
+    alice.expect(pexpect.EOF)
+    alice.close()
+    assert alice.exitstatus == 1
+    assert "gevent-chat: connection to 127.0.0.1" in alice.before
+    assert "closed by the server" in alice.before
+    assert "Traceback" not in alice.before
+
+
+def test_tty_refused_nick_exits_nonzero(
+    server_process: Callable[..., ServerProcess], spawn_client: Callable[..., pexpect.spawn]
+) -> None:
+    server = server_process()
+    holder = ChatClient(("127.0.0.1", server.port))
+    try:
+        holder.register("alice")
+        alice = spawn_client(server.port, "--nick", "alice")
+        alice.expect(pexpect.EOF)
+        alice.close()
+    finally:
+        holder.close()
+    assert alice.exitstatus == 3
+    assert "nickname 'alice' refused" in alice.before

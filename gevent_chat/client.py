@@ -219,7 +219,6 @@ class Client:
 
     def __init__(self, args: argparse.Namespace, front: Any, colour: bool) -> None:
         self.addr = (args.host, args.port)
-        self.auto_nick: str | None = args.nick
         self.reconnect = args.reconnect
         self.front = front
         self.colour = colour
@@ -229,8 +228,10 @@ class Client:
         self.room_for_input.set()
         self.input_done = False
         self.nick: str | None = None  # confirmed by the server
+        self.wanted: str | None = args.nick  # what we register as after a reconnect
         self.room: str | None = None
         self.sock: Any = None
+        self.lost = ""  # how the last connection ended
         self.pings: dict[str, float] = {}
         self.ping_seq = 0
         self._reset_connection()
@@ -269,7 +270,7 @@ class Client:
                 reader.kill()
                 self.sock.close()
                 if not self.reconnect:
-                    raise Stop(EXIT_ERROR, f"connection to {self._where()} closed by the server")
+                    raise Stop(EXIT_ERROR, f"connection to {self._where()} {self.lost}")
                 self.sock = self._reconnect()
                 if self.sock is None:
                     break
@@ -328,8 +329,7 @@ class Client:
             elif event[0] == "closed":
                 if self.half_closed:
                     return True
-                if event[2]:
-                    self._note(f"connection lost: {event[2]}")
+                self.lost = f"lost ({event[2]})" if event[2] else "closed by the server"
                 return False
 
     # -- the other greenlets -------------------------------------------------------
@@ -384,25 +384,27 @@ class Client:
 
     def _nick_to_claim(self) -> str | None:
         """The nick we register by ourselves, if any (--nick, or after a reconnect)."""
-        nick = self.nick or self.auto_nick
-        return None if nick is None else alternate_nick(nick, self.nick_try)
+        return None if self.wanted is None else alternate_nick(self.wanted, self.nick_try)
 
     def _on_line(self, text: str) -> None:
+        shown = text
+        token = _pong_token(text)
+        if token is not None and token in self.pings:
+            lag = (time.monotonic() - self.pings.pop(token)) * 1000
+            shown = f"{text} (lag {lag:.0f} ms)"
+        self.front.show(render.render(shown, self.colour))
         if not self.registered:
             self._on_registration_reply(text)
         else:
             self._track(text)
-        token = _pong_token(text)
-        if token is not None and token in self.pings:
-            lag = (time.monotonic() - self.pings.pop(token)) * 1000
-            text = f"{text} (lag {lag:.0f} ms)"
-        self.front.show(render.render(text, self.colour))
 
     def _on_registration_reply(self, text: str) -> None:
         nick = render.welcome_nick(text)
         if nick is not None:
             again = self.nick is not None
             self.registered, self.nick = True, nick
+            if self.wanted is None:
+                self.wanted = nick  # answered the prompt by hand: keep it for reconnects
             self.front.set_prompt(f"{nick}> ")
             if again:
                 self._note(f"registered again as {nick}")
@@ -422,7 +424,7 @@ class Client:
         """Follow renames and room changes, to restore them on reconnect."""
         nick = render.renamed_to(text)
         if nick is not None:
-            self.nick = nick
+            self.nick = self.wanted = nick
             self.front.set_prompt(f"{nick}> ")
         if text.startswith("*** you joined #"):
             self.room = text[len("*** you joined #") :].strip()
@@ -482,18 +484,19 @@ class Client:
 
     def _reconnect(self) -> Any:
         """Retry with capped, jittered backoff; the new socket, or None if the user left."""
-        who = self.nick or self.auto_nick
+        who = self.nick or self.wanted
         self.front.set_prompt(f"(offline) {who}> " if who else "(offline) ")
         attempt = 0
+        why = f"connection {self.lost}"
         while True:
             delay = backoff_delay(attempt, random.random())
-            self._note(f"disconnected; reconnecting in {delay:.1f} s")
+            self._note(f"{why}; reconnecting in {delay:.1f} s")
             if self._wait_offline(time.monotonic() + delay):
                 return None
             try:
                 sock = self._connect()
             except OSError as err:
-                self._note(f"cannot connect to {self._where()}: {_reason(err)}")
+                why = f"cannot connect to {self._where()}: {_reason(err)}"
                 attempt += 1
                 continue
             self._note(f"reconnected to {self._where()}")

@@ -25,9 +25,12 @@ CLIENT = [sys.executable, "-m", "gevent_chat.client"]
 
 
 class Scripted:
-    """A one-connection server: prompt, welcome, then ``reply(line)`` for each line."""
+    """A server: prompt, welcome, then ``reply(line)`` for each line.
 
-    def __init__(self, reply: Callable[[str], bytes]) -> None:
+    A reply of None closes the connection.
+    """
+
+    def __init__(self, reply: Callable[[str], bytes | None]) -> None:
         self.reply = reply
         self.received: Queue[str | None] = Queue()  # lines read; None at EOF
         self.server = StreamServer(("127.0.0.1", 0), self._handle)
@@ -43,7 +46,10 @@ class Scripted:
         while line := rfile.readline(4096):
             text = line.rstrip(b"\r\n").decode()
             self.received.put(text)
-            sock.sendall(self.reply(text))
+            answer = self.reply(text)
+            if answer is None:
+                break
+            sock.sendall(answer)
         self.received.put(None)
         rfile.close()
 
@@ -59,7 +65,7 @@ class Scripted:
 def scripted() -> Iterator[Callable[..., Scripted]]:
     servers: list[Scripted] = []
 
-    def start(reply: Callable[[str], bytes] = lambda _: b"") -> Scripted:
+    def start(reply: Callable[[str], bytes | None] = lambda _: b"") -> Scripted:
         servers.append(Scripted(reply))
         return servers[-1]
 
@@ -130,3 +136,25 @@ def test_sigint_leaves_quietly_with_status_130(scripted: Callable[..., Scripted]
     assert proc.returncode == 130
     assert b"Traceback" not in err
     assert server.received.get(timeout=5) is None  # the connection was closed
+
+
+def test_reconnect_rejoins_the_room_it_was_in(scripted: Callable[..., Scripted]) -> None:
+    def reply(line: str) -> bytes | None:
+        if line == "/join #den":
+            return b"*** you joined #den\n"
+        return None  # "drop": close the connection
+
+    server = scripted(reply)
+    proc = gsubprocess.Popen(
+        [*CLIENT, "--port", str(server.port), "--nick", "bot", "--reconnect"],
+        stdin=gsubprocess.PIPE,
+        stdout=gsubprocess.DEVNULL,
+    )
+    try:
+        proc.stdin.write(b"/join #den\ndrop\n")
+        proc.stdin.flush()
+        got = [server.received.get(timeout=5) for _ in range(6)]
+    finally:
+        proc.kill()
+        proc.wait()
+    assert got == ["bot", "/join #den", "drop", None, "bot", "/join den"]

@@ -368,6 +368,8 @@ class Client:
             if len(self.pending) >= MAX_PENDING_LINES:
                 self.room_for_input.clear()
             self.events.put(("input",))
+            if _is_quit(line):
+                return  # no new prompt while the server says goodbye
 
     # -- acting on events ----------------------------------------------------------
 
@@ -391,7 +393,7 @@ class Client:
         token = _pong_token(text)
         if token is not None and token in self.pings:
             lag = (time.monotonic() - self.pings.pop(token)) * 1000
-            shown = f"{text} (lag {lag:.0f} ms)"
+            shown = f"{text} (lag {lag:.1f} ms)"
         self.front.show(render.render(shown, self.colour))
         if not self.registered:
             self._on_registration_reply(text)
@@ -436,6 +438,10 @@ class Client:
                 nick = self._nick_to_claim()
                 if nick is None and self.pending:
                     nick = self.pending.popleft()
+                    if _is_quit(nick):  # leaving before choosing a nick
+                        self.pending.clear()
+                        self._half_close()
+                        return
                 if nick is not None:
                     self.answered = True
                     self._send(nick)
@@ -450,15 +456,14 @@ class Client:
 
     def _send_user_line(self, line: str) -> None:
         words = line.split(maxsplit=1)
-        command = words[0].lower() if words else ""
-        if command == "/ping":
+        if words and words[0].lower() == "/ping":
             if len(words) == 1:
                 self.ping_seq += 1
                 line = f"/ping lag{self.ping_seq}"
                 words = line.split(maxsplit=1)
             self.pings[words[1].strip()] = time.monotonic()
         self._send(line)
-        if command == "/quit":
+        if _is_quit(line):
             self._half_close()
 
     def _send(self, line: str) -> None:
@@ -517,13 +522,19 @@ class Client:
                 # Typed lines are not kept for later: the user decides again.
                 while self.pending:
                     line = self.pending.popleft()
-                    if line.split()[:1] == ["/quit"]:
+                    if _is_quit(line):
                         return True
                     self._note("not connected: line not sent (it is in your history)")
                 self.room_for_input.set()
             if self.input_done and not self.pending:
                 return True
         return False
+
+
+def _is_quit(line: str) -> bool:
+    """``/quit`` or ``/QUIT reason`` (command names are case-insensitive)."""
+    words = line.split(maxsplit=1)
+    return bool(words) and words[0].lower() == "/quit"
 
 
 def _pong_token(text: str) -> str | None:

@@ -63,7 +63,8 @@ RECV_BYTES = 65536
 MAX_PENDING_LINES = 64
 
 INTERRUPT = object()  # what the terminal front returns for Ctrl-C
-Event_ = tuple[Any, ...]
+#: What the main greenlet acts on: (kind, ...): input, interrupt, prompt, line, closed.
+Item = tuple[Any, ...]
 
 
 class Stop(BaseException):
@@ -222,7 +223,7 @@ class Client:
         self.reconnect = args.reconnect
         self.front = front
         self.colour = colour
-        self.events: Queue[Event_] = Queue()
+        self.events: Queue[Item] = Queue()
         self.pending: collections.deque[str] = collections.deque()
         self.room_for_input = Event()
         self.room_for_input.set()
@@ -580,8 +581,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    front = TerminalFront() if interactive else PipeFront()
-    return Client(args, front, colour).run()
+    try:
+        front = TerminalFront() if interactive else PipeFront()
+        return Client(args, front, colour).run()
+    except KeyboardInterrupt:  # Ctrl-C before our own handler is installed
+        return EXIT_SIGINT
 
 
 if __name__ == "__main__":

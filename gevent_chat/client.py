@@ -255,8 +255,13 @@ class Client:
             return self._fail(EXIT_ERROR, f"cannot connect to {self._where()}: {_reason(err)}")
         main = gevent.getcurrent()
         hub = gevent.get_hub()
+
+        def interrupt(code: int) -> None:
+            # From the hub, so that the main greenlet stops wherever it waits.
+            hub.loop.run_callback(main.throw, Stop(code))
+
         watchers = [
-            gevent.signal_handler(signum, hub.loop.run_callback, main.throw, Stop(code))
+            gevent.signal_handler(signum, interrupt, code)
             for signum, code in ((signal.SIGINT, EXIT_SIGINT), (signal.SIGTERM, EXIT_SIGTERM))
         ]
         self.front.start()

@@ -26,7 +26,7 @@ def backoff_delay(attempt: int, rand: float, base: float = BASE_DELAY, cap: floa
     ``rand`` is a number in [0, 1); the result lies in [d/2, d] where
     ``d = min(cap, base * 2**attempt)``.
     """
-    nominal = min(cap, base * 2 ** min(attempt, 32))
+    nominal: float = min(cap, base * 2.0 ** min(attempt, 32))
     return nominal / 2 + rand * nominal / 2
 
 

@@ -1,0 +1,597 @@
+"""The terminal client: ``python -m gevent_chat.client`` (console script ``gevent-chat``).
+
+SHELL.  One main greenlet owns the connection and acts on events, in order,
+from a single queue: lines and prompts from the socket-reader greenlet, lines
+from the input greenlet, and signals.  Input comes from one of two fronts:
+
+- ``TerminalFront`` (stdin and stdout are a terminal): prompt_toolkit edits
+  the line in a real OS thread from gevent's thread pool, because it stops
+  responding when threads are monkey-patched (this module never patches).
+  ``patch_stdout`` redraws the prompt and the half-typed text below every
+  line printed, so arriving lines never scramble the input.
+- ``PipeFront`` (anything else): stdin is read cooperatively, a line at a
+  time, while the socket is read at the same time.
+
+Steps: connect; register (with ``--nick`` by itself, otherwise the user's
+first line answers the server's prompt); then send each input line and show
+each received line, neutralised by ``render``.  At end of input the socket is
+half-closed and the client waits briefly for the server to close.  A dropped
+connection is an error, unless ``--reconnect`` is given.
+
+Never: monkey-patch, write to the socket from more than one greenlet, or
+print a traceback for an expected failure (one line on stderr instead).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import functools
+import os
+import random
+import signal
+import socket
+import stat
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import gevent
+from gevent import socket as gsocket
+from gevent.event import Event
+from gevent.queue import Empty, Queue
+from gevent.threadpool import ThreadPool
+
+from . import render
+from .reconnect import alternate_nick, backoff_delay
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # unreachable, or the connection was lost
+EXIT_USAGE = 2  # argparse's own code for a bad command line
+EXIT_REFUSED = 3  # --nick was refused
+EXIT_SIGINT = 130  # 128 + SIGINT, as shells report it
+EXIT_SIGTERM = 143
+
+#: After the input ends we half-close and wait this long for the server to close.
+CLOSE_GRACE_SECONDS = 2.0
+CONNECT_TIMEOUT_SECONDS = 10.0
+RECV_BYTES = 65536
+#: Input lines read ahead of the socket; past this the input is not read.
+MAX_PENDING_LINES = 64
+
+INTERRUPT = object()  # what the terminal front returns for Ctrl-C
+#: What the main greenlet acts on: (kind, ...): input, interrupt, prompt, line, closed.
+Item = tuple[Any, ...]
+
+
+class Stop(BaseException):
+    """Ends the client: exit ``code``, and ``message`` (if any) on stderr.
+
+    A ``BaseException`` so that it can be thrown into the main greenlet from a
+    signal handler wherever it is waiting, and passes any ``except Exception``.
+    """
+
+    def __init__(self, code: int, message: str | None = None) -> None:
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+
+# -- fronts ------------------------------------------------------------------------
+
+
+class PipeFront:
+    """Input from a non-terminal stdin, read cooperatively; output to stdout."""
+
+    interactive = False
+
+    def __init__(self) -> None:
+        self._fd = sys.stdin.fileno()
+        # Regular files are always readable; waiting on them is pointless.
+        self._regular = stat.S_ISREG(os.fstat(self._fd).st_mode)
+        self._buf = b""
+        self._eof = False
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def show(self, text: str) -> None:
+        try:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # Nobody reads our output any more (``| head``): leave quietly.
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (lives until exit)
+            raise Stop(EXIT_ERROR) from None
+
+    def set_prompt(self, text: str) -> None:
+        pass
+
+    def read_line(self) -> Any:
+        """The next input line (``str``), or None at end of input; yields meanwhile."""
+        while b"\n" not in self._buf and not self._eof:
+            if not self._regular:
+                gsocket.wait_read(self._fd)
+            data = os.read(self._fd, RECV_BYTES)
+            self._buf += data
+            self._eof = not data
+        if b"\n" in self._buf:
+            raw, self._buf = self._buf.split(b"\n", 1)
+        elif self._buf:
+            raw, self._buf = self._buf, b""  # a last line without a newline
+        else:
+            return None
+        # surrogateescape: the bytes typed are the bytes sent, valid UTF-8 or not.
+        return raw.removesuffix(b"\r").decode("utf-8", "surrogateescape")
+
+
+class TerminalFront:
+    """prompt_toolkit line editing in a real OS thread; output via ``patch_stdout``."""
+
+    interactive = True
+
+    def __init__(self) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.history import InMemoryHistory
+
+        self.message = ""  # the prompt; read by prompt_toolkit's thread
+        self._session: Any = PromptSession(history=InMemoryHistory())
+        self._pool = ThreadPool(1)
+        self._pending: Any = None
+        self._stopping = False
+        self._patch: Any = None
+        self._saved_tty: Any = None
+
+    def start(self) -> None:
+        import termios
+
+        from prompt_toolkit.patch_stdout import patch_stdout
+
+        try:
+            self._saved_tty = termios.tcgetattr(sys.stdin.fileno())
+        except termios.error:
+            self._saved_tty = None
+        self._patch = patch_stdout(raw=True)  # raw: keep our own colour codes
+        self._patch.__enter__()
+
+    def stop(self) -> None:
+        """End any running prompt, restore stdout and the terminal's modes."""
+        self._stopping = True
+        pending = self._pending
+        app = self._session.app
+        deadline = time.monotonic() + 2.0
+        while pending is not None and not pending.ready() and time.monotonic() < deadline:
+            if app.is_running and app.loop is not None:
+                app.loop.call_soon_threadsafe(functools.partial(_exit_app, app))
+            pending.wait(0.05)
+        if self._patch is not None:
+            self._patch.__exit__(None, None, None)
+            self._patch = None
+        if self._saved_tty is not None:
+            import termios
+
+            try:
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved_tty)
+            except termios.error:
+                pass
+        self._pool.kill()
+
+    def show(self, text: str) -> None:
+        print(text, flush=True)  # sys.stdout is patch_stdout's thread-safe proxy
+
+    def set_prompt(self, text: str) -> None:
+        self.message = text
+        self._session.app.invalidate()  # thread-safe; does nothing between prompts
+
+    def read_line(self) -> Any:
+        """The next line typed; None for Ctrl-D, INTERRUPT for Ctrl-C."""
+        self._pending = self._pool.spawn(self._prompt)
+        return self._pending.get()
+
+    def _prompt(self) -> Any:  # runs in the pool's OS thread
+        if self._stopping:
+            return None
+        try:
+            return self._session.prompt(lambda: self.message)
+        except EOFError:
+            return None
+        except KeyboardInterrupt:
+            return INTERRUPT
+
+
+def _exit_app(app: Any) -> None:
+    try:
+        app.exit(exception=EOFError)
+    except Exception:
+        pass  # already exiting with a result
+
+
+# -- the client --------------------------------------------------------------------
+
+
+class Client:
+    """One user's session, across reconnections when ``--reconnect`` is on."""
+
+    def __init__(self, args: argparse.Namespace, front: Any, colour: bool) -> None:
+        self.addr = (args.host, args.port)
+        self.reconnect = args.reconnect
+        self.front = front
+        self.colour = colour
+        self.events: Queue[Item] = Queue()
+        self.pending: collections.deque[str] = collections.deque()
+        self.room_for_input = Event()
+        self.room_for_input.set()
+        self.input_done = False
+        self.nick: str | None = None  # confirmed by the server
+        self.wanted: str | None = args.nick  # what we register as after a reconnect
+        self.room: str | None = None
+        self.sock: Any = None
+        self.lost = ""  # how the last connection ended
+        self.pings: dict[str, float] = {}
+        self.ping_seq = 0
+        self._reset_connection()
+
+    def _reset_connection(self) -> None:
+        self.registered = False
+        self.prompted = False  # the server waits for a nickname
+        self.answered = False
+        self.nick_try = 0
+        self.half_closed = False
+        self.close_deadline: float | None = None
+
+    # -- running -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until the user leaves or the connection fails; returns the exit code."""
+        try:
+            self.sock = self._connect()
+        except OSError as err:
+            return self._fail(EXIT_ERROR, f"cannot connect to {self._where()}: {_reason(err)}")
+        main = gevent.getcurrent()
+        hub = gevent.get_hub()
+
+        def interrupt(code: int) -> None:
+            # From the hub, so that the main greenlet stops wherever it waits.
+            hub.loop.run_callback(main.throw, Stop(code))
+
+        watchers = [
+            gevent.signal_handler(signum, interrupt, code)
+            for signum, code in ((signal.SIGINT, EXIT_SIGINT), (signal.SIGTERM, EXIT_SIGTERM))
+        ]
+        self.front.start()
+        reader = None
+        code, message = EXIT_OK, None
+        inputs = gevent.spawn(self._input_loop)
+        try:
+            while True:
+                reader = gevent.spawn(self._read_loop, self.sock)
+                if self._serve():
+                    break
+                reader.kill()
+                self.sock.close()
+                if not self.reconnect:
+                    raise Stop(EXIT_ERROR, f"connection to {self._where()} {self.lost}")
+                self.sock = self._reconnect()
+                if self.sock is None:
+                    break
+        except Stop as stop:
+            code, message = stop.code, stop.message
+        finally:
+            for w in watchers:
+                w.cancel()
+            if reader is not None:
+                reader.kill()
+            if self.sock is not None:
+                self.sock.close()
+            self.front.stop()
+            inputs.kill()
+        return self._fail(code, message) if message else code
+
+    def _fail(self, code: int, message: str) -> int:
+        print(f"gevent-chat: {message}", file=sys.stderr, flush=True)
+        return code
+
+    def _where(self) -> str:
+        host, port = self.addr
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def _connect(self) -> Any:
+        sock = gsocket.create_connection(self.addr, timeout=CONNECT_TIMEOUT_SECONDS)
+        sock.settimeout(None)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def _serve(self) -> bool:
+        """Handle events until this connection ends; True if the user is done."""
+        self._reset_connection()
+        if self.nick is None:
+            self.front.set_prompt("")
+        while True:
+            timeout = None
+            if self.close_deadline is not None:
+                timeout = self.close_deadline - time.monotonic()
+                if timeout <= 0:
+                    return True  # the server kept the connection open past the grace
+            try:
+                event = self.events.get(timeout=timeout)
+            except Empty:
+                return True
+            if event[0] == "input":
+                self._pump()
+            elif event[0] == "interrupt":
+                raise Stop(EXIT_SIGINT)
+            elif event[1] is not self.sock:
+                continue  # left over from an earlier connection
+            elif event[0] == "prompt":
+                self._on_prompt(event[2])
+            elif event[0] == "line":
+                self._on_line(event[2])
+            elif event[0] == "closed":
+                if self.half_closed:
+                    return True
+                self.lost = f"lost ({event[2]})" if event[2] else "closed by the server"
+                return False
+
+    # -- the other greenlets -------------------------------------------------------
+
+    def _read_loop(self, sock: Any) -> None:
+        """Socket reader: frame what arrives into events for the main greenlet."""
+        frames = render.Incoming()
+        error = None
+        try:
+            while True:
+                data = sock.recv(RECV_BYTES)
+                if not data:
+                    break
+                for is_prompt, text in frames.feed(data):
+                    self.events.put(("prompt" if is_prompt else "line", sock, text))
+        except OSError as err:
+            error = _reason(err)
+        tail = frames.close()
+        if tail is not None:
+            self.events.put(("line", sock, tail))
+        self.events.put(("closed", sock, error))
+
+    def _input_loop(self) -> None:
+        """Input reader: lines into ``pending``, reading ahead at most a little."""
+        while True:
+            self.room_for_input.wait()
+            line = self.front.read_line()
+            if line is INTERRUPT:
+                self.events.put(("interrupt",))
+                return
+            if line is None:
+                self.input_done = True
+                self.events.put(("input",))
+                return
+            self.pending.append(line)
+            if len(self.pending) >= MAX_PENDING_LINES:
+                self.room_for_input.clear()
+            self.events.put(("input",))
+            if _is_quit(line):
+                return  # no new prompt while the server says goodbye
+
+    # -- acting on events ----------------------------------------------------------
+
+    def _on_prompt(self, text: str) -> None:
+        self.prompted, self.answered = True, False
+        if self.registered:
+            return
+        if self._nick_to_claim() is None:
+            if self.front.interactive:
+                self.front.set_prompt(text)
+            else:
+                self.front.show(text)
+        self._pump()
+
+    def _nick_to_claim(self) -> str | None:
+        """The nick we register by ourselves, if any (--nick, or after a reconnect)."""
+        return None if self.wanted is None else alternate_nick(self.wanted, self.nick_try)
+
+    def _on_line(self, text: str) -> None:
+        shown = text
+        token = _pong_token(text)
+        if token is not None and token in self.pings:
+            lag = (time.monotonic() - self.pings.pop(token)) * 1000
+            shown = f"{text} (lag {lag:.1f} ms)"
+        self.front.show(render.render(shown, self.colour))
+        if not self.registered:
+            self._on_registration_reply(text)
+        else:
+            self._track(text)
+
+    def _on_registration_reply(self, text: str) -> None:
+        nick = render.welcome_nick(text)
+        if nick is not None:
+            again = self.nick is not None
+            self.registered, self.nick = True, nick
+            if self.wanted is None:
+                self.wanted = nick  # answered the prompt by hand: keep it for reconnects
+            self.front.set_prompt(f"{nick}> ")
+            if again:
+                self._note(f"registered again as {nick}")
+                if self.room and self.room.casefold() != "lobby":
+                    self._send(f"/join {self.room}")
+            self._pump()
+            return
+        reason = render.refusal_reason(text)
+        claimed = self._nick_to_claim()
+        if reason is None or claimed is None:
+            return
+        if self.nick is None or "taken" not in reason.lower():
+            raise Stop(EXIT_REFUSED, f"nickname {claimed!r} refused: {reason}")
+        self.nick_try += 1  # held (perhaps by our own old connection): try nick_
+
+    def _track(self, text: str) -> None:
+        """Follow renames and room changes, to restore them on reconnect."""
+        nick = render.renamed_to(text)
+        if nick is not None:
+            self.nick = self.wanted = nick
+            self.front.set_prompt(f"{nick}> ")
+        if text.startswith("*** you joined #"):
+            self.room = text[len("*** you joined #") :].strip()
+
+    def _pump(self) -> None:
+        """Send what may be sent now; half-close once the input is done."""
+        if not self.registered:
+            if self.prompted and not self.answered:
+                nick = self._nick_to_claim()
+                if nick is None and self.pending:
+                    nick = self.pending.popleft()
+                    if _is_quit(nick):  # leaving before choosing a nick
+                        self.pending.clear()
+                        self._half_close()
+                        return
+                if nick is not None:
+                    self.answered = True
+                    self._send(nick)
+        else:
+            while self.pending and not self.half_closed:
+                self._send_user_line(self.pending.popleft())
+        if len(self.pending) < MAX_PENDING_LINES:
+            self.room_for_input.set()
+        waiting_to_register = self._nick_to_claim() is not None and not self.registered
+        if self.input_done and not self.pending and not waiting_to_register:
+            self._half_close()
+
+    def _send_user_line(self, line: str) -> None:
+        words = line.split(maxsplit=1)
+        if words and words[0].lower() == "/ping":
+            if len(words) == 1:
+                self.ping_seq += 1
+                line = f"/ping lag{self.ping_seq}"
+                words = line.split(maxsplit=1)
+            self.pings[words[1].strip()] = time.monotonic()
+        self._send(line)
+        if _is_quit(line):
+            self._half_close()
+
+    def _send(self, line: str) -> None:
+        try:
+            self.sock.sendall(line.encode("utf-8", "surrogateescape") + b"\n")
+        except OSError:
+            # The reader sees the same failure and reports the closed connection.
+            _shutdown(self.sock, socket.SHUT_RDWR)
+
+    def _half_close(self) -> None:
+        """We send nothing more; the server closes when it has read everything."""
+        if self.half_closed:
+            return
+        self.half_closed = True
+        self.close_deadline = time.monotonic() + CLOSE_GRACE_SECONDS
+        _shutdown(self.sock, socket.SHUT_WR)
+
+    def _note(self, text: str) -> None:
+        """A notice of the client's own, shown like the server's."""
+        self.front.show(render.render(f"*** {text}", self.colour))
+
+    # -- reconnecting --------------------------------------------------------------
+
+    def _reconnect(self) -> Any:
+        """Retry with capped, jittered backoff; the new socket, or None if the user left."""
+        who = self.nick or self.wanted
+        self.front.set_prompt(f"(offline) {who}> " if who else "(offline) ")
+        attempt = 0
+        why = f"connection {self.lost}"
+        while True:
+            delay = backoff_delay(attempt, random.random())
+            self._note(f"{why}; reconnecting in {delay:.1f} s")
+            if self._wait_offline(time.monotonic() + delay):
+                return None
+            try:
+                sock = self._connect()
+            except OSError as err:
+                why = f"cannot connect to {self._where()}: {_reason(err)}"
+                attempt += 1
+                continue
+            self._note(f"reconnected to {self._where()}")
+            return sock
+
+    def _wait_offline(self, deadline: float) -> bool:
+        """Wait until ``deadline`` while disconnected; True if the user left meanwhile."""
+        while (timeout := deadline - time.monotonic()) > 0:
+            try:
+                event = self.events.get(timeout=timeout)
+            except Empty:
+                return False
+            if event[0] == "interrupt":
+                raise Stop(EXIT_SIGINT)
+            if event[0] != "input":
+                continue
+            if self.front.interactive:
+                # Typed lines are not kept for later: the user decides again.
+                while self.pending:
+                    line = self.pending.popleft()
+                    if _is_quit(line):
+                        return True
+                    self._note("not connected: line not sent (it is in your history)")
+                self.room_for_input.set()
+            if self.input_done and not self.pending:
+                return True
+        return False
+
+
+def _is_quit(line: str) -> bool:
+    """``/quit`` or ``/QUIT reason`` (command names are case-insensitive)."""
+    words = line.split(maxsplit=1)
+    return bool(words) and words[0].lower() == "/quit"
+
+
+def _pong_token(text: str) -> str | None:
+    if text.startswith("*** pong "):
+        return text[len("*** pong ") :].strip()
+    return None
+
+
+def _reason(err: OSError) -> str:
+    if isinstance(err, TimeoutError | socket.timeout):
+        return "timed out"
+    return err.strerror or str(err) or type(err).__name__
+
+
+def _shutdown(sock: Any, how: int) -> None:
+    try:
+        sock.shutdown(how)
+    except OSError:
+        pass  # already closed: nothing left to shut
+
+
+# -- command line ------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="gevent-chat",
+        description="Terminal client for gevent-chat. Type a line to send it; /quit or Ctrl-D to leave.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="server address (default %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="server port (default %(default)s)")
+    p.add_argument("--nick", help="register with this nickname instead of answering the prompt")
+    p.add_argument(
+        "--reconnect",
+        action="store_true",
+        help="if the connection drops, retry with backoff and register again",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the client; returns the exit status (see the EXIT_* constants)."""
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    try:
+        front = TerminalFront() if interactive else PipeFront()
+        return Client(args, front, colour).run()
+    except KeyboardInterrupt:  # Ctrl-C before our own handler is installed
+        return EXIT_SIGINT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

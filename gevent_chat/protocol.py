@@ -122,8 +122,12 @@ def clean_text(raw: bytes) -> str:
 
 
 def is_clean_ascii(data: bytes) -> bool:
-    """True if ``data`` is printable ASCII plus line endings: relayable as is."""
-    return _SUSPECT_BYTES.search(data.replace(b"\n", b"").replace(b"\r", b"")) is None
+    """True if ``data`` is printable ASCII (``\n`` aside): relayable as is.
+
+    A ``\r`` is not exempt: only the one before ``\n`` is a line ending, and
+    ``LineBuffer`` has removed it; any other would move the reader's cursor.
+    """
+    return _SUSPECT_BYTES.search(data.replace(b"\n", b"")) is None
 
 
 def is_blank(text: str) -> bool:

@@ -10,7 +10,7 @@ import pytest
 
 from gevent_chat.config import Config
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient
+from tests.helpers import ChatClient, ServerProcess
 
 
 @pytest.fixture(autouse=True)
@@ -69,3 +69,25 @@ def connect(server: ChatServer) -> Iterator[Callable[..., ChatClient]]:
     yield open_client
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def spawn_server() -> Iterator[Callable[..., ServerProcess]]:
+    """Start ``python -m gevent_chat.server --port 0 ARGS...``; killed after the test.
+
+    Returns a ``ServerProcess`` whose ``wait_listening()`` gives the address
+    read from its ``listening on HOST:PORT`` log line.
+    """
+    procs: list[ServerProcess] = []
+
+    def spawn(*args: str, host: str = "127.0.0.1") -> ServerProcess:
+        proc = ServerProcess(*args, host=host)
+        procs.append(proc)
+        proc.wait_listening()
+        return proc
+
+    try:
+        yield spawn
+    finally:
+        for proc in procs:
+            proc.kill()

@@ -9,11 +9,13 @@ from __future__ import annotations
 import re
 import socket as stdsocket
 import struct
+import sys
 import time
 from collections.abc import Callable
 
 import gevent
-from gevent import socket
+from gevent import socket, subprocess
+from gevent.event import Event
 
 DEFAULT_WAIT = 5.0
 
@@ -113,3 +115,76 @@ class ChatClient:
         """Close with a TCP RST (SO_LINGER 0), as a crashed peer would."""
         self.sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_LINGER, struct.pack("ii", 1, 0))
         self.sock.close()
+
+
+# -- a server in a child process ---------------------------------------------------
+
+
+class ServerProcess:
+    """``python -m gevent_chat.server`` in a child process, its stderr collected.
+
+    A greenlet drains stderr into ``log`` (so the child never blocks on a full
+    pipe) and sets ``ready`` when the ``listening on HOST:PORT`` line appears.
+    """
+
+    def __init__(self, *args: str, host: str = "127.0.0.1") -> None:
+        self.log: list[str] = []
+        self.ready = Event()
+        self.address: tuple[str, int] | None = None
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gevent_chat.server", "--host", host, "--port", "0", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.drainer = gevent.spawn(self._drain)
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            self.log.append(line)
+            m = re.search(r"listening on \[?([^\]\s]+?)\]?:(\d+)$", line)
+            if m and self.address is None:
+                self.address = (m.group(1), int(m.group(2)))
+                self.ready.set()
+        self.ready.set()  # the child ended: wake anyone waiting for the address
+
+    def wait_listening(self, timeout: float = DEFAULT_WAIT) -> tuple[str, int]:
+        """The bound address from the log; AssertionError if it never appears."""
+        self.ready.wait(timeout)
+        if self.address is None:
+            raise AssertionError(f"server did not report its address; log: {self.log!r}")
+        return self.address
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def rss_kb(self) -> int:
+        """The child's resident set size (VmRSS, kB) from /proc."""
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS line")
+
+    def log_text(self) -> str:
+        return "\n".join(self.log)
+
+    def wait(self, timeout: float = DEFAULT_WAIT) -> int:
+        """The exit status, after which all of stderr has been collected."""
+        code = self.proc.wait(timeout=timeout)
+        self.drainer.join(timeout)
+        return code
+
+    def kill(self) -> None:
+        """Make sure the child is gone (terminate, then kill)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=3)
+        self.drainer.kill(block=True, timeout=1)

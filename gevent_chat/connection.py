@@ -188,6 +188,8 @@ class Connection:
                 self.deliver(
                     protocol.notice(f"error: line too long (limit {self.server.config.max_line_bytes} bytes)")
                 )
+                if self.nick is None:  # it was a (far too long) nickname: ask again
+                    self.deliver(protocol.NICK_PROMPT, 0)
             elif self.nick is None:
                 self._try_register(line)
             elif line[:1] == b"/":

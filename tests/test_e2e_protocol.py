@@ -129,6 +129,16 @@ def test_invalid_nick_is_refused_and_prompt_repeats(connect: Connect, bad: bytes
     assert client.expect(r"^\*\*\* Welcome").string.startswith("*** Welcome, bob!")
 
 
+def test_overlong_nickname_line_is_refused_and_prompt_repeats(connect: Connect) -> None:
+    client = connect()
+    client.expect_prompt()
+    client.send(b"n" * 5000)
+    assert client.read_line() == "*** error: line too long (limit 4096 bytes)"
+    client.expect_prompt()
+    client.send("bob")
+    assert client.expect(r"^\*\*\* Welcome").string.startswith("*** Welcome, bob!")
+
+
 def test_nick_with_escape_is_not_registered_as_cleaned_nick(connect: Connect) -> None:
     first = connect()
     first.expect_prompt()

@@ -264,6 +264,15 @@ def test_hundred_lines_in_one_segment_all_arrive_in_order(connect: Connect) -> N
     assert [bob.read_line() for _ in range(100)] == [f"alice: line {i}" for i in range(100)]
 
 
+def test_nickname_and_first_lines_in_one_segment(connect: Connect) -> None:
+    alice = connect("alice")
+    bob = connect()
+    bob.expect_prompt()
+    bob.send_raw(b"bob\r\nfirst\nsecond\r\n")
+    alice.expect(r"^\*\*\* bob joined$")
+    assert [alice.read_line(), alice.read_line()] == ["bob: first", "bob: second"]
+
+
 def test_last_line_without_newline_is_delivered_on_close(connect: Connect) -> None:
     alice, bob = pair(connect)
     alice.send_raw(b"bye")
@@ -574,6 +583,32 @@ def test_signal_tells_everyone_and_exits_zero(
     finally:
         for client in (alice, bob, lurker):
             client.close()
+
+
+# Pushes 8 MB at a client that never reads, then waits for a bounded shutdown.
+@pytest.mark.timeout(30)
+def test_shutdown_is_bounded_with_a_client_that_never_reads(
+    spawn_server: Callable[..., ServerProcess],
+) -> None:
+    server = spawn_server("--shutdown-timeout", "1", "--outbox-size", "100000")
+    addr = server.wait_listening()
+    slow = _slow_client(addr)
+    alice = ChatClient(addr)
+    try:
+        alice.register("alice")
+        line = b"x" * 1000 + b"\n"
+        for _ in range(8):  # 8 MB: more than the kernel buffers hold for slow
+            alice.send_raw(line * 1000)
+        alice.send("done")
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        alice.expect(r"^\*\*\* server shutting down$")
+        assert server.wait(timeout=15) == 0
+        # One second to flush, then at most a second more to close everything.
+        assert time.monotonic() - started < 8, "shutdown was not bounded by --shutdown-timeout"
+    finally:
+        alice.close()
+        slow.close()
 
 
 # -- 13. logging --------------------------------------------------------------------

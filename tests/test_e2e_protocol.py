@@ -13,6 +13,7 @@ import signal
 import socket as stdsocket
 import time
 from collections.abc import Callable, Iterator
+from typing import cast
 
 import gevent
 import pytest
@@ -457,8 +458,8 @@ def test_slow_consumer_is_cut_while_others_lose_nothing(
         got_bob = spawn(collect, bob, "alice: a ", n, 30)
         got_alice = spawn(collect, alice, "bob: b ", n, 30)
         gevent.joinall([*senders, got_bob, got_alice], raise_error=True, timeout=35)
-        assert _numbers(got_bob.get(block=False)) == list(range(n))
-        assert _numbers(got_alice.get(block=False)) == list(range(n))
+        assert _numbers(cast("list[str]", got_bob.get(block=False))) == list(range(n))
+        assert _numbers(cast("list[str]", got_alice.get(block=False))) == list(range(n))
         for client in (alice, bob):
             if "*** slow left (too slow)" not in client.lines:
                 client.expect(r"^\*\*\* slow left \(too slow\)$")
@@ -526,7 +527,7 @@ def test_each_senders_lines_arrive_in_order_with_concurrent_senders(connect: Con
         mine = [ln for ln in seen if ln.startswith(f"{name}: ")]
         assert _numbers(mine) == list(range(n)), name
     for name, reader in zip(names, readers, strict=True):
-        others = reader.get(block=False)
+        others = cast("list[str]", reader.get(block=False))
         assert not any(ln.startswith(f"{name}: ") for ln in others), "echo"
         for other in names:
             if other != name:

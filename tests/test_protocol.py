@@ -196,7 +196,7 @@ def test_sanitise_is_idempotent(text: str) -> None:
     assert sanitise(once) == once
 
 
-@given(st.text(alphabet=st.characters(exclude_categories=("Cc",))))
+@given(st.text(alphabet=st.characters(exclude_categories=["Cc"])))
 def test_sanitise_keeps_text_without_controls(text: str) -> None:
     """A do-nothing-wrong check: text with no control character passes unchanged."""
     assert sanitise(text) == text
@@ -372,8 +372,8 @@ class RegistryMachine(RuleBasedStateMachine):
     def rooms_hold_exactly_registered_members(self) -> None:
         registered_ids = {id(m) for m, _ in self.model.values()}
         expected: dict[str, set[int]] = {}
-        for member, room in self.model.values():
-            expected.setdefault(room, set()).add(id(member))
+        for member, room_key in self.model.values():
+            expected.setdefault(room_key, set()).add(id(member))
         seen: dict[str, set[int]] = {}
         for room in self.reg.rooms():
             assert room.members, f"empty room {room.name!r} kept"

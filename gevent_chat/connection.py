@@ -50,6 +50,8 @@ log = logging.getLogger("gevent_chat")
 RECV_BYTES = 65536
 #: How long a closing connection may take to flush what is already queued to it.
 CLOSE_FLUSH_SECONDS = 2.0
+#: A reader gives way to other greenlets at least once per this many chunks.
+MAX_UNYIELDED_CHUNKS = 8
 #: How long a fast sender waits, per chunk, for a recipient past half full to drain.
 HALF_FULL_WAIT_SECONDS = 0.05
 
@@ -158,6 +160,7 @@ class Connection:
     def _read_loop(self) -> None:
         recv = self.sock.recv
         frames = LineBuffer(self.server.config.max_line_bytes)
+        unyielded = 0  # chunks handled since this reader last gave way
         while not self.closing:
             data = recv(RECV_BYTES)
             if not data:
@@ -166,7 +169,15 @@ class Connection:
                     self._handle([last])
                 return
             self._handle(frames.feed(data))
-            self._let_recipients_drain()
+            # A short chunk means the socket is drained: the next recv parks,
+            # and the writers run after every reader ready in this loop turn,
+            # each sending what all of them queued in one sendall.  A full
+            # chunk means more is waiting: give way now, so one fast sender
+            # cannot hold the hub.
+            unyielded += 1
+            if len(data) == RECV_BYTES or unyielded >= MAX_UNYIELDED_CHUNKS or self._crowded:
+                self._let_recipients_drain()
+                unyielded = 0
 
     def _handle(self, lines: list[bytes | None]) -> None:
         """Act on each received line in order; chat lines go out in batches.

@@ -81,19 +81,19 @@ def _add_options(parser: Any) -> None:
         "--chat-interval",
         type=float,
         default=1.0,
-        help="seconds between two lines of one user (default %(default)s)",
+        help="seconds between two lines of one user (default 1.0)",
     )
     parser.add_argument(
         "--chat-payload",
         type=int,
         default=32,
-        help="bytes of text per line, at least the seq=N t=T header (default %(default)s)",
+        help="bytes of text per line, at least the seq=N t=T header (default 32)",
     )
     parser.add_argument(
         "--chat-sample",
         type=int,
         default=1,
-        help="report the latency of 1 received line in N, for very large runs (default %(default)s)",
+        help="report the latency of 1 received line in N, for very large runs (default 1)",
     )
 
 

@@ -23,11 +23,11 @@ from locust import LoadTestShape, events
 @events.init_command_line_parser.add_listener
 def _add_options(parser: Any) -> None:
     parser.add_argument(
-        "--step-users", type=int, default=50, help="users added (then removed) per step (default %(default)s)"
+        "--step-users", type=int, default=50, help="users added (then removed) per step (default 50)"
     )
-    parser.add_argument("--step-peak", type=int, default=250, help="users at the top (default %(default)s)")
+    parser.add_argument("--step-peak", type=int, default=250, help="users at the top (default 250)")
     parser.add_argument(
-        "--step-time", type=float, default=30.0, help="seconds each step is held (default %(default)s)"
+        "--step-time", type=float, default=30.0, help="seconds each step is held (default 30)"
     )
 
 

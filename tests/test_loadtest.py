@@ -125,8 +125,7 @@ def faulty_server() -> Iterator[str]:
     faulty = FaultyChatServer()
     faulty.server.start()
     try:
-        host, port = faulty.server.address[:2]
-        yield f"{host}:{port}"
+        yield f"{faulty.server.server_host}:{faulty.server.server_port}"
     finally:
         faulty.server.stop(timeout=1)
 

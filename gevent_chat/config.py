@@ -12,7 +12,18 @@ from collections.abc import Mapping, Sequence
 
 from .errors import ConfigError
 
-__all__ = ["Config", "parse_args"]
+__all__ = ["PASSWORD_ENV", "Config", "parse_args", "password_from_file"]
+
+#: The environment variable that may hold the server password.
+PASSWORD_ENV = "GEVENT_CHAT_PASSWORD"
+
+# TCP keepalive on every accepted socket finds peers that vanished without a
+# FIN or RST (a laptop closed, a NAT entry dropped): probe after 120 s of
+# silence, then every 30 s; 4 unanswered probes drop the connection, about
+# 4 minutes in all (Linux's own defaults would take over 2 hours).
+KEEPALIVE_IDLE_SECONDS = 120
+KEEPALIVE_INTERVAL_SECONDS = 30
+KEEPALIVE_PROBES = 4
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -37,6 +48,38 @@ class Config:
     history: int = 50
     log_level: str = "info"
 
+    # -- hardening -------------------------------------------------------------------
+    #: Lines a second one client may send once registered; 0 disables flood
+    #: control.  Over budget the server stops reading that socket (like ergo's
+    #: fakelag), so the sender slows down and nothing is lost.
+    rate_limit: float = 10.0
+    #: Lines a client may send at once before the rate applies.
+    rate_burst: int = 20
+    #: Connections in all; the next one is told ``server full`` and closed.
+    max_clients: int = 10000
+    #: Connections from one address; 0 is unlimited (ngircd's MaxConnectionsIP).
+    max_per_ip: int = 0
+    #: Lines a connection may send before it has registered, then it is cut.
+    max_unregistered_lines: int = 50
+    #: Seconds a registered user may stay silent before being disconnected; 0 is off.
+    idle_timeout: float = 0.0
+    #: PEM certificate chain (and key, if ``keyfile`` is not given): serve TLS.
+    certfile: str | None = None
+    keyfile: str | None = None
+    #: Clients must send this before their nickname; never logged or shown.
+    password: str | None = dataclasses.field(default=None, repr=False)
+    #: Where ``password`` was read from (``main`` reads the file).
+    password_file: str | None = None
+    #: Seconds before ``wrong password`` is sent and the connection closed.
+    password_delay: float = 1.0
+    #: Serve Prometheus metrics at ``http://metrics_host:metrics_port/metrics``.
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+
+    @property
+    def tls(self) -> bool:
+        return self.certfile is not None
+
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port must be 0-65535, not {self.port}")
@@ -52,6 +95,29 @@ class Config:
             raise ConfigError("--history must not be negative")
         if self.log_level not in _LOG_LEVELS:
             raise ConfigError(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
+        self._check_hardening()
+
+    def _check_hardening(self) -> None:
+        if self.rate_limit < 0:
+            raise ConfigError("--rate-limit must not be negative (0 disables it)")
+        if self.rate_limit and self.rate_burst < 1:
+            raise ConfigError("--rate-burst must be at least 1")
+        if self.max_clients < 1:
+            raise ConfigError("--max-clients must be at least 1")
+        if self.max_per_ip < 0:
+            raise ConfigError("--max-per-ip must not be negative (0 is unlimited)")
+        if self.max_unregistered_lines < 0:
+            raise ConfigError("--max-unregistered-lines must not be negative (0 is unlimited)")
+        if self.idle_timeout < 0:
+            raise ConfigError("--idle-timeout must not be negative (0 is off)")
+        if self.keyfile is not None and self.certfile is None:
+            raise ConfigError("--keyfile needs --certfile")
+        if self.password == "":
+            raise ConfigError("the server password must not be empty")
+        if self.password_delay < 0:
+            raise ConfigError("--password-delay must not be negative")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port must be 0-65535, not {self.metrics_port}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,12 +161,80 @@ def build_parser() -> argparse.ArgumentParser:
         help="chat lines each room replays to newcomers, 0 to disable (default %(default)s)",
     )
     p.add_argument("--log-level", default=d.log_level, choices=_LOG_LEVELS, help="(default %(default)s)")
+    _add_hardening(p, d)
     return p
 
 
+def _add_hardening(p: argparse.ArgumentParser, d: Config) -> None:
+    g = p.add_argument_group("protections")
+    g.add_argument(
+        "--rate-limit",
+        type=float,
+        default=d.rate_limit,
+        help="lines a second per client; a faster sender is slowed, not dropped (default %(default)s; 0 off)",
+    )
+    g.add_argument(
+        "--rate-burst",
+        type=int,
+        default=d.rate_burst,
+        help="lines sent at once before pacing (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-clients", type=int, default=d.max_clients, help="connections in all (default %(default)s)"
+    )
+    g.add_argument(
+        "--max-per-ip",
+        type=int,
+        default=d.max_per_ip,
+        help="connections from one address (default %(default)s = unlimited)",
+    )
+    g.add_argument(
+        "--max-unregistered-lines",
+        type=int,
+        default=d.max_unregistered_lines,
+        help="lines before registering, then cut (default %(default)s; 0 unlimited)",
+    )
+    g.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=d.idle_timeout,
+        help="seconds a registered user may stay silent (default %(default)s = off)",
+    )
+    g.add_argument("--certfile", help="PEM certificate chain: serve TLS on --port")
+    g.add_argument("--keyfile", help="PEM private key (if not in --certfile)")
+    g.add_argument(
+        "--password-file",
+        help=f"file whose first line is the server password (or set {PASSWORD_ENV})",
+    )
+    g.add_argument(
+        "--password-delay",
+        type=float,
+        default=d.password_delay,
+        help="seconds before a wrong password is answered (default %(default)s)",
+    )
+    g.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (0 picks one)")
+    g.add_argument(
+        "--metrics-host", default=d.metrics_host, help="address for --metrics-port (default %(default)s)"
+    )
+
+
 def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Config:
-    """Build a ``Config`` from command-line arguments; raises ``ConfigError``."""
-    del env  # no environment settings yet
+    """Build a ``Config`` from command-line arguments and ``env``; raises ``ConfigError``.
+
+    The password comes from ``env[PASSWORD_ENV]`` here; a ``--password-file``
+    is only recorded, and the shell reads it (``with_password``).
+    """
     ns = build_parser().parse_args(list(argv))
     fields = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: v for k, v in vars(ns).items() if k in fields})
+    values = {k: v for k, v in vars(ns).items() if k in fields}
+    if ns.password_file is None and env is not None and env.get(PASSWORD_ENV):
+        values["password"] = env[PASSWORD_ENV]
+    return Config(**values)
+
+
+def password_from_file(text: str) -> str:
+    """The password in a password file: its first line, without the line ending."""
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise ConfigError("the password file's first line is empty")
+    return lines[0]

@@ -36,7 +36,10 @@ from gevent.queue import Queue, ShutDown
 
 from . import commands, protocol
 from .errors import ClientError
+from .flood import TokenBucket
+from .gate import Gate
 from .protocol import LineBuffer
+from .tls import shutdown_fd
 
 if TYPE_CHECKING:
     from .rooms import Room
@@ -67,8 +70,11 @@ class Connection:
         "_prefix",
         "_reg_timer",
         "addr",
+        "bucket",
         "closing",
         "cut_reason",
+        "gate",
+        "heard",
         "limit",
         "nick",
         "outbox",
@@ -97,6 +103,13 @@ class Connection:
         self._crowded: list[Connection] = []
         self._prefix = b""
         self._reg_timer: gevent.Timeout | None = None
+        # -- protections --
+        config = server.config
+        self.gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
+        self.bucket: TokenBucket | None = None
+        if config.rate_limit:
+            self.bucket = TokenBucket(config.rate_limit, config.rate_burst, time.monotonic())
+        self.heard = time.monotonic()  # when data last arrived: the idle sweep reads it
 
     # -- called from any greenlet -------------------------------------------------
 
@@ -139,13 +152,14 @@ class Connection:
         self._reg_timer = gevent.Timeout(server.config.register_timeout)
         self._reg_timer.start()
         try:
-            self.deliver(protocol.NICK_PROMPT, 0)
+            self.deliver(self.gate.opening(), 0)
             self._read_loop()
         except gevent.Timeout as t:
             if t is not self._reg_timer:
                 raise
             self.deliver(protocol.notice("registration timed out, goodbye"))
             self.cut_reason = "registration timeout"
+            server.metrics.timeouts.labels("register").inc()
         except OSError as exc:
             if not self.closing:
                 log.debug("%s: %s", self.peer, exc)
@@ -166,9 +180,9 @@ class Connection:
             if not data:
                 last = frames.close()
                 if last is not None:
-                    self._handle([last])
+                    self._receive([last])
                 return
-            self._handle(frames.feed(data))
+            self._receive(frames.feed(data))
             # A short chunk means the socket is drained: the next recv parks,
             # and the writers run after every reader ready in this loop turn,
             # each sending what all of them queued in one sendall.  A full
@@ -265,7 +279,9 @@ class Connection:
         if room is None:
             return
         half = self.limit >> 1
-        for member in room.members:
+        members = room.members
+        self.server.metrics.deliveries.inc((len(members) - 1) * lines)
+        for member in members:
             if member is not self:
                 member.deliver(payload, lines)
                 if member.pending > half:
@@ -311,6 +327,8 @@ class Connection:
         return True
 
     def _try_register(self, line: bytes) -> None:
+        if not self._pass_gate(line):
+            return
         server = self.server
         try:
             nick = protocol.validate_nick(line.decode("utf-8", "replace"))
@@ -330,6 +348,68 @@ class Connection:
             self._apply(effect)
         self.broadcast(protocol.notice(f"{nick} joined"))
 
+    # -- protections (flood pacing, idle clock, the registration gate) --------------
+
+    def _receive(self, lines: list[bytes | None]) -> None:
+        """Count a received chunk's lines and act on them, pacing a flooder.
+
+        Over its rate, the reader sleeps until tokens refill instead of
+        reading on: the lines already received wait in order, the sender's
+        TCP window fills, and nothing is dropped.  Other clients are served
+        by their own greenlets meanwhile.
+        """
+        self.heard = now = time.monotonic()
+        metrics = self.server.metrics
+        metrics.lines_received.inc(len(lines))
+        if None in lines:
+            metrics.too_long.inc(lines.count(None))
+        bucket = self.bucket
+        if bucket is None:
+            self._handle(lines)
+            return
+        i, n = 0, len(lines)
+        while i < n and not self.closing:
+            if self.nick is None:  # registration lines are not paced; the gate caps them
+                self._handle(lines[i : i + 1])
+                i += 1
+                continue
+            granted = bucket.take(n - i, now)
+            if granted:
+                self._handle(lines[i : i + granted] if i or granted < n else lines)
+                i += granted
+            else:
+                metrics.throttles.inc()
+                gevent.sleep(bucket.delay(now))
+            now = time.monotonic()
+
+    def _pass_gate(self, line: bytes) -> bool:
+        """Apply the registration gate; True if ``line`` is a nickname to try."""
+        verdict = self.gate.check(line)
+        if verdict.is_nick:
+            return True
+        if verdict.delay:
+            gevent.sleep(verdict.delay)
+        if verdict.reply:
+            self.deliver(verdict.reply, verdict.reply.count(b"\n"))
+        if verdict.close is not None:
+            self.server.metrics.refused.labels(verdict.close).inc()
+            self.cut_reason = verdict.close.replace("_", " ")
+            self.closing = True  # the reader stops; teardown flushes the reply
+        return False
+
+    def finish(self, payload: bytes, reason: str) -> None:
+        """Send ``payload`` as this client's last line and close, from any greenlet.
+
+        Unlike ``cut``, what is queued (the payload included) is still sent.
+        """
+        if self.closing:
+            return
+        self.deliver(payload)
+        self.closing = True
+        self.cut_reason = reason
+        self.outbox.shutdown()  # the writer sends what is queued, then ends
+        _shutdown(self.sock, socket.SHUT_RD)  # the reader's recv returns b""
+
     # -- the writer greenlet -------------------------------------------------------
 
     def _write_loop(self, outbox: Queue[bytes]) -> None:
@@ -337,10 +417,12 @@ class Connection:
         get_nowait, qsize = outbox.get_nowait, outbox.qsize
         sendall = self.sock.sendall
         half = self.limit // 2
+        sent = self.server.metrics.bytes_out.inc
         try:
             while n := qsize():
                 data = get_nowait() if n == 1 else b"".join([get_nowait() for _ in range(n)])
                 sendall(data)
+                sent(len(data))
                 self.pending -= data.count(b"\n")
                 if self._drained is not None and self.pending <= half:
                     self._drained.set()
@@ -376,6 +458,7 @@ class Connection:
             log.info("%s disconnected before registering%s", self.peer, f": {reason}" if reason else "")
         if reason == SLOW:
             log.warning("%s (%s) cut: outbox full (%d lines)", self.nick, self.peer, self.pending)
+            server.metrics.slow_consumers.inc()
             if self.outbox is None:  # no writer mid-line: the notice cannot split a line
                 self._send_last_words(protocol.notice("disconnected: too slow"))
         elif not self.wait_flushed(CLOSE_FLUSH_SECONDS):
@@ -392,11 +475,8 @@ class Connection:
             pass
 
 
-def _shutdown(sock: socket.socket, how: int) -> None:
-    try:
-        sock.shutdown(how)
-    except OSError:
-        pass  # already closed or never connected: nothing left to wake
+# On the descriptor, so that a TLS socket keeps its TLS state (see tls.py).
+_shutdown = shutdown_fd
 
 
 def _format_peer(addr: tuple[str, int] | tuple[str, int, int, int]) -> str:

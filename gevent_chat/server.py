@@ -2,29 +2,37 @@
 
 SHELL.  ``ChatServer`` owns the listening ``StreamServer`` (one greenlet per
 connection, running ``Connection.run``), the registry and its
-``BoundedSemaphore``, and graceful shutdown.  ``main`` is the command line:
+``BoundedSemaphore``, graceful shutdown, and the protections that act before a
+``Connection`` exists (connection limits, TCP keepalive, the TLS handshake) or
+across all of them (the idle sweep, the metrics endpoint).  ``main`` is the command line:
 ``python -m gevent_chat.server``.  It never monkey-patches: every socket here
 is a gevent socket already.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import signal
 import socket
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import gevent
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 from gevent.server import StreamServer
 
-from . import protocol
+from . import config as cfg
+from . import protocol, tls
 from .config import Config, parse_args
 from .connection import Connection
 from .errors import ConfigError
+from .limits import PER_IP, ConnectionLimits
+from .metrics import Metrics
 from .registry import Registry
 from .writers import WriterPool
 
@@ -44,6 +52,12 @@ class ChatServer:
         self.stopping = False
         self._all_closed = Event()
         self._listener: StreamServer | None = None
+        # -- protections --
+        self.limits = ConnectionLimits(config.max_clients, config.max_per_ip)
+        self.metrics = Metrics(lambda: len(self.connections), lambda: len(self.registry))
+        self.metrics_address: tuple[str, int] | None = None
+        self.tls_context = tls.server_context(config.certfile, config.keyfile) if config.certfile else None
+        self._sweeper: gevent.Greenlet[[], None] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -67,15 +81,65 @@ class ChatServer:
         self._listener = listener
         host, port = self.address
         shown = f"[{host}]" if ":" in host else host
-        log.info("listening on %s:%d", shown, port)
+        log.info("listening on %s:%d%s", shown, port, " (TLS)" if self.tls_context else "")
+        config = self.config
+        if config.metrics_port is not None:
+            mhost, mport = self.metrics_address = self.metrics.serve(config.metrics_host, config.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", f"[{mhost}]" if ":" in mhost else mhost, mport)
+        if config.idle_timeout:
+            self._sweeper = gevent.spawn(self._sweep_idle, config.idle_timeout)
 
     def _handle(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         if self.stopping:
             return
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection(self, sock, addr)
-        self.connections.add(conn)
-        conn.run()
+        _tune(sock)
+        ip = addr[0]
+        refusal = self.limits.admit(ip)
+        try:
+            if self.tls_context is not None:
+                # A refused client gets a short handshake, only to be told why.
+                deadline = self.config.register_timeout if refusal is None else REFUSAL_HANDSHAKE_SECONDS
+                try:
+                    sock = tls.handshake(self.tls_context, sock, deadline)
+                except (OSError, gevent.Timeout) as exc:
+                    log.info("TLS handshake with %s failed: %s", addr[0], exc or "timed out")
+                    self.metrics.refused.labels("tls_handshake").inc()
+                    return
+            if refusal is not None:
+                self._refuse(sock, addr, refusal)
+                return
+            conn = Connection(self, sock, addr)
+            self.connections.add(conn)
+            conn.run()
+        finally:
+            if refusal is None:
+                self.limits.release(ip)
+            if self.tls_context is not None:
+                sock.close()  # StreamServer closes only the socket it accepted
+
+    def _refuse(self, sock: socket.socket, addr: tuple[str, int], reason: str) -> None:
+        """Tell a client over a limit why, best effort, and let the handler close it."""
+        self.metrics.refused.labels(reason).inc()
+        text = "too many connections from your address" if reason == PER_IP else "server full"
+        log.warning("refused %s: %s", addr[0], text)
+        try:
+            sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
+            sock.sendall(protocol.notice(text))
+        except OSError:
+            pass
+
+    def _sweep_idle(self, limit: float) -> None:
+        """Disconnect registered users silent for ``limit`` seconds; runs until stop."""
+        period = min(1.0, limit / 4)
+        notice = protocol.notice(f"disconnected: idle for {limit:g} seconds")
+        idle = self.metrics.timeouts.labels("idle")
+        while True:
+            gevent.sleep(period)
+            oldest = time.monotonic() - limit
+            for conn in list(self.connections):
+                if conn.nick is not None and conn.heard <= oldest and not conn.closing:
+                    idle.inc()
+                    conn.finish(notice, "idle")
 
     def forget(self, conn: Connection) -> None:
         """Called by a connection as its last act."""
@@ -90,6 +154,8 @@ class ChatServer:
         self.stopping = True
         if self._listener is not None:
             self._listener.close()
+        if self._sweeper is not None:
+            self._sweeper.kill()
         conns = list(self.connections)
         log.info("shutting down: %d connection(s)", len(conns))
         farewell = protocol.notice("server shutting down")
@@ -105,13 +171,39 @@ class ChatServer:
             log.warning("%d connection(s) did not close in time", len(self.connections))
         if self._listener is not None:
             self._listener.stop(timeout=0)
+        self.metrics.close()
         log.info("stopped")
+
+
+#: Seconds a refused client has to finish a TLS handshake, then to take its notice.
+REFUSAL_HANDSHAKE_SECONDS = 5.0
+
+
+def _tune(sock: socket.socket) -> None:
+    """No Nagle delay; TCP keepalive so that vanished peers are found."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; macOS has only TCP_KEEPALIVE
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, cfg.KEEPALIVE_IDLE_SECONDS)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, cfg.KEEPALIVE_INTERVAL_SECONDS)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cfg.KEEPALIVE_PROBES)
+
+
+def _with_password_file(config: Config) -> Config:
+    """Read ``--password-file`` (shell work kept out of the pure config)."""
+    if config.password_file is None:
+        return config
+    try:
+        text = Path(config.password_file).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"--password-file: {err.strerror or err}") from err
+    return dataclasses.replace(config, password=cfg.password_from_file(text))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; returns the exit status."""
     try:
-        config = parse_args(sys.argv[1:] if argv is None else argv)
+        config = _with_password_file(parse_args(sys.argv[1:] if argv is None else argv, os.environ))
     except ConfigError as err:
         print(f"gevent-chat-server: {err}", file=sys.stderr)
         return 2
@@ -120,7 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(message)s",
     )
-    server = ChatServer(config)
+    try:
+        server = ChatServer(config)
+    except OSError as err:  # unreadable certificate or key
+        log.error("cannot load TLS certificate: %s", err.strerror or err)
+        return 1
     try:
         server.start()
     except OSError as err:

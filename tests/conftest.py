@@ -35,10 +35,14 @@ def fail_on_greenlet_errors() -> Iterator[None]:
 
 @pytest.fixture
 def make_server() -> Iterator[Callable[..., ChatServer]]:
-    """Start ``ChatServer(Config(host='127.0.0.1', port=0, **overrides))``; stopped after."""
+    """Start ``ChatServer(Config(host='127.0.0.1', port=0, rate_limit=0, **overrides))``; stopped after."""
     servers: list[ChatServer] = []
 
     def make(**overrides: Any) -> ChatServer:
+        # Most tests measure delivery, not pacing: flood control (on by default,
+        # 10 lines/s) would turn their bursts into minutes.  Tests of flood
+        # control pass ``rate_limit`` themselves.
+        overrides.setdefault("rate_limit", 0)
         server = ChatServer(Config(host="127.0.0.1", port=0, **overrides))
         server.start()
         servers.append(server)

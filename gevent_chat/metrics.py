@@ -1,0 +1,85 @@
+"""Every Prometheus metric of the server, and the HTTP endpoint that serves them.
+
+SHELL.  Each ``ChatServer`` owns one ``Metrics`` with its own
+``CollectorRegistry``, so several servers in one process (tests) never share
+counts.  The hot path pays one ``inc`` per received chunk, per broadcast
+(recipients x lines, never a loop over recipients) and per ``sendall``; the
+two gauges are computed only when scraped.  Labels are reason names from a
+fixed set, never a nick or an address.  Nothing in the pure core imports this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gevent.pywsgi import WSGIServer
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    """The server's counters and gauges, registered in ``self.registry``."""
+
+    def __init__(self, connected: Callable[[], int], registered: Callable[[], int]) -> None:
+        r = self.registry = CollectorRegistry()
+        self.connected = Gauge(
+            "gevent_chat_connected_clients", "Open client connections, registered or not", registry=r
+        )
+        self.connected.set_function(connected)
+        self.registered = Gauge("gevent_chat_registered_users", "Users with a nickname", registry=r)
+        self.registered.set_function(registered)
+        self.lines_received = Counter(
+            "gevent_chat_received_lines_total", "Lines received from clients (any kind)", registry=r
+        )
+        self.deliveries = Counter(
+            "gevent_chat_delivered_lines_total",
+            "Lines queued to recipients by broadcasts (recipients x lines)",
+            registry=r,
+        )
+        self.bytes_out = Counter(
+            "gevent_chat_sent_bytes_total", "Bytes written to client sockets", registry=r
+        )
+        self.slow_consumers = Counter(
+            "gevent_chat_slow_consumer_disconnects_total",
+            "Clients cut because their outbox was full",
+            registry=r,
+        )
+        self.rejected = Counter(
+            "gevent_chat_rejected_lines_total",
+            "Received lines that were refused",
+            ["reason"],
+            registry=r,
+        )
+        self.too_long = self.rejected.labels("too_long")
+        self.throttles = Counter(
+            "gevent_chat_flood_throttles_total",
+            "Times a sender over its rate limit was paused",
+            registry=r,
+        )
+        self.refused = Counter(
+            "gevent_chat_refused_connections_total",
+            "Connections refused or cut before registering, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.timeouts = Counter(
+            "gevent_chat_timeout_disconnects_total",
+            "Connections closed by a timeout, by kind (register, idle)",
+            ["kind"],
+            registry=r,
+        )
+        self._http: WSGIServer | None = None
+
+    def serve(self, host: str, port: int) -> tuple[str, int]:
+        """Serve ``/metrics`` over HTTP in this process's hub; returns the bound address."""
+        http = WSGIServer((host, port), make_wsgi_app(self.registry), log=None)
+        http.start()
+        self._http = http
+        bound_host, bound_port = http.address[:2]
+        return bound_host, bound_port
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.stop(timeout=1)
+            self._http = None

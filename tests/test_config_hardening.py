@@ -1,0 +1,85 @@
+"""Flags and environment of the protections, and the purity of their modules."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gevent_chat.config import PASSWORD_ENV, Config, parse_args, password_from_file
+from gevent_chat.errors import ConfigError
+
+
+def test_defaults_follow_the_issue() -> None:
+    c = parse_args([])
+    assert (c.rate_limit, c.rate_burst, c.max_clients, c.max_per_ip) == (10.0, 20, 10000, 0)
+    assert (c.idle_timeout, c.max_unregistered_lines, c.metrics_host) == (0.0, 50, "127.0.0.1")
+    assert c.metrics_port is None
+    assert c.password is None
+    assert not c.tls
+
+
+def test_flags_set_every_protection() -> None:
+    c = parse_args(
+        [
+            "--rate-limit=0",
+            "--rate-burst=3",
+            "--max-clients=5",
+            "--max-per-ip=2",
+            "--max-unregistered-lines=7",
+            "--idle-timeout=30",
+            "--certfile=c.pem",
+            "--keyfile=k.pem",
+            "--password-file=pw",
+            "--password-delay=0.1",
+            "--metrics-port=9100",
+            "--metrics-host=::1",
+        ]
+    )
+    assert (c.rate_limit, c.rate_burst, c.max_clients, c.max_per_ip) == (0, 3, 5, 2)
+    assert (c.max_unregistered_lines, c.idle_timeout) == (7, 30)
+    assert (c.certfile, c.keyfile, c.password_file, c.password_delay) == ("c.pem", "k.pem", "pw", 0.1)
+    assert (c.metrics_port, c.metrics_host) == (9100, "::1")
+
+
+def test_password_comes_from_the_environment_and_never_shows() -> None:
+    c = parse_args([], {PASSWORD_ENV: "hunter2"})
+    assert c.password == "hunter2"
+    assert "hunter2" not in repr(c)
+
+
+def test_password_file_wins_over_the_environment() -> None:
+    c = parse_args(["--password-file=pw"], {PASSWORD_ENV: "hunter2"})
+    assert c.password is None  # the shell reads the file
+    assert c.password_file == "pw"
+
+
+def test_password_file_first_line_is_the_password() -> None:
+    assert password_from_file("open sesame\nignored\n") == "open sesame"
+    with pytest.raises(ConfigError, match="empty"):
+        password_from_file("\n")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "flag"),
+    [
+        ("rate_limit", -1, "--rate-limit"),
+        ("rate_burst", 0, "--rate-burst"),
+        ("max_clients", 0, "--max-clients"),
+        ("max_per_ip", -1, "--max-per-ip"),
+        ("idle_timeout", -1, "--idle-timeout"),
+        ("keyfile", "k.pem", "--keyfile"),
+        ("metrics_port", 70000, "--metrics-port"),
+        ("password_delay", -1, "--password-delay"),
+    ],
+)
+def test_bad_values_name_their_flag(field: str, value: object, flag: str) -> None:
+    with pytest.raises(ConfigError, match=flag):
+        Config(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("module", ["flood", "limits", "gate", "config"])
+def test_pure_modules_import_no_gevent(module: str) -> None:
+    code = f"import sys, gevent_chat.{module}; sys.exit('gevent' in sys.modules or 'socket' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

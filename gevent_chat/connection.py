@@ -405,9 +405,8 @@ class Connection:
         if self.closing:
             return
         self.deliver(payload)
-        self.closing = True
+        self.closing = True  # nothing more is queued; teardown waits for the writer
         self.cut_reason = reason
-        self.outbox.shutdown()  # the writer sends what is queued, then ends
         _shutdown(self.sock, socket.SHUT_RD)  # the reader's recv returns b""
 
     # -- the writer greenlet -------------------------------------------------------

@@ -76,8 +76,9 @@ class Metrics:
         http = WSGIServer((host, port), make_wsgi_app(self.registry), log=None)
         http.start()
         self._http = http
-        bound_host, bound_port = http.address[:2]
-        return bound_host, bound_port
+        address = http.address
+        assert isinstance(address, tuple)
+        return str(address[0]), int(address[1])
 
     def close(self) -> None:
         if self._http is not None:

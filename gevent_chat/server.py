@@ -57,7 +57,7 @@ class ChatServer:
         self.metrics = Metrics(lambda: len(self.connections), lambda: len(self.registry))
         self.metrics_address: tuple[str, int] | None = None
         self.tls_context = tls.server_context(config.certfile, config.keyfile) if config.certfile else None
-        self._sweeper: gevent.Greenlet[[], None] | None = None
+        self._sweeper: gevent.Greenlet[[float], None] | None = None
 
     @property
     def address(self) -> tuple[str, int]:

@@ -65,6 +65,6 @@ def handshake(ctx: ssl.SSLContext, sock: socket.socket, timeout: float) -> ssl.S
 def shutdown_fd(sock: socket.socket, how: int) -> None:
     """``shutdown(how)`` on the descriptor, keeping any TLS state; never raises."""
     try:
-        gsocket.shutdown(sock, how)  # type: ignore[arg-type]
+        gsocket.shutdown(sock, how)
     except OSError:
         pass  # already closed or never connected: nothing left to wake

@@ -121,7 +121,7 @@ class ChatServer:
         """Tell a client over a limit why, best effort, and let the handler close it."""
         self.metrics.refused.labels(reason).inc()
         text = "too many connections from your address" if reason == PER_IP else "server full"
-        log.warning("refused %s: %s", addr[0], text)
+        log.info("refused %s: %s", addr[0], text)  # info: a connection flood must not flood the log
         try:
             sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
             sock.sendall(protocol.notice(text))

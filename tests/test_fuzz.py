@@ -6,6 +6,7 @@ read from /proc and its CPU is not the test's.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import socket as stdsocket
@@ -256,8 +257,10 @@ def _reader(client: ChatClient, got: list[str], stop: Event) -> None:
 @pytest.mark.timeout(40)  # a subprocess server under 20 fuzzing clients for a few seconds
 def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(tmp_path: Path) -> None:
     args = ("--max-line-bytes", str(LINE_LIMIT), "--rate-limit", "500", "--rate-burst", "500")
-    with server_process(tmp_path, *args) as srv:
+    with server_process(tmp_path, *args) as srv, contextlib.ExitStack() as closing:
         alice, bob = ChatClient(srv.address, timeout=20), ChatClient(srv.address, timeout=20)
+        closing.callback(alice.close)
+        closing.callback(bob.close)
         alice.register("alice")
         bob.register("bob")
         alice.expect("bob joined")
@@ -291,7 +294,11 @@ def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(tmp_pa
         assert [x for x in heard["bob"] if x.startswith("alice: ")] == [
             f"alice: from alice {i}" for i in range(GOOD_LINES)
         ]
-        assert not any("too slow" in x for x in heard["alice"] + heard["bob"])
+        # Fuzzers that stop reading may be cut as too slow; the good users never are.
+        assert "*** disconnected: too slow" not in heard["alice"] + heard["bob"]
+        assert not any(
+            x.startswith(("*** alice left", "*** bob left")) for x in heard["alice"] + heard["bob"]
+        )
         assert not any("\x1b" in x or "\x07" in x for x in heard["alice"] + heard["bob"])
         peak = _rss_kib(srv.proc.pid, "VmHWM")
         assert rounds > FUZZERS, "the fuzzers hardly ran"
@@ -299,6 +306,5 @@ def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(tmp_pa
         # lines (20 clients sending lines of up to 3 MB) would pass 24 MiB at once.
         assert peak - baseline < 24 * 1024, f"server memory grew from {baseline} to {peak} KiB"
         carol = ChatClient(srv.address)
+        closing.callback(carol.close)
         assert carol.register("carol").endswith("3 users online")  # every fuzzer is gone
-        for c in (alice, bob, carol):
-            c.close()

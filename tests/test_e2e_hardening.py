@@ -64,9 +64,14 @@ def dial() -> Iterator[Dial]:
         addr: tuple[str, int], cafile: str | None = None, source: str | None = None
     ) -> ChatClient:
         sock = socket.create_connection(addr, timeout=5, source_address=(source or "127.0.0.1", 0))
-        client: ChatClient = (
-            SourcedChatClient(sock) if cafile is None else TLSChatClient(sock, cafile, addr[0])
-        )
+        if cafile is None:
+            client: ChatClient = SourcedChatClient(sock)
+        else:
+            try:
+                client = TLSChatClient(sock, cafile, addr[0])
+            except BaseException:
+                sock.close()
+                raise
         opened.append(client)
         return client
 
@@ -478,3 +483,14 @@ def test_metrics_port_flag_serves_prometheus_text(tmp_path: Path, dial: Dial) ->
         client = dial(srv.address)
         client.register("alice")
         wait_until(lambda: scrape(metrics_addr)["gevent_chat_registered_users"] == 1)
+
+
+def test_tls_contexts_are_gevents_not_the_blocking_stdlib_ones(cert: tuple[str, str]) -> None:
+    """gevent.ssl.create_default_context() returns the stdlib's, whose sockets block the hub."""
+    import ssl as stdssl
+
+    certfile, keyfile = cert
+    for ctx in (tls.server_context(certfile, keyfile), tls.client_context(cafile=certfile)):
+        assert isinstance(ctx, gssl.SSLContext)
+        assert ctx.sslsocket_class is gssl.SSLSocket
+        assert ctx.sslsocket_class is not stdssl.SSLSocket

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import gevent
@@ -80,12 +80,16 @@ def spawn_server() -> Iterator[Callable[..., ServerProcess]]:
     """Start ``python -m gevent_chat.server --port 0 ARGS...``; killed after the test.
 
     Returns a ``ServerProcess`` whose ``wait_listening()`` gives the address
-    read from its ``listening on HOST:PORT`` log line.
+    read from its ``listening on HOST:PORT`` log line.  ``env`` adds to the
+    child's environment.  Flood control is off unless ``--rate-limit`` is given.
     """
     procs: list[ServerProcess] = []
 
-    def spawn(*args: str, host: str = "127.0.0.1") -> ServerProcess:
-        proc = ServerProcess(*args, host=host)
+    def spawn(*args: str, host: str = "127.0.0.1", env: Mapping[str, str] | None = None) -> ServerProcess:
+        # As in ``make_server``: flood control off unless the test sets it.
+        if not any(a.startswith("--rate-limit") for a in args):
+            args = ("--rate-limit", "0", *args)
+        proc = ServerProcess(*args, host=host, env=env)
         procs.append(proc)
         proc.wait_listening()
         return proc

@@ -6,12 +6,13 @@ the hub, and the server under test (in the same process) would never run.
 
 from __future__ import annotations
 
+import os
 import re
 import socket as stdsocket
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import gevent
 from gevent import socket, subprocess
@@ -127,7 +128,7 @@ class ServerProcess:
     pipe) and sets ``ready`` when the ``listening on HOST:PORT`` line appears.
     """
 
-    def __init__(self, *args: str, host: str = "127.0.0.1") -> None:
+    def __init__(self, *args: str, host: str = "127.0.0.1", env: Mapping[str, str] | None = None) -> None:
         self.log: list[str] = []
         self.ready = Event()
         self.address: tuple[str, int] | None = None
@@ -136,6 +137,7 @@ class ServerProcess:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            env=None if env is None else {**os.environ, **env},
         )
         self.drainer = gevent.spawn(self._drain)
 

@@ -23,10 +23,10 @@ from gevent import ssl as gssl
 
 from gevent_chat import tls
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient, wait_until
-from tests.server_process import server_process
+from tests.helpers import ChatClient, ServerProcess, wait_until
 
 MakeServer = Callable[..., ChatServer]
+SpawnServer = Callable[..., ServerProcess]
 
 
 # -- helpers ---------------------------------------------------------------------------
@@ -407,24 +407,27 @@ def test_right_password_leads_to_the_nickname_prompt(make_server: MakeServer, di
         c.close()
 
 
-def test_password_from_file_and_environment_on_the_command_line(tmp_path: Path, dial: Dial) -> None:
+def test_password_from_file_and_environment_on_the_command_line(
+    tmp_path: Path, spawn_server: SpawnServer, dial: Dial
+) -> None:
     pwfile = tmp_path / "pw"
     pwfile.write_text("from-file\n")
-    for args, env, good in (
-        (("--password-file", str(pwfile)), {"GEVENT_CHAT_PASSWORD": "from-env"}, "from-file"),
-        ((), {"GEVENT_CHAT_PASSWORD": "from-env"}, "from-env"),
+    for args, good, bad in (
+        (("--password-file", str(pwfile)), "from-file", "from-env"),  # the file wins
+        ((), "from-env", "from-file"),
     ):
-        with server_process(tmp_path, "--password-delay", "0", *args, env=env) as srv:
-            wrong = dial(srv.address)
-            expect_bytes(wrong, b"Password: ")
-            wrong.send("from-env" if good == "from-file" else "from-file")
-            assert read_all(wrong) == b"*** wrong password\n"
-            right = dial(srv.address)
-            expect_bytes(right, b"Password: ")
-            right.send(good)
-            right.register("alice")
-            right.close()
-            assert good not in srv.log_text()
+        srv = spawn_server("--password-delay", "0", *args, env={"GEVENT_CHAT_PASSWORD": "from-env"})
+        addr = srv.wait_listening()
+        wrong = dial(addr)
+        expect_bytes(wrong, b"Password: ")
+        wrong.send(bad)
+        assert read_all(wrong) == b"*** wrong password\n"
+        right = dial(addr)
+        expect_bytes(right, b"Password: ")
+        right.send(good)
+        right.register("alice")
+        right.close()
+        assert good not in srv.log_text()
 
 
 # -- metrics ---------------------------------------------------------------------------
@@ -472,17 +475,18 @@ def test_metrics_move_as_clients_act(make_server: MakeServer, dial: Dial) -> Non
         c.close()
 
 
-def test_metrics_port_flag_serves_prometheus_text(tmp_path: Path, dial: Dial) -> None:
-    with server_process(tmp_path, "--metrics-port", "0") as srv:
-        pattern = r"metrics on http://127\.0\.0\.1:(\d+)/metrics"
-        wait_until(lambda: re.search(pattern, srv.log_text()) is not None, what="the metrics line")
-        match = re.search(pattern, srv.log_text())
-        assert match is not None
-        metrics_addr = ("127.0.0.1", int(match.group(1)))
-        assert scrape(metrics_addr)["gevent_chat_registered_users"] == 0
-        client = dial(srv.address)
-        client.register("alice")
-        wait_until(lambda: scrape(metrics_addr)["gevent_chat_registered_users"] == 1)
+def test_metrics_port_flag_serves_prometheus_text(spawn_server: SpawnServer, dial: Dial) -> None:
+    srv = spawn_server("--metrics-port", "0")
+    addr = srv.wait_listening()
+    pattern = r"metrics on http://127\.0\.0\.1:(\d+)/metrics"
+    wait_until(lambda: re.search(pattern, srv.log_text()) is not None, what="the metrics line")
+    match = re.search(pattern, srv.log_text())
+    assert match is not None
+    metrics_addr = ("127.0.0.1", int(match.group(1)))
+    assert scrape(metrics_addr)["gevent_chat_registered_users"] == 0
+    client = dial(addr)
+    client.register("alice")
+    wait_until(lambda: scrape(metrics_addr)["gevent_chat_registered_users"] == 1)
 
 
 def test_tls_contexts_are_gevents_not_the_blocking_stdlib_ones(cert: tuple[str, str]) -> None:

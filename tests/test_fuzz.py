@@ -12,6 +12,7 @@ import re
 import socket as stdsocket
 import struct
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,7 @@ from gevent_chat.gate import Gate
 from gevent_chat.limits import ConnectionLimits
 from gevent_chat.protocol import LineBuffer
 from gevent_chat.registry import Registry
-from tests.helpers import ChatClient, wait_until
-from tests.server_process import server_process
+from tests.helpers import ChatClient, ServerProcess, wait_until
 
 # -- the pure layer ---------------------------------------------------------------------
 
@@ -255,10 +255,14 @@ def _reader(client: ChatClient, got: list[str], stop: Event) -> None:
 
 
 @pytest.mark.timeout(40)  # a subprocess server under 20 fuzzing clients for a few seconds
-def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(tmp_path: Path) -> None:
+def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(
+    spawn_server: Callable[..., ServerProcess],
+) -> None:
     args = ("--max-line-bytes", str(LINE_LIMIT), "--rate-limit", "500", "--rate-burst", "500")
-    with server_process(tmp_path, *args) as srv, contextlib.ExitStack() as closing:
-        alice, bob = ChatClient(srv.address, timeout=20), ChatClient(srv.address, timeout=20)
+    srv = spawn_server(*args)
+    addr = srv.wait_listening()
+    with contextlib.ExitStack() as closing:
+        alice, bob = ChatClient(addr, timeout=20), ChatClient(addr, timeout=20)
         closing.callback(alice.close)
         closing.callback(bob.close)
         alice.register("alice")
@@ -268,7 +272,7 @@ def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(tmp_pa
         stop, done = Event(), Event()
         heard: dict[str, list[str]] = {"alice": [], "bob": []}
         readers = [gevent.spawn(_reader, c, heard[n], done) for n, c in (("alice", alice), ("bob", bob))]
-        fuzzers = [gevent.spawn(_fuzzer, srv.address, seed, stop) for seed in range(FUZZERS)]
+        fuzzers = [gevent.spawn(_fuzzer, addr, seed, stop) for seed in range(FUZZERS)]
         try:
             start = time.monotonic()
             for i in range(GOOD_LINES):
@@ -305,6 +309,6 @@ def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(tmp_pa
         # Measured: about 3.5 MiB above a 30 MiB baseline.  A server that kept whole
         # lines (20 clients sending lines of up to 3 MB) would pass 24 MiB at once.
         assert peak - baseline < 24 * 1024, f"server memory grew from {baseline} to {peak} KiB"
-        carol = ChatClient(srv.address)
+        carol = ChatClient(addr)
         closing.callback(carol.close)
         assert carol.register("carol").endswith("3 users online")  # every fuzzer is gone

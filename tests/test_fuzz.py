@@ -206,7 +206,7 @@ def _junk(rng: random.Random) -> bytes:
     """One burst from a hostile or broken client."""
     kind = rng.randrange(6)
     if kind == 0:  # random bytes, no newline at all
-        return bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 4000))).replace(b"\n", b"")
+        return rng.randbytes(rng.randrange(1, 4000)).replace(b"\n", b"")
     if kind == 1:  # one huge line
         return b"z" * rng.randrange(LINE_LIMIT, 3_000_000) + b"\n"
     if kind == 2:  # invalid UTF-8
@@ -218,7 +218,7 @@ def _junk(rng: random.Random) -> bytes:
         return b"\x1b[2J\x1b]0;pwned\x07\x1b[31mred\x9b1m\x1bc\n"
     if kind == 4:  # many tiny lines, CR and LF mixed
         return b"".join(rng.choice([b"x\n", b"\r\n", b"\n", b"y\r\n", b" \n"]) for _ in range(200))
-    return bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 2000)))  # anything at all
+    return rng.randbytes(rng.randrange(1, 2000))  # anything at all
 
 
 def _fuzzer(addr: tuple[str, int], seed: int, stop: Event) -> int:
@@ -249,16 +249,28 @@ def _fuzzer(addr: tuple[str, int], seed: int, stop: Event) -> int:
     return rounds
 
 
+CLOSED = "<<connection closed>>"
+
+
 def _reader(client: ChatClient, got: list[str], stop: Event) -> None:
+    """Collect lines until ``stop``; a closed connection is recorded, not raised."""
     while not stop.is_set():
-        got.append(client.read_line(timeout=20))
+        try:
+            got.append(client.read_line(timeout=20))
+        except AssertionError:
+            got.append(CLOSED)
+            return
 
 
 @pytest.mark.timeout(40)  # a subprocess server under 20 fuzzing clients for a few seconds
 def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(
     spawn_server: Callable[..., ServerProcess],
 ) -> None:
-    args = ("--max-line-bytes", str(LINE_LIMIT), "--rate-limit", "500", "--rate-burst", "500")
+    # Registered fuzzers relay junk to the good users, whose readers share this
+    # process's CPU with the fuzzers: a deep outbox keeps a busy machine from
+    # turning them into slow consumers, which is not what this test is about.
+    args = ("--max-line-bytes", str(LINE_LIMIT), "--rate-limit", "200", "--rate-burst", "200")
+    args += ("--outbox-size", "20000")
     srv = spawn_server(*args)
     addr = srv.wait_listening()
     with contextlib.ExitStack() as closing:
@@ -286,12 +298,18 @@ def test_random_bytes_from_many_clients_lose_nothing_and_keep_memory_flat(
                 b = [x for x in heard["bob"] if x.startswith("alice: ")]
                 return len(a) >= GOOD_LINES and len(b) >= GOOD_LINES
 
-            wait_until(both_heard_all, timeout=15, what="every good line")
+            wait_until(
+                lambda: both_heard_all() or CLOSED in heard["alice"] + heard["bob"],
+                timeout=15,
+                what="every good line",
+            )
         finally:
             stop.set()
             rounds = sum(g.get(timeout=10) for g in fuzzers)
             done.set()
             gevent.killall(readers)
+        closed = [n for n in ("alice", "bob") if CLOSED in heard[n]]
+        assert not closed, f"{closed} lost the connection; server log ends: {srv.log_text()[-2000:]}"
         assert [x for x in heard["alice"] if x.startswith("bob: ")] == [
             f"bob: from bob {i}" for i in range(GOOD_LINES)
         ]

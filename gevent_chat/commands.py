@@ -117,7 +117,7 @@ def run(line: str, ctx: Context[Any]) -> list[Effect]:
     name, _, tail = line[1:].partition(" ")
     command = COMMANDS.get(name.casefold())
     if command is None:
-        return [Reply(f"unknown command: /{name} (try /help)")]
+        return [Reply(f"unknown command: /{protocol.sanitise(name)} (try /help)")]
     args = tail.split() if command.rest is None else tail.split(None, command.rest)
     if len(args) < command.min_args:
         return [Reply(f"usage: {command.usage}")]
@@ -167,7 +167,7 @@ def _msg(ctx: Context[Any], args: list[str]) -> list[Effect]:
     target, text = args[0], protocol.sanitise(args[1])
     member = ctx.registry.get(target)
     if member is None:
-        return [Reply(f"no such user: {target}")]
+        return [Reply(f"no such user: {protocol.sanitise(target)}")]
     nick = ctx.registry.nick_of(target) or target
     return [Send(protocol.private_line(ctx.nick, text), member), Send(protocol.private_echo(nick, text))]
 

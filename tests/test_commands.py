@@ -112,3 +112,12 @@ def test_who_splits_long_lists() -> None:
 def test_unknown_command() -> None:
     registry, m = setup("alice")
     assert run(registry, m["alice"], "/") == [Reply("unknown command: / (try /help)")]
+
+
+@pytest.mark.parametrize("line", ["/msg a\x1b[2Jb hi", "/fo\x1b]0;x\x07o"])
+def test_replies_never_echo_control_bytes(line: str) -> None:
+    registry, m = setup("alice")
+    [reply] = run(registry, m["alice"], line)
+    assert isinstance(reply, Reply)
+    assert "\x1b" not in reply.text
+    assert "\x07" not in reply.text

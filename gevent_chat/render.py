@@ -26,6 +26,8 @@ __all__ = [
     "Kind",
     "Line",
     "classify",
+    "is_password_prompt",
+    "is_wrong_password",
     "nick_colour",
     "refusal_reason",
     "renamed_to",
@@ -56,6 +58,8 @@ _PATTERNS = (
 _WELCOME = re.compile(r"\*\*\* Welcome, (?P<nick>.+?)!")
 _RENAMED = re.compile(r"\*\*\* you are now known as (?P<nick>\S+)$")
 _PROMPT = re.compile(r"nickname: ?$", re.IGNORECASE)
+# The whole pending tail, so no chat line split by TCP can look like it.
+_PASSWORD_PROMPT = re.compile(r"password: ?", re.IGNORECASE)
 
 
 class Kind(enum.Enum):
@@ -137,6 +141,16 @@ def renamed_to(text: str) -> str | None:
     return m["nick"] if m else None
 
 
+def is_password_prompt(text: str) -> bool:
+    """True if a prompt ``Incoming`` framed asks for the server password."""
+    return _PASSWORD_PROMPT.fullmatch(text) is not None
+
+
+def is_wrong_password(text: str) -> bool:
+    """True for the server's answer to a wrong password (it closes next)."""
+    return text.rstrip() == "*** wrong password"
+
+
 def refusal_reason(text: str) -> str | None:
     """Why a nickname was refused (``invalid`` or ``taken``), else None.
 
@@ -152,13 +166,14 @@ def refusal_reason(text: str) -> str | None:
 
 
 class Incoming:
-    """Frame a server's byte stream into lines and nickname prompts.
+    """Frame a server's byte stream into lines and prompts.
 
     ``feed(data)`` returns ``(is_prompt, text)`` pairs in order; the text is
     decoded (invalid UTF-8 becomes U+FFFD) and sanitised.  A prompt is the
-    newline-less tail the server sends when it wants a nickname: the pending
-    partial line counts as one only if it ends in ``nickname:`` and is not a
-    ``***`` notice, so a chat line split by TCP is never mistaken for one.  A
+    newline-less tail the server sends when it wants a nickname or the server
+    password: the pending partial line counts as one only if it ends in
+    ``nickname:`` and is not a ``***`` notice, or is exactly ``Password:``, so
+    a chat line split by TCP is never mistaken for one.  A
     line longer than ``limit`` bytes is shown in pieces instead of growing the
     buffer.  ``close()`` returns the unterminated tail at end of stream.
     """
@@ -175,7 +190,7 @@ class Incoming:
             out.append((False, _decode(rest[: self.limit])))
             rest = rest[self.limit :]
         tail = _decode(rest)
-        if rest and _PROMPT.search(tail) and not tail.startswith("*"):
+        if rest and ((_PROMPT.search(tail) and not tail.startswith("*")) or is_password_prompt(tail)):
             out.append((True, tail))
             rest = b""
         self._buf = rest

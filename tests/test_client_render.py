@@ -86,6 +86,26 @@ def test_incoming_reports_the_nickname_prompt() -> None:
     assert frames.feed(b"name: ") == [(True, "Enter your nickname: ")]
 
 
+def test_incoming_reports_the_password_prompt() -> None:
+    frames = Incoming()
+    assert frames.feed(b"Pass") == []
+    assert frames.feed(b"word: ") == [(True, "Password: ")]
+    assert render.is_password_prompt("Password: ")
+    assert not render.is_password_prompt("Enter your nickname: ")
+
+
+def test_incoming_takes_only_a_bare_password_prompt() -> None:
+    """A chat line cut by TCP after ``password:`` stays a partial line."""
+    frames = Incoming()
+    assert frames.feed(b"bob: the wifi password: ") == []
+    assert frames.feed(b"hunter2\n") == [(False, "bob: the wifi password: hunter2")]
+
+
+def test_wrong_password_reply_is_recognised() -> None:
+    assert render.is_wrong_password("*** wrong password")
+    assert not render.is_wrong_password("bob: *** wrong password")
+
+
 def test_incoming_never_takes_a_notice_for_a_prompt() -> None:
     assert Incoming().feed(b"*** invalid nickname: ") == []
 
@@ -102,7 +122,7 @@ def test_incoming_lines_do_not_depend_on_chunking(parts: list[bytes], data: st.D
         got += [t for p, t in chunked.feed(stream[a:b]) if not p]
     # A prompt can only be seen at a chunk end; it is then not a line, so
     # compare on streams that hold no prompt text.
-    if not any(b"nickname:" in p.lower() for p in parts):
+    if not any(b"nickname:" in p.lower() or b"password:" in p.lower() for p in parts):
         assert got == expected
 
 

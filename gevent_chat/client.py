@@ -12,11 +12,24 @@ from the input greenlet, and signals.  Input comes from one of two fronts:
 - ``PipeFront`` (anything else): stdin is read cooperatively, a line at a
   time, while the socket is read at the same time.
 
-Steps: connect; register (with ``--nick`` by itself, otherwise the user's
-first line answers the server's prompt); then send each input line and show
-each received line, neutralised by ``render``.  At end of input the socket is
-half-closed and the client waits briefly for the server to close.  A dropped
-connection is an error, unless ``--reconnect`` is given.
+Steps: connect (over TLS with ``--tls``, verified against ``--cafile`` or
+the system's CAs unless ``--insecure``); answer a ``Password: `` prompt (from
+``--password-file``, else asked without echo on a terminal; input is not read
+until the server's first prompt, so the line editor is free to ask); register
+(with ``--nick`` by itself, otherwise the user's first line answers the
+server's prompt); then send each input line and show each received line,
+neutralised by ``render``.  At end of input the socket is half-closed and the
+client waits briefly for the server to close; over TLS, where half-closing is
+impossible (gevent's ``SSLSocket.shutdown`` drops the TLS state), it sends
+``/quit`` and reads until the server closes.  A dropped connection is an
+error, unless ``--reconnect`` is given (which sends the password again).
+
+Exit status: 0 done; 1 unreachable, TLS handshake or certificate check
+failed, or connection lost; 2 bad command line (argparse's code; also an
+unreadable ``--password-file`` or ``--cafile``); 3 ``--nick`` refused;
+4 password refused by the server (``*** wrong password``), or needed but not
+given (piped without ``--password-file``, or Ctrl-D at the password prompt);
+130 and 143 on SIGINT and SIGTERM.
 
 Never: monkey-patch, write to the socket from more than one greenlet, or
 print a traceback for an expected failure (one line on stderr instead).
@@ -39,11 +52,14 @@ from typing import Any
 
 import gevent
 from gevent import socket as gsocket
+from gevent import ssl
 from gevent.event import Event
 from gevent.queue import Empty, Queue
 from gevent.threadpool import ThreadPool
 
-from . import render
+from . import render, tls
+from .config import password_from_file
+from .errors import ConfigError
 from .reconnect import alternate_nick, backoff_delay
 
 __all__ = ["main"]
@@ -52,6 +68,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1  # unreachable, or the connection was lost
 EXIT_USAGE = 2  # argparse's own code for a bad command line
 EXIT_REFUSED = 3  # --nick was refused
+EXIT_PASSWORD = 4  # the server refused the password, or wants one we lack
 EXIT_SIGINT = 130  # 128 + SIGINT, as shells report it
 EXIT_SIGTERM = 143
 
@@ -142,6 +159,7 @@ class TerminalFront:
 
         self.message = ""  # the prompt; read by prompt_toolkit's thread
         self._session: Any = PromptSession(history=InMemoryHistory())
+        self._asking: Any = self._session  # the session prompting now
         self._pool = ThreadPool(1)
         self._pending: Any = None
         self._stopping = False
@@ -164,7 +182,7 @@ class TerminalFront:
         """End any running prompt, restore stdout and the terminal's modes."""
         self._stopping = True
         pending = self._pending
-        app = self._session.app
+        app = self._asking.app
         deadline = time.monotonic() + 2.0
         while pending is not None and not pending.ready() and time.monotonic() < deadline:
             if app.is_running and app.loop is not None:
@@ -191,14 +209,28 @@ class TerminalFront:
 
     def read_line(self) -> Any:
         """The next line typed; None for Ctrl-D, INTERRUPT for Ctrl-C."""
-        self._pending = self._pool.spawn(self._prompt)
+        return self._ask(self._session, lambda: self.message)
+
+    def read_secret(self, prompt: str) -> Any:
+        """A line typed without echo (shown as ``*``), as ``read_line`` otherwise.
+
+        A session of its own, thrown away after: the secret never enters the
+        history that Up and Ctrl-R recall.  Only while ``read_line`` is idle.
+        """
+        from prompt_toolkit import PromptSession
+
+        return self._ask(PromptSession(is_password=True), prompt)
+
+    def _ask(self, session: Any, message: Any) -> Any:
+        self._asking = session
+        self._pending = self._pool.spawn(self._prompt, session, message)
         return self._pending.get()
 
-    def _prompt(self) -> Any:  # runs in the pool's OS thread
+    def _prompt(self, session: Any, message: Any) -> Any:  # runs in the pool's OS thread
         if self._stopping:
             return None
         try:
-            return self._session.prompt(lambda: self.message)
+            return session.prompt(message)
         except EOFError:
             return None
         except KeyboardInterrupt:
@@ -218,9 +250,19 @@ def _exit_app(app: Any) -> None:
 class Client:
     """One user's session, across reconnections when ``--reconnect`` is on."""
 
-    def __init__(self, args: argparse.Namespace, front: Any, colour: bool) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        front: Any,
+        colour: bool,
+        context: Any = None,
+        password: str | None = None,
+    ) -> None:
         self.addr = (args.host, args.port)
         self.reconnect = args.reconnect
+        self.context = context  # a gevent.ssl.SSLContext for --tls, else None
+        self.password = password  # from --password-file, or asked once, kept for reconnects
+        self.opened = Event()  # the server's first word came: input may be read
         self.front = front
         self.colour = colour
         self.events: Queue[Item] = Queue()
@@ -242,6 +284,7 @@ class Client:
         self.prompted = False  # the server waits for a nickname
         self.answered = False
         self.nick_try = 0
+        self.quit_sent = False
         self.half_closed = False
         self.close_deadline: float | None = None
 
@@ -303,6 +346,12 @@ class Client:
 
     def _connect(self) -> Any:
         sock = gsocket.create_connection(self.addr, timeout=CONNECT_TIMEOUT_SECONDS)
+        if self.context is not None:
+            try:  # the handshake, under the connect timeout
+                sock = self.context.wrap_socket(sock, server_hostname=self.addr[0])
+            except BaseException:
+                sock.close()
+                raise
         sock.settimeout(None)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
@@ -328,6 +377,8 @@ class Client:
                 raise Stop(EXIT_SIGINT)
             elif event[1] is not self.sock:
                 continue  # left over from an earlier connection
+            elif event[0] == "prompt" and render.is_password_prompt(event[2]):
+                self._on_password_prompt()
             elif event[0] == "prompt":
                 self._on_prompt(event[2])
             elif event[0] == "line":
@@ -337,6 +388,7 @@ class Client:
                     return True
                 self.lost = f"lost ({event[2]})" if event[2] else "closed by the server"
                 return False
+            self.opened.set()
 
     # -- the other greenlets -------------------------------------------------------
 
@@ -359,7 +411,12 @@ class Client:
         self.events.put(("closed", sock, error))
 
     def _input_loop(self) -> None:
-        """Input reader: lines into ``pending``, reading ahead at most a little."""
+        """Input reader: lines into ``pending``, reading ahead at most a little.
+
+        Starts once the server has spoken, so that a password can be asked
+        first (the terminal front has one line editor).
+        """
+        self.opened.wait()
         while True:
             self.room_for_input.wait()
             line = self.front.read_line()
@@ -378,6 +435,21 @@ class Client:
                 return  # no new prompt while the server says goodbye
 
     # -- acting on events ----------------------------------------------------------
+
+    def _on_password_prompt(self) -> None:
+        """Answer ``Password: `` with ours, asking for it once if need be."""
+        if self.registered:
+            return
+        if self.password is None:
+            if not self.front.interactive:
+                raise Stop(EXIT_PASSWORD, "server requires a password (--password-file)")
+            secret = self.front.read_secret("Password: ")
+            if secret is INTERRUPT:
+                raise Stop(EXIT_SIGINT)
+            if secret is None:
+                raise Stop(EXIT_PASSWORD, "server requires a password")
+            self.password = secret
+        self._send(self.password)
 
     def _on_prompt(self, text: str) -> None:
         self.prompted, self.answered = True, False
@@ -407,6 +479,8 @@ class Client:
             self._track(text)
 
     def _on_registration_reply(self, text: str) -> None:
+        if render.is_wrong_password(text):
+            raise Stop(EXIT_PASSWORD, "the server refused the password")
         nick = render.welcome_nick(text)
         if nick is not None:
             again = self.nick is not None
@@ -470,6 +544,7 @@ class Client:
             self.pings[words[1].strip()] = time.monotonic()
         self._send(line)
         if _is_quit(line):
+            self.quit_sent = True
             self._half_close()
 
     def _send(self, line: str) -> None:
@@ -477,15 +552,27 @@ class Client:
             self.sock.sendall(line.encode("utf-8", "surrogateescape") + b"\n")
         except OSError:
             # The reader sees the same failure and reports the closed connection.
-            _shutdown(self.sock, socket.SHUT_RDWR)
+            tls.shutdown_fd(self.sock, socket.SHUT_RDWR)
 
     def _half_close(self) -> None:
-        """We send nothing more; the server closes when it has read everything."""
+        """We send nothing more; the server closes when it has read everything.
+
+        A TLS socket cannot be half-closed (``SSLSocket.shutdown`` drops its
+        TLS state): a registered client says ``/quit`` instead, which the
+        server reads after every line before it; an unregistered one has
+        nothing in flight and just leaves.
+        """
         if self.half_closed:
             return
         self.half_closed = True
         self.close_deadline = time.monotonic() + CLOSE_GRACE_SECONDS
-        _shutdown(self.sock, socket.SHUT_WR)
+        if self.context is None:
+            tls.shutdown_fd(self.sock, socket.SHUT_WR)
+        elif not self.registered:
+            self.close_deadline = time.monotonic()
+        elif not self.quit_sent:
+            self.quit_sent = True
+            self._send("/quit")
 
     def _note(self, text: str) -> None:
         """A notice of the client's own, shown like the server's."""
@@ -552,14 +639,12 @@ def _pong_token(text: str) -> str | None:
 def _reason(err: OSError) -> str:
     if isinstance(err, TimeoutError | socket.timeout):
         return "timed out"
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"TLS certificate verify failed: {err.verify_message} (see --cafile, --insecure)"
+    if isinstance(err, ssl.SSLError):
+        hint = " (not a TLS server?)" if err.reason == "WRONG_VERSION_NUMBER" else ""
+        return f"TLS handshake failed: {err.reason or err.strerror or err}{hint}"
     return err.strerror or str(err) or type(err).__name__
-
-
-def _shutdown(sock: Any, how: int) -> None:
-    try:
-        sock.shutdown(how)
-    except OSError:
-        pass  # already closed: nothing left to shut
 
 
 # -- command line ------------------------------------------------------------------
@@ -578,7 +663,38 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if the connection drops, retry with backoff and register again",
     )
+    p.add_argument("--tls", action="store_true", help="connect over TLS (implied by --cafile, --insecure)")
+    p.add_argument("--cafile", help="PEM file of the CA (or self-signed certificate) to trust")
+    p.add_argument(
+        "--insecure", action="store_true", help="TLS without checking the certificate (testing only)"
+    )
+    p.add_argument(
+        "--password-file",
+        help="file whose first line is the server password (else asked on a terminal)",
+    )
     return p
+
+
+def _setup(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """The TLS context (or None) and the password file's password; ``Stop`` if unusable."""
+    if args.cafile is not None and args.insecure:
+        raise Stop(EXIT_USAGE, "--cafile and --insecure contradict each other")
+    context = None
+    if args.tls or args.cafile is not None or args.insecure:
+        try:
+            context = tls.client_context(cafile=args.cafile, insecure=args.insecure)
+        except OSError as err:  # ssl.SSLError included: not a PEM certificate
+            why = err.reason if isinstance(err, ssl.SSLError) else None
+            raise Stop(EXIT_USAGE, f"--cafile {args.cafile}: {why or _reason(err)}") from None
+    password = None
+    if args.password_file is not None:
+        try:
+            with open(args.password_file, encoding="utf-8", errors="surrogateescape") as f:
+                password = password_from_file(f.read())
+        except (OSError, ConfigError) as err:
+            why = _reason(err) if isinstance(err, OSError) else str(err)
+            raise Stop(EXIT_USAGE, f"--password-file {args.password_file}: {why}") from None
+    return context, password
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -587,8 +703,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     try:
+        context, password = _setup(args)
+    except Stop as stop:
+        print(f"gevent-chat: {stop.message}", file=sys.stderr, flush=True)
+        return stop.code
+    try:
         front = TerminalFront() if interactive else PipeFront()
-        return Client(args, front, colour).run()
+        return Client(args, front, colour, context, password).run()
     except KeyboardInterrupt:  # Ctrl-C before our own handler is installed
         return EXIT_SIGINT
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -29,28 +27,6 @@ SpawnServer = Callable[..., ServerProcess]
 CLIENT = [sys.executable, "-m", "gevent_chat.client"]
 PASSWORD = "s3cret-Passw0rd"
 EXIT_PASSWORD = 4
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl binary."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed (.ci/run installs it)")
-    d = tmp_path_factory.mktemp("cert")
-    certfile, keyfile = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(keyfile), "-out", str(certfile),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    return str(certfile), str(keyfile)
 
 
 @pytest.fixture

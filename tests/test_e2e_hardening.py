@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
 import socket as stdsocket
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -128,28 +126,6 @@ def scrape(addr: tuple[str, int]) -> dict[str, float]:
 def sample(server: ChatServer, name: str, **labels: str) -> float:
     value = server.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
-
-
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl binary."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed (.ci/run installs it)")
-    d = tmp_path_factory.mktemp("cert")
-    certfile, keyfile = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(keyfile), "-out", str(certfile),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    return str(certfile), str(keyfile)
 
 
 # -- flood control ---------------------------------------------------------------------

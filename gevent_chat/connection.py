@@ -66,6 +66,7 @@ class Connection:
 
     __slots__ = (
         "_crowded",
+        "_cut",
         "_drained",
         "_prefix",
         "_reg_timer",
@@ -99,6 +100,7 @@ class Connection:
         self.pending = 0
         self.closing = False
         self.cut_reason: str | None = None
+        self._cut = False  # cut(): what was queued is dropped, nothing to flush
         self._drained: Event | None = None
         self._crowded: list[Connection] = []
         self._prefix = b""
@@ -139,6 +141,7 @@ class Connection:
             return
         self.closing = True
         self.cut_reason = reason
+        self._cut = True
         if self.outbox is not None:
             self.outbox.shutdown(immediate=True)
         _shutdown(self.sock, socket.SHUT_RD)
@@ -460,6 +463,8 @@ class Connection:
             server.metrics.slow_consumers.inc()
             if self.outbox is None:  # no writer mid-line: the notice cannot split a line
                 self._send_last_words(protocol.notice("disconnected: too slow"))
+        elif self._cut:
+            pass  # the outbox was dropped: only a writer stuck in sendall is left
         elif not self.wait_flushed(CLOSE_FLUSH_SECONDS):
             log.debug("%s: output not flushed in time", self.peer)
         self.sock.close()  # a writer still in sendall fails and ends

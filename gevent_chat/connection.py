@@ -458,7 +458,7 @@ class Connection:
             log.info("%s (%s) disconnected%s", self.nick, self.peer, f": {reason}" if reason else "")
         else:
             log.info("%s disconnected before registering%s", self.peer, f": {reason}" if reason else "")
-        if reason == SLOW:
+        if self._cut and reason == SLOW:  # not a /quit giving the same reason
             log.warning("%s (%s) cut: outbox full (%d lines)", self.nick, self.peer, self.pending)
             server.metrics.slow_consumers.inc()
             if self.outbox is None:  # no writer mid-line: the notice cannot split a line

@@ -51,3 +51,14 @@ def test_stop_closes_a_connection_whose_writer_is_stuck_within_the_timeout(
     finally:
         alice.close()
         stuck.close()
+
+
+def test_quit_with_reason_too_slow_still_says_bye(connect: Connect) -> None:
+    """Teardown told a slow cut from a /quit by the reason text, so
+    ``/quit too slow`` was handled as a cut: no ``*** bye``, and a false
+    slow-consumer warning in the log."""
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect(r"^\*\*\* bob joined$")
+    bob.send("/quit too slow")
+    assert "*** bye" in bob.read_until_closed()
+    alice.expect(r"^\*\*\* bob left \(too slow\)$")

@@ -199,18 +199,24 @@ class Connection:
     def _handle(self, lines: list[bytes | None]) -> None:
         """Act on each received line in order; chat lines go out in batches.
 
-        A batch holds at most half an outbox, and recipients get a turn to
-        drain between batches, so a burst of short lines in one chunk cannot
-        fill a reading client's outbox by itself.
+        Recipients (this client too, for its replies) get a turn to drain
+        after every half outbox of lines, chat or command, so a burst of
+        short lines in one chunk cannot fill a reading client's outbox by
+        itself.
         """
         batch: list[bytes] = []
         batch_max = max(1, self.limit >> 1)
+        handled = 0  # lines acted on since recipients last had a turn
         for line in lines:
-            if len(batch) >= batch_max:
+            if handled >= batch_max:
                 self._flush(batch)
+                if self.pending > batch_max:
+                    self._crowded.append(self)
                 self._let_recipients_drain()
+                handled = 0
             if self.closing:
                 break
+            handled += 1
             if line is None:
                 self._flush(batch)
                 self.deliver(
@@ -259,9 +265,7 @@ class Connection:
         elif isinstance(effect, commands.ToRoom):
             if effect.remember:
                 effect.room.remember(time.time(), [effect.data])
-            for member in effect.room.members:
-                if member is not self:
-                    member.deliver(effect.data)
+            self.broadcast(effect.data, room=effect.room)
         elif isinstance(effect, commands.Renamed):
             log.info("%s (%s) is now known as %s", self.nick, self.peer, effect.nick)
             self.nick = effect.nick
@@ -272,18 +276,19 @@ class Connection:
             self.cut_reason = effect.reason
             self.closing = True  # the reader stops; the writer sends what is queued
 
-    def broadcast(self, payload: bytes, lines: int = 1) -> None:
-        """Deliver to everyone else in this connection's room.
+    def broadcast(self, payload: bytes, lines: int = 1, room: Room[Connection] | None = None) -> None:
+        """Deliver to everyone else in ``room`` (by default this connection's).
 
         Recipients left more than half full are noted, for this reader to
         give them a moment before it reads more (``_let_recipients_drain``).
         """
-        room = self.room
+        room = self.room if room is None else room
         if room is None:
             return
         half = self.limit >> 1
         members = room.members
-        self.server.metrics.deliveries.inc((len(members) - 1) * lines)
+        # A room this connection is not in (left, or moved out of) counts all.
+        self.server.metrics.deliveries.inc((len(members) - (self in members)) * lines)
         for member in members:
             if member is not self:
                 member.deliver(payload, lines)

@@ -62,3 +62,46 @@ def test_quit_with_reason_too_slow_still_says_bye(connect: Connect) -> None:
     bob.send("/quit too slow")
     assert "*** bye" in bob.read_until_closed()
     alice.expect(r"^\*\*\* bob left \(too slow\)$")
+
+
+def _numbered(client: ChatClient, prefix: str, count: int) -> list[int]:
+    """Read until ``count`` lines start with ``prefix``; the number after it in each."""
+    got: list[int] = []
+    while len(got) < count:
+        line = client.read_line()
+        assert not line.startswith("*** disconnected"), f"cut: {line!r}"
+        if line.startswith(prefix):
+            got.append(int(line[len(prefix) :].split()[0]))
+    return got
+
+
+def test_burst_of_commands_does_not_cut_the_sender_who_reads_replies(connect: Connect) -> None:
+    """Only chat lines counted towards a reader's yields: thousands of
+    ``/ping`` in one segment filled the sender's own outbox before its
+    writer ran, and it was cut as too slow while reading every reply."""
+    alice = connect("alice")
+    n = 3000  # three outboxes' worth
+    alice.send_raw("".join(f"/ping {i}\n" for i in range(n)).encode())
+    assert _numbered(alice, "*** pong ", n) == list(range(n))
+
+
+def test_burst_of_me_lines_does_not_cut_a_room_that_reads(connect: Connect) -> None:
+    """As above, for the room: a burst of ``/me`` cut every reader in it."""
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect(r"^\*\*\* bob joined$")
+    n = 3000
+    alice.send_raw("".join(f"/me {i}\n" for i in range(n)).encode())
+    assert _numbered(bob, "* alice ", n) == list(range(n))
+    bob.send("still here")
+    assert alice.read_line() == "bob: still here"
+
+
+def test_joining_away_from_a_room_left_empty_keeps_the_connection(connect: Connect) -> None:
+    """Room notices go through broadcast, whose delivery count must not
+    assume the sender is in the room: -1 for a room just emptied is refused
+    by the counter with an exception that would drop the connection."""
+    alice = connect("alice")
+    alice.send("/join den")
+    alice.expect(r"^\*\*\* you joined #den$")
+    alice.send("/ping still-here")
+    alice.expect(r"^\*\*\* pong still-here$")

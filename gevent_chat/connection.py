@@ -219,11 +219,11 @@ class Connection:
             handled += 1
             if line is None:
                 self._flush(batch)
-                self.deliver(
-                    protocol.notice(f"error: line too long (limit {self.server.config.max_line_bytes} bytes)")
-                )
+                limit = self.server.config.max_line_bytes
+                error = protocol.notice(f"error: line too long (limit {limit} bytes)")
                 if self.nick is None:  # it was a (far too long) nickname: ask again
-                    self.deliver(protocol.NICK_PROMPT, 0)
+                    error += protocol.NICK_PROMPT
+                self.deliver(error)
             elif self.nick is None:
                 self._try_register(line)
             elif line[:1] == b"/":
@@ -342,8 +342,8 @@ class Connection:
             nick = protocol.validate_nick(line.decode("utf-8", "replace"))
             room = server.registry.add(nick, self)
         except ClientError as err:
-            self.deliver(protocol.notice(str(err)))
-            self.deliver(protocol.NICK_PROMPT, 0)
+            # One entry: the outbox bounds entries, ``pending`` counts lines.
+            self.deliver(protocol.notice(str(err)) + protocol.NICK_PROMPT)
             return
         assert self._reg_timer is not None
         self._reg_timer.close()

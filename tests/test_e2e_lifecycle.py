@@ -105,3 +105,28 @@ def test_joining_away_from_a_room_left_empty_keeps_the_connection(connect: Conne
     alice.expect(r"^\*\*\* you joined #den$")
     alice.send("/ping still-here")
     alice.expect(r"^\*\*\* pong still-here$")
+
+
+def test_burst_of_refused_nicknames_is_answered_and_registration_still_works(
+    make_server: Callable[..., ChatServer],
+) -> None:
+    """A refusal and the prompt after it were two outbox entries but one
+    line, and the outbox bounds entries: a burst of bad nicknames sent
+    before the first prompt was read overflowed the queue itself
+    (``queue.Full``), which was logged as a server error and closed the
+    connection.  (With the default gate, an outbox under about 100 entries
+    was enough.)"""
+    server = make_server(max_unregistered_lines=0, outbox_size=40)
+    client = ChatClient(server.address)
+    try:
+        n = 300
+        client.send_raw(b"!\n" * n)
+        refused = 0
+        while refused < n:
+            line = client.read_line()
+            assert not line.startswith("*** disconnected"), f"cut: {line!r}"
+            refused += "invalid" in line
+        client.send("alice")
+        client.expect(r"\*\*\* Welcome, alice!")  # after the last prompt, on its line
+    finally:
+        client.close()

@@ -281,16 +281,24 @@ class Connection:
 
         Recipients left more than half full are noted, for this reader to
         give them a moment before it reads more (``_let_recipients_drain``).
+        Several readers woken in one loop turn may each add half an outbox
+        before a recipient's writer runs, so one already full gets that
+        moment first (at most ``HALF_FULL_WAIT_SECONDS`` per broadcast): only
+        a client that really stopped reading is cut.
         """
         room = self.room if room is None else room
         if room is None:
             return
-        half = self.limit >> 1
+        half, limit = self.limit >> 1, self.limit
+        deadline = 0.0
         members = room.members
         # A room this connection is not in (left, or moved out of) counts all.
         self.server.metrics.deliveries.inc((len(members) - (self in members)) * lines)
         for member in members:
             if member is not self:
+                if member.pending >= limit and not member.closing:
+                    deadline = deadline or time.monotonic() + HALF_FULL_WAIT_SECONDS
+                    member.wait_drained(max(0.0, deadline - time.monotonic()))
                 member.deliver(payload, lines)
                 if member.pending > half:
                     self._crowded.append(member)

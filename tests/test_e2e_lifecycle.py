@@ -130,3 +130,34 @@ def test_burst_of_refused_nicknames_is_answered_and_registration_still_works(
         client.expect(r"\*\*\* Welcome, alice!")  # after the last prompt, on its line
     finally:
         client.close()
+
+
+def test_simultaneous_bursts_from_several_senders_do_not_cut_a_reader(
+    make_server: Callable[..., ChatServer],
+) -> None:
+    """Each sender's burst stayed within half an outbox, but three senders
+    woken in the same loop turn each added theirs before the reader's
+    writer ran, and the third cut the reader as too slow."""
+    server = make_server(outbox_size=1000)
+    names = ["a", "b", "c"]
+    senders = [ChatClient(server.address) for _ in names]
+    reader = ChatClient(server.address)
+    try:
+        for client, name in zip(senders, names, strict=True):
+            client.register(name)
+        reader.register("r")
+        n = 600
+        bursts = ["".join(f"{name} {i}\n" for i in range(n)).encode() for name in names]
+        for client, burst in zip(senders, bursts, strict=True):
+            client.send_raw(burst)  # all in the kernel before the server reads any
+        got: dict[str, list[int]] = {name: [] for name in names}
+        while sum(map(len, got.values())) < len(names) * n:
+            line = reader.read_line()
+            assert not line.startswith("*** disconnected"), f"cut: {line!r}"
+            name, _, rest = line.partition(": ")
+            if name in got:
+                got[name].append(int(rest.split()[1]))
+        assert all(numbers == list(range(n)) for numbers in got.values())
+    finally:
+        for client in (*senders, reader):
+            client.close()

@@ -277,6 +277,9 @@ class Client:
         self.lost = ""  # how the last connection ended
         self.pings: dict[str, float] = {}
         self.ping_seq = 0
+        #: Reconnection tries since we were last registered: a connection that
+        #: is accepted and then dropped does not restart the backoff.
+        self.retries = 0
         self._reset_connection()
 
     def _reset_connection(self) -> None:
@@ -485,6 +488,7 @@ class Client:
         if nick is not None:
             again = self.nick is not None
             self.registered, self.nick = True, nick
+            self.retries = 0
             if self.wanted is None:
                 self.wanted = nick  # answered the prompt by hand: keep it for reconnects
             self.front.set_prompt(f"{nick}> ")
@@ -584,10 +588,10 @@ class Client:
         """Retry with capped, jittered backoff; the new socket, or None if the user left."""
         who = self.nick or self.wanted
         self.front.set_prompt(f"(offline) {who}> " if who else "(offline) ")
-        attempt = 0
         why = f"connection {self.lost}"
         while True:
-            delay = backoff_delay(attempt, random.random())
+            delay = backoff_delay(self.retries, random.random())
+            self.retries += 1
             self._note(f"{why}; reconnecting in {delay:.1f} s")
             if self._wait_offline(time.monotonic() + delay):
                 return None
@@ -595,7 +599,6 @@ class Client:
                 sock = self._connect()
             except OSError as err:
                 why = f"cannot connect to {self._where()}: {_reason(err)}"
-                attempt += 1
                 continue
             self._note(f"reconnected to {self._where()}")
             return sock

@@ -8,6 +8,7 @@ to its own promises whatever the server does.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -158,3 +159,38 @@ def test_reconnect_rejoins_the_room_it_was_in(scripted: Callable[..., Scripted])
         proc.kill()
         proc.wait()
     assert got == ["bot", "/join #den", "drop", None, "bot", "/join den"]
+
+
+def test_reconnect_backs_off_from_a_server_that_accepts_and_drops(scripted: Callable[..., Scripted]) -> None:
+    """The backoff restarted at its first step on every connection that was
+    accepted, so a server that accepts and drops at once (full, or crashing
+    on start) was retried every half second forever by every client."""
+    accepted: Queue[None] = Queue()
+
+    def drop(sock: socket.socket, _addr: Any) -> None:
+        accepted.put(None)
+        sock.close()
+
+    dropper = StreamServer(("127.0.0.1", 0), drop)
+    dropper.start()
+    proc = gsubprocess.Popen(
+        [*CLIENT, "--port", str(dropper.address[1]), "--nick", "bot", "--reconnect"],
+        stdin=gsubprocess.PIPE,  # left open: the user has not left
+        stdout=gsubprocess.PIPE,
+        stderr=gsubprocess.DEVNULL,
+    )
+    try:
+        delays: list[float] = []
+        while len(delays) < 3:
+            line = proc.stdout.readline().decode()
+            assert line, "client ended"
+            m = re.search(r"reconnecting in ([\d.]+) s", line)
+            if m:
+                delays.append(float(m.group(1)))
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdin.close()
+        dropper.stop(timeout=1)
+    # Equal jitter: try n waits between half and all of 0.5 * 2**n seconds.
+    assert delays[2] >= 1.0, delays

@@ -465,9 +465,8 @@ class Connection:
             room = server.registry.remove(self.nick)
             if room is not None and not server.stopping:
                 text = f"{self.nick} left" + (f" ({reason})" if reason else "")
-                payload = protocol.notice(text)
-                for member in room.members:
-                    member.deliver(payload)
+                # Through broadcast: many leaving at once must not cut the rest.
+                self.broadcast(protocol.notice(text), room=room)
             log.info("%s (%s) disconnected%s", self.nick, self.peer, f": {reason}" if reason else "")
         else:
             log.info("%s disconnected before registering%s", self.peer, f": {reason}" if reason else "")

@@ -161,3 +161,28 @@ def test_simultaneous_bursts_from_several_senders_do_not_cut_a_reader(
     finally:
         for client in (*senders, reader):
             client.close()
+
+
+def test_many_leaving_at_once_do_not_cut_a_reader(make_server: Callable[..., ChatServer]) -> None:
+    """Leave notices were delivered straight from each leaver's teardown, and
+    teardowns woken in one loop turn all ran before the remaining readers'
+    writers: more leavers than an outbox holds cut everyone left."""
+    server = make_server(outbox_size=20)
+    survivor = ChatClient(server.address)
+    leavers = [ChatClient(server.address) for _ in range(30)]
+    try:
+        survivor.register("survivor")
+        for i, client in enumerate(leavers):
+            client.register(f"u{i}")
+        for i in range(len(leavers)):
+            survivor.expect(rf"^\*\*\* u{i} joined$")
+        for client in leavers:
+            client.close()
+        left = 0
+        while left < len(leavers):
+            line = survivor.read_line()
+            assert not line.startswith("*** disconnected"), f"cut: {line!r}"
+            left += line.endswith(" left")
+    finally:
+        for client in (*leavers, survivor):
+            client.close()

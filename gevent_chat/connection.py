@@ -261,7 +261,10 @@ class Connection:
         if isinstance(effect, commands.Reply):
             self.deliver(protocol.notice(effect.text))
         elif isinstance(effect, commands.Send):
-            (effect.member or self).deliver(effect.data, effect.lines)
+            if effect.member is None or effect.member is self:
+                self.deliver(effect.data, effect.lines)
+            else:
+                self._relay(effect.member, effect.data, effect.lines)
         elif isinstance(effect, commands.ToRoom):
             if effect.remember:
                 effect.room.remember(time.time(), [effect.data])
@@ -290,10 +293,11 @@ class Connection:
         if room is None:
             return
         half, limit = self.limit >> 1, self.limit
-        deadline = 0.0
+        deadline = 0.0  # set when the first full recipient is waited for
         members = room.members
         # A room this connection is not in (left, or moved out of) counts all.
         self.server.metrics.deliveries.inc((len(members) - (self in members)) * lines)
+        # The hot path: _relay's steps inlined, a call per member costs.
         for member in members:
             if member is not self:
                 if member.pending >= limit and not member.closing:
@@ -302,6 +306,14 @@ class Connection:
                 member.deliver(payload, lines)
                 if member.pending > half:
                     self._crowded.append(member)
+
+    def _relay(self, member: Connection, payload: bytes, lines: int) -> None:
+        """Deliver to one other client as ``broadcast`` does."""
+        if member.pending >= self.limit and not member.closing:
+            member.wait_drained(HALF_FULL_WAIT_SECONDS)
+        member.deliver(payload, lines)
+        if member.pending > self.limit >> 1:
+            self._crowded.append(member)
 
     def _let_recipients_drain(self) -> None:
         """Let the writers woken by this chunk run before reading the next one.

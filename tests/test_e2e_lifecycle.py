@@ -186,3 +186,32 @@ def test_many_leaving_at_once_do_not_cut_a_reader(make_server: Callable[..., Cha
     finally:
         for client in (*leavers, survivor):
             client.close()
+
+
+def test_simultaneous_private_bursts_do_not_cut_their_recipient(
+    make_server: Callable[..., ChatServer],
+) -> None:
+    """As with chat bursts, for ``/msg``: private lines were delivered with
+    no chance for a full recipient to drain first."""
+    server = make_server(outbox_size=1000)
+    names = ["a", "b", "c"]
+    senders = [ChatClient(server.address) for _ in names]
+    reader = ChatClient(server.address)
+    try:
+        for client, name in zip(senders, names, strict=True):
+            client.register(name)
+        reader.register("r")
+        n = 600
+        for client in senders:
+            client.send_raw("".join(f"/msg r {i}\n" for i in range(n)).encode())
+        got: dict[str, list[int]] = {name: [] for name in names}
+        while sum(map(len, got.values())) < len(names) * n:
+            line = reader.read_line()
+            assert not line.startswith("*** disconnected"), f"cut: {line!r}"
+            if line.startswith("*") and not line.startswith("***"):
+                name, number = line[1:].split("* ")
+                got[name].append(int(number))
+        assert all(numbers == list(range(n)) for numbers in got.values())
+    finally:
+        for client in (*senders, reader):
+            client.close()

@@ -182,13 +182,16 @@ def _join(ctx: Context[Any], args: list[str]) -> list[Effect]:
     if protocol.casefold(name) == protocol.casefold(ctx.room.name):
         return [Reply(f"you are already in #{ctx.room.name}")]
     old, new = ctx.registry.move(ctx.nick, name)
-    effects: list[Effect] = [
+    # The joiner's own lines first: delivering a notice may wait for a full
+    # recipient, and a line said in the new room meanwhile must come after
+    # the history, not before it (and again inside it).
+    return [
         Moved(new),
+        Reply(f"you joined #{new.name}"),
+        *history(new),
         ToRoom(old, protocol.notice(f"{ctx.nick} left #{old.name}")),
         ToRoom(new, protocol.notice(f"{ctx.nick} joined #{new.name}")),
-        Reply(f"you joined #{new.name}"),
     ]
-    return effects + history(new)
 
 
 def history(room: Room[Any]) -> list[Effect]:

@@ -90,6 +90,21 @@ def test_join_moves_and_returns_history_of_new_room() -> None:
     assert replay.lines == 1
 
 
+def test_join_queues_the_joiners_own_lines_before_any_room_notice() -> None:
+    """Delivering a room notice may wait for a full recipient, and other
+    greenlets run meanwhile: a line said in the new room then would reach
+    the joiner before its "you joined" and again in the history replay."""
+    registry, m = setup("alice", "bob")
+    run(registry, m["bob"], "/join dev")
+    registry.room_of("bob").remember(0.0, [b"bob: hello\n"])
+    effects = run(registry, m["alice"], "/join dev")
+    own = [i for i, e in enumerate(effects) if isinstance(e, Reply | Send)]
+    notices = [i for i, e in enumerate(effects) if isinstance(e, ToRoom)]
+    assert own
+    assert notices
+    assert max(own) < min(notices), effects
+
+
 def test_join_the_room_you_are_in_is_refused() -> None:
     registry, m = setup("alice")
     assert run(registry, m["alice"], "/join #Lobby") == [Reply("you are already in #lobby")]

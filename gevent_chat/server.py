@@ -105,6 +105,8 @@ class ChatServer:
                     log.info("TLS handshake with %s failed: %s", addr[0], exc or "timed out")
                     self.metrics.refused.labels("tls_handshake").inc()
                     return
+                if self.stopping:  # stop() came while the handshake went on
+                    return
             if refusal is not None:
                 self._refuse(sock, addr, refusal)
                 return

@@ -474,3 +474,26 @@ def test_tls_contexts_are_gevents_not_the_blocking_stdlib_ones(cert: tuple[str, 
         assert isinstance(ctx, gssl.SSLContext)
         assert ctx.sslsocket_class is gssl.SSLSocket
         assert ctx.sslsocket_class is not stdssl.SSLSocket
+
+
+def test_tls_handshake_finished_after_stop_gets_no_session(
+    make_server: MakeServer, cert: tuple[str, str]
+) -> None:
+    """The handler checked ``stopping`` only before the TLS handshake: a
+    client that finished its handshake after stop() got a prompt and a live
+    session on a stopped server, which nothing would ever close."""
+    certfile, keyfile = cert
+    server = make_server(certfile=certfile, keyfile=keyfile)
+    raw = socket.create_connection(server.address, timeout=5)
+    wait_until(lambda: server.limits.total == 1, what="the handler to wait for the handshake")
+    server.stop(timeout=0.1)
+    late = TLSChatClient(raw, certfile, "127.0.0.1")  # the handshake completes now
+    try:
+        data = b""
+        with gevent.Timeout(3):
+            while chunk := late.sock.recv(4096):
+                data += chunk
+        assert b"nickname" not in data
+        assert not server.connections
+    finally:
+        late.close()

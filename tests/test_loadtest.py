@@ -180,7 +180,9 @@ def test_run_against_the_server_sees_deliveries_and_no_failures(chat_server: str
 
 def test_run_with_two_processes_sees_deliveries_and_no_failures(chat_server: str, tmp_path: Path) -> None:
     code, rows, output = run_locust(chat_server, tmp_path, "--processes", "2")
-    assert count(rows, "register") == 5, output  # every nick unique across processes
+    # Every user registered (a taken nick would be a failure). Locust may move
+    # users between its worker processes as they start, which registers more.
+    assert count(rows, "register") >= 5, output
     assert count(rows, "deliver") > 0, output
     assert count(rows, "Aggregated", "Failure Count") == 0, output
     assert code == 0, output

@@ -180,7 +180,8 @@ class Client:
         self.dups = 0
         self.reorders = 0
         self.gaps = 0
-        self.closed = False
+        self.closed = False  # our reader saw EOF or an error
+        self.send_failed = False
 
     def connect(self, addr: tuple[str, int], rcvbuf: int | None = None) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -326,10 +327,17 @@ class Client:
         self.inflight -= n
         if bench.sending and self.sock is not None:
             room = WINDOW - self.inflight
-            if room > 0:
+            if room > 0 and not self.send_failed:
                 t = now_ns()
                 self.inflight += room
-                self.sock.sendall(b"".join([self.message(t) for _ in range(room)]))
+                self._send(b"".join([self.message(t) for _ in range(room)]))
+
+    def _send(self, data: bytes) -> None:
+        """Send, or note that the server has cut us (reported as a disconnect)."""
+        try:
+            self.sock.sendall(data)  # type: ignore[union-attr]
+        except OSError:
+            self.send_failed = True
 
     def open_loop(self, rate: float, phase: float, until: float) -> None:
         """Send at ``rate`` lines/s on a fixed schedule; late lines go at once, stamped on time."""
@@ -337,7 +345,7 @@ class Client:
         period_ns = int(1e9 / rate)
         next_ns = int((time.monotonic() + phase) * 1e9)
         until_ns = int(until * 1e9)
-        while next_ns < until_ns and self.bench.sending:
+        while next_ns < until_ns and self.bench.sending and not self.send_failed:
             wait = next_ns - now_ns()
             if wait > 0:
                 gevent.sleep(wait / 1e9)
@@ -349,7 +357,7 @@ class Client:
                 batch.append(self.message(next_ns))
                 next_ns += period_ns
             if batch:
-                self.sock.sendall(b"".join(batch))
+                self._send(b"".join(batch))
 
     def close(self) -> None:
         if self.sock is not None:
@@ -404,7 +412,7 @@ class Bench:
                 return
             gevent.sleep(0.01)
 
-    def tally(self, receivers: Sequence[Client]) -> dict[str, int]:
+    def tally(self, receivers: Sequence[Client]) -> dict[str, Any]:
         total_sent = sum(c.sent for c in self.clients)
         lost = dup = 0
         for c in receivers:
@@ -419,6 +427,9 @@ class Bench:
             "dup": dup,
             "ooo": sum(c.reorders + c.dups for c in receivers),
             "seq_gaps": sum(c.gaps for c in receivers),
+            # Clients the server disconnected during the run (their missing lines are in lost).
+            "disconnected": sum(1 for c in self.clients if c.closed or c.send_failed),
+            "server_alive": self.server.proc.poll() is None,
         }
 
     def close(self) -> None:
@@ -701,12 +712,13 @@ COLUMNS = [
     ("lost", "{:>6}"),
     ("dup", "{:>5}"),
     ("ooo", "{:>5}"),
+    ("disconnected", "{:>5}"),
     ("server_cpu_pct", "{:>7}"),
     ("server_rss_mb", "{:>7}"),
     ("gen_cpu_pct", "{:>7}"),
     ("other_cpu_pct", "{:>7}"),
 ]
-HEADERS = ["scenario", "clients", "deliv/s", "p50 ms", "p99 ms", "max ms", "lost", "dup", "ooo"]
+HEADERS = ["scenario", "clients", "deliv/s", "p50 ms", "p99 ms", "max ms", "lost", "dup", "ooo", "disc"]
 HEADERS += ["srv CPU%", "srv MB", "gen CPU%", "other%"]
 EXTRA = ["gen_late_p99_ms", "slow_cut_after_s", "rss_growth_mb", "per_second_rate_min", "per_second_rate_max"]
 EXTRA += ["per_second_p99_ms_max", "reached", "broadcast_ms", "register_all_s", "rss_per_conn_kb", "note"]
@@ -715,6 +727,8 @@ EXTRA += ["per_second_p99_ms_max", "reached", "broadcast_ms", "register_all_s", 
 def format_row(r: dict[str, Any]) -> str:
     cells = [fmt.format("-" if r.get(k) is None else r[k]) for k, fmt in COLUMNS]
     extra = [f"{k}={r[k]}" for k in EXTRA if r.get(k) not in (None, "")]
+    if r.get("server_alive") is False:
+        extra.insert(0, "SERVER DIED")
     return "  ".join(cells) + ("  " + " ".join(extra) if extra else "")
 
 

@@ -58,6 +58,11 @@ from gevent import socket
 from gevent.pool import Pool
 
 SERVER_CORE = 0
+#: Flags for every benchmark server: flood control off (it would pace the senders and
+#: measure the limit, not the server) and room for every benchmark connection.
+SERVER_ARGS = ["--rate-limit", "0", "--max-clients", "20000"]
+#: Extra server flags from ``--server-arg`` (for example ``--outbox-size=2000``).
+EXTRA_SERVER_ARGS: list[str] = []
 RECV_BYTES = 262144
 WINDOW = 8  # closed loop: lines of its own a sender may have in flight
 PAD = b"x" * 16
@@ -85,7 +90,7 @@ class ServerProcess:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
         argv = [sys.executable, "-m", "gevent_chat.server", "--host", "127.0.0.1", "--port", "0"]
-        argv += ["--log-level", "info", *extra_args]
+        argv += ["--log-level", "info", *SERVER_ARGS, *EXTRA_SERVER_ARGS, *extra_args]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log, preexec_fn=prepare)
         self.pid = self.proc.pid
         self.address = self._wait_listening(10.0)
@@ -120,6 +125,10 @@ class ServerProcess:
     def log_text(self) -> str:
         with open(self.log.name, errors="replace") as f:
             return f.read()
+
+    def slow_cuts(self) -> int:
+        """Clients the server cut as too slow, from its log."""
+        return self.log_text().count("cut: outbox full")
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -433,6 +442,7 @@ class Bench:
             # Clients the server disconnected during the run (their missing lines are in lost).
             "disconnected": sum(1 for c in self.clients if c.closed or c.send_failed),
             "server_alive": self.server.proc.poll() is None,
+            "server_slow_cuts": self.server.slow_cuts(),
         }
 
     def close(self) -> None:
@@ -763,7 +773,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per scenario; adds a median row")
     p.add_argument("--clients", type=int, default=0, help="override the scenario's client count")
     p.add_argument("--senders", type=int, default=0, help="override the closed-loop sender count")
+    p.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="pass a flag to the server, e.g. --server-arg=--outbox-size=2000 (repeatable)",
+    )
     args = p.parse_args(argv)
+    EXTRA_SERVER_ARGS[:] = args.server_arg
     pin_generator()
     raise_nofile(4096)
     # The generator makes almost no reference cycles; a full collection walking every

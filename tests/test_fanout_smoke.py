@@ -1,0 +1,33 @@
+"""Smoke run of the fan-out benchmark: a tiny closed-loop scenario end to end.
+
+The full benchmark is run by hand (``python -m loadtest.fanout``); this only
+proves that it starts the server, sees deliveries and checks them.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+# A subprocess generator plus a subprocess server, each importing gevent, on a
+# shared 2-core machine: startup alone can take a few seconds.
+@pytest.mark.timeout(60)
+def test_tiny_fanout_run_reports_deliveries_and_no_losses() -> None:
+    argv = [sys.executable, "-m", "loadtest.fanout", "--scenario", "fanout-100"]
+    argv += ["--clients", "10", "--duration", "1", "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=50, check=False)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert len(rows) == 1, done.stdout
+    row = rows[0]
+    assert row["scenario"] == "fanout-100"
+    assert row["clients"] == 10
+    assert row["deliveries_per_s"] > 0
+    assert row["p50_ms"] is not None
+    assert (row["lost"], row["dup"], row["ooo"], row["seq_gaps"]) == (0, 0, 0, 0)
+    assert row["server_cpu_pct"] > 0
+    assert row["server_rss_mb"] > 0

@@ -125,8 +125,9 @@ class Connection:
         self.pending += lines
         outbox = self.outbox
         if outbox is None:
-            outbox = self.outbox = Queue(self.limit)
-            self.server.writers.start(self._write_loop, outbox)
+            writers = self.server.writers
+            outbox = self.outbox = writers.outbox()
+            writers.start(self._write_loop, outbox)
         outbox.put_nowait(payload)
 
     def cut(self, reason: str | None, force: bool = False) -> None:
@@ -296,7 +297,7 @@ class Connection:
         deadline = 0.0  # set when the first full recipient is waited for
         members = room.members
         # A room this connection is not in (left, or moved out of) counts all.
-        self.server.metrics.deliveries.inc((len(members) - (self in members)) * lines)
+        self.server.metrics.tally.deliveries += (len(members) - (self in members)) * lines
         # The hot path: _relay's steps inlined, a call per member costs.
         for member in members:
             if member is not self:
@@ -388,7 +389,7 @@ class Connection:
         """
         self.heard = now = time.monotonic()
         metrics = self.server.metrics
-        metrics.lines_received.inc(len(lines))
+        metrics.tally.lines_received += len(lines)
         if None in lines:
             metrics.too_long.inc(lines.count(None))
         bucket = self.bucket
@@ -442,14 +443,20 @@ class Connection:
     def _write_loop(self, outbox: Queue[bytes]) -> None:
         """Send everything queued, one ``sendall`` per turn, until the outbox is empty."""
         get_nowait, qsize = outbox.get_nowait, outbox.qsize
-        sendall = self.sock.sendall
+        send = self.sock.send
         half = self.limit // 2
-        sent = self.server.metrics.bytes_out.inc
+        tally = self.server.metrics.tally
         try:
             while n := qsize():
                 data = get_nowait() if n == 1 else b"".join([get_nowait() for _ in range(n)])
-                sendall(data)
-                sent(len(data))
+                # gevent's sendall asks the kernel for SO_SNDBUF on every call
+                # (a PyPy workaround); a send loop saves that syscall.
+                done = send(data)
+                if done < len(data):
+                    view = memoryview(data)
+                    while done < len(data):
+                        done += send(view[done:])
+                tally.bytes_out += len(data)
                 self.pending -= data.count(b"\n")
                 if self._drained is not None and self.pending <= half:
                     self._drained.set()
@@ -463,6 +470,7 @@ class Connection:
             # have been queued in between: the next deliver starts a new writer.
             if self.outbox is outbox:
                 self.outbox = None
+                self.server.writers.recycle(outbox)
             if self._drained is not None:
                 self._drained.set()
 

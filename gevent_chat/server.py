@@ -48,7 +48,7 @@ class ChatServer:
         self.config = config
         self.registry: Registry[Connection] = Registry(BoundedSemaphore(1), config.history)
         self.connections: set[Connection] = set()
-        self.writers = WriterPool()
+        self.writers = WriterPool(config.outbox_size)
         self.stopping = False
         self._all_closed = Event()
         self._listener: StreamServer | None = None

@@ -6,6 +6,9 @@ gives each new greenlet its own data stack, an ``mmap`` and ``munmap`` pair
 that costs about ten times a greenlet switch.  ``WriterPool`` keeps a bounded
 number of finished writer greenlets parked and hands them the next task.
 
+Outboxes are reused the same way: making a ``Queue`` costs more than the
+rest of a delivery, and a finished writer's outbox is empty and open.
+
 A task runs start to end on one greenlet, and nothing else runs on that
 greenlet meanwhile: while it drains a connection's outbox, that greenlet is
 the connection's writer and nothing else.  Tasks must not be killed from
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.queue import Queue
 from greenlet import greenlet
 
 __all__ = ["WriterPool"]
@@ -33,10 +37,21 @@ DEFAULT_MAX_IDLE = 256
 class WriterPool:
     """Start tasks on parked greenlets when there are any, new ones otherwise."""
 
-    def __init__(self, max_idle: int = DEFAULT_MAX_IDLE) -> None:
+    def __init__(self, outbox_size: int, max_idle: int = DEFAULT_MAX_IDLE) -> None:
+        self.outbox_size = outbox_size
         self.max_idle = max_idle
         self._idle: list[greenlet] = []
+        self._spare: list[Queue[bytes]] = []
         self._hub = gevent.get_hub()
+
+    def outbox(self) -> Queue[bytes]:
+        """An empty outbox of ``outbox_size`` entries, reused if one is spare."""
+        return self._spare.pop() if self._spare else Queue(self.outbox_size)
+
+    def recycle(self, outbox: Queue[bytes]) -> None:
+        """Keep a finished writer's outbox for the next one, if it is reusable."""
+        if len(self._spare) < self.max_idle and not outbox.is_shutdown and not outbox.qsize():
+            self._spare.append(outbox)
 
     def start(self, task: Callable[..., object], *args: Any) -> None:
         """Run ``task(*args)`` soon, on a greenlet of its own; never blocks."""

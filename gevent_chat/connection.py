@@ -57,6 +57,9 @@ CLOSE_FLUSH_SECONDS = 2.0
 MAX_UNYIELDED_CHUNKS = 8
 #: How long a fast sender waits, per chunk, for a recipient past half full to drain.
 HALF_FULL_WAIT_SECONDS = 0.05
+#: A recipient whose writer has sent nothing for this long is not waited for:
+#: it has stopped reading, and waiting on it would only delay the sender.
+STALLED_SECONDS = 0.25
 
 SLOW = "too slow"
 
@@ -69,6 +72,7 @@ class Connection:
         "_cut",
         "_drained",
         "_prefix",
+        "_progress",
         "_reg_timer",
         "addr",
         "bucket",
@@ -102,6 +106,7 @@ class Connection:
         self.cut_reason: str | None = None
         self._cut = False  # cut(): what was queued is dropped, nothing to flush
         self._drained: Event | None = None
+        self._progress = 0.0  # monotonic time the writer last started or sent
         self._crowded: list[Connection] = []
         self._prefix = b""
         self._reg_timer: gevent.Timeout | None = None
@@ -128,6 +133,7 @@ class Connection:
             writers = self.server.writers
             outbox = self.outbox = writers.outbox()
             writers.start(self._write_loop, outbox)
+            self._progress = time.monotonic()
         outbox.put_nowait(payload)
 
     def cut(self, reason: str | None, force: bool = False) -> None:
@@ -303,7 +309,7 @@ class Connection:
             if member is not self:
                 if member.pending >= limit and not member.closing:
                     deadline = deadline or time.monotonic() + HALF_FULL_WAIT_SECONDS
-                    member.wait_drained(max(0.0, deadline - time.monotonic()))
+                    member.give_time(max(0.0, deadline - time.monotonic()))
                 member.deliver(payload, lines)
                 if member.pending > half:
                     self._crowded.append(member)
@@ -311,7 +317,7 @@ class Connection:
     def _relay(self, member: Connection, payload: bytes, lines: int) -> None:
         """Deliver to one other client as ``broadcast`` does."""
         if member.pending >= self.limit and not member.closing:
-            member.wait_drained(HALF_FULL_WAIT_SECONDS)
+            member.give_time(HALF_FULL_WAIT_SECONDS)
         member.deliver(payload, lines)
         if member.pending > self.limit >> 1:
             self._crowded.append(member)
@@ -335,8 +341,15 @@ class Connection:
             if remaining <= 0:
                 break
             if member.pending > half and not member.closing:
-                member.wait_drained(remaining)
+                member.give_time(remaining)
         crowded.clear()
+
+    def give_time(self, timeout: float) -> None:
+        """Wait (at most ``timeout``) for this outbox to drain below half full,
+        unless its writer has stalled: then the client is not reading, and it
+        is left to fill up and be cut without delaying anyone."""
+        if time.monotonic() - self._progress < STALLED_SECONDS:
+            self.wait_drained(timeout)
 
     def wait_drained(self, timeout: float) -> None:
         """Wait until this outbox is at most half full, or ``timeout`` passes."""
@@ -446,6 +459,7 @@ class Connection:
         send = self.sock.send
         half = self.limit // 2
         tally = self.server.metrics.tally
+        monotonic = time.monotonic
         try:
             while n := qsize():
                 data = get_nowait() if n == 1 else b"".join([get_nowait() for _ in range(n)])
@@ -455,7 +469,9 @@ class Connection:
                 if done < len(data):
                     view = memoryview(data)
                     while done < len(data):
+                        self._progress = monotonic()
                         done += send(view[done:])
+                self._progress = monotonic()
                 tally.bytes_out += len(data)
                 self.pending -= data.count(b"\n")
                 if self._drained is not None and self.pending <= half:

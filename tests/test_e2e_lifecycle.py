@@ -10,10 +10,12 @@ import socket as stdsocket
 import time
 from collections.abc import Callable
 
+import pytest
 from gevent import socket
 
+from gevent_chat.connection import Connection
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient
+from tests.helpers import ChatClient, wait_until
 
 Connect = Callable[..., ChatClient]
 
@@ -215,3 +217,49 @@ def test_simultaneous_private_bursts_do_not_cut_their_recipient(
     finally:
         for client in (*senders, reader):
             client.close()
+
+
+def test_sender_does_not_wait_for_a_recipient_that_stopped_reading(
+    make_server: Callable[..., ChatServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Senders waited up to 50 ms for every crowded recipient, even one whose
+    writer had long been stuck on a full socket: a slow consumer delayed the
+    room once more just before it was cut."""
+    server = make_server(outbox_size=40)
+    stuck = _stuck_client(server.address)
+    alice = ChatClient(server.address)
+    bob = ChatClient(server.address)
+    try:
+        alice.register("alice")
+        bob.register("bob")
+        [conn] = [c for c in server.connections if c.nick == "stuck"]
+        line = "x" * 4000
+        # Fill the stuck client's socket buffers until its writer blocks.
+        for i in range(4000):
+            alice.send(f"{i} {line}")
+            bob.expect(rf"^alice: {i} ")
+            if conn.pending >= 3:
+                break
+        assert conn.pending >= 3, "the stuck client's writer never blocked"
+        waits: list[float] = []
+        original = Connection.wait_drained
+
+        def record(self: Connection, timeout: float) -> None:
+            if self is conn:
+                waits.append(timeout)
+            original(self, timeout)
+
+        monkeypatch.setattr(Connection, "wait_drained", record)
+        # Let its writer stall for longer than STALLED_SECONDS, then flood it.
+        start = time.monotonic()
+        wait_until(lambda: time.monotonic() - start > 0.3, what="the writer to count as stalled")
+        for i in range(60):
+            alice.send(f"more {i}")
+        bob.expect(r"^alice: more 59$")
+        if "*** stuck left (too slow)" not in bob.lines:
+            bob.expect(r"^\*\*\* stuck left \(too slow\)$")
+        assert waits == []
+    finally:
+        stuck.close()
+        alice.close()
+        bob.close()

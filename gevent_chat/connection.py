@@ -165,7 +165,7 @@ class Connection:
             self.deliver(self.gate.opening(), 0)
             self._read_loop()
         except gevent.Timeout as t:
-            if t is not self._reg_timer:
+            if self._reg_timer is None or t is not self._reg_timer:
                 raise
             self.deliver(protocol.notice("registration timed out, goodbye"))
             self.cut_reason = "registration timeout"
@@ -177,8 +177,9 @@ class Connection:
             log.exception("error on connection from %s", self.peer)
             self.cut_reason = "server error"
         finally:
-            self._reg_timer.close()
-            self._reg_timer = None
+            if self._reg_timer is not None:
+                self._reg_timer.close()
+                self._reg_timer = None
             self._teardown()
 
     def _read_loop(self) -> None:
@@ -381,6 +382,7 @@ class Connection:
             return
         assert self._reg_timer is not None
         self._reg_timer.close()
+        self._reg_timer = None  # about 300 bytes a connection, kept for nothing
         self.nick, self.room = nick, room
         self._prefix = f"{nick}: ".encode()
         log.info("%s registered as %s", self.peer, nick)

@@ -25,8 +25,11 @@ Contract (see the README's "Concurrency"):
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import socket
+import struct
+import termios
 import time
 from typing import TYPE_CHECKING
 
@@ -57,9 +60,14 @@ CLOSE_FLUSH_SECONDS = 2.0
 MAX_UNYIELDED_CHUNKS = 8
 #: How long a fast sender waits, per chunk, for a recipient past half full to drain.
 HALF_FULL_WAIT_SECONDS = 0.05
-#: A recipient whose writer has sent nothing for this long is not waited for:
-#: it has stopped reading, and waiting on it would only delay the sender.
+#: A recipient whose writer has sent nothing for this long, and whose kernel
+#: send queue has not shrunk meanwhile, is not waited for: it has stopped
+#: reading, and waiting on it would only delay the sender.
 STALLED_SECONDS = 0.25
+#: How much the kernel's send queue must shrink to count as the client reading.
+STALLED_BYTES = 65536
+#: Linux's SIOCOUTQ: bytes the kernel still holds for the peer.
+_OUTQ = getattr(termios, "TIOCOUTQ", None)
 
 SLOW = "too slow"
 
@@ -74,6 +82,7 @@ class Connection:
         "_prefix",
         "_progress",
         "_reg_timer",
+        "_unsent",
         "addr",
         "bucket",
         "closing",
@@ -106,7 +115,8 @@ class Connection:
         self.cut_reason: str | None = None
         self._cut = False  # cut(): what was queued is dropped, nothing to flush
         self._drained: Event | None = None
-        self._progress = 0.0  # monotonic time the writer last started or sent
+        self._progress = 0.0  # monotonic time the writer last started or sent (see _has_stalled)
+        self._unsent: int | None = None  # kernel send queue as of _progress, if known
         self._crowded: list[Connection] = []
         self._prefix = b""
         self._reg_timer: gevent.Timeout | None = None
@@ -349,8 +359,34 @@ class Connection:
         """Wait (at most ``timeout``) for this outbox to drain below half full,
         unless its writer has stalled: then the client is not reading, and it
         is left to fill up and be cut without delaying anyone."""
-        if time.monotonic() - self._progress < STALLED_SECONDS:
+        if not self._has_stalled():
             self.wait_drained(timeout)
+
+    def _has_stalled(self) -> bool:
+        """True if nothing reached the client for ``STALLED_SECONDS``.
+
+        A blocked ``send`` returns only once the kernel has room for much
+        more than one read frees (a third of a send buffer that grows to
+        megabytes), so a client reading steadily at a few MB/s can keep a
+        writer in one ``send`` for longer than that.  The kernel's queue of
+        unsent bytes tells: if it shrank by ``STALLED_BYTES`` since the
+        writer blocked, the client reads.  (One that does not still takes a
+        few KB now and then, through window probes.)
+        """
+        now = time.monotonic()
+        if now - self._progress < STALLED_SECONDS:
+            return False
+        unsent = _unsent_bytes(self.sock)
+        if unsent is None:
+            return True  # cannot tell: trust the writer's clock alone
+        seen = self._unsent
+        if seen is None:  # blocked without a partial send: judge from now on
+            self._unsent = unsent
+            return False
+        if seen - unsent >= STALLED_BYTES:
+            self._progress, self._unsent = now, unsent
+            return False
+        return True
 
     def wait_drained(self, timeout: float) -> None:
         """Wait until this outbox is at most half full, or ``timeout`` passes."""
@@ -472,8 +508,11 @@ class Connection:
                     view = memoryview(data)
                     while done < len(data):
                         self._progress = monotonic()
+                        # The send queue is full here: what a stall is judged by.
+                        self._unsent = _unsent_bytes(self.sock)
                         done += send(view[done:])
                 self._progress = monotonic()
+                self._unsent = None
                 tally.bytes_out += len(data)
                 self.pending -= data.count(b"\n")
                 if self._drained is not None and self.pending <= half:
@@ -531,6 +570,17 @@ class Connection:
 
 # On the descriptor, so that a TLS socket keeps its TLS state (see tls.py).
 _shutdown = shutdown_fd
+
+
+def _unsent_bytes(sock: socket.socket) -> int | None:
+    """Bytes queued in the kernel for the peer, unacknowledged ones included;
+    None where the platform cannot tell (or the socket is closed)."""
+    if _OUTQ is None:
+        return None
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0])
+    except OSError:
+        return None
 
 
 def _format_peer(addr: tuple[str, int] | tuple[str, int, int, int]) -> str:

@@ -10,6 +10,7 @@ import socket as stdsocket
 import time
 from collections.abc import Callable
 
+import gevent
 import pytest
 from gevent import socket
 
@@ -261,5 +262,44 @@ def test_sender_does_not_wait_for_a_recipient_that_stopped_reading(
         assert waits == []
     finally:
         stuck.close()
+        alice.close()
+        bob.close()
+
+
+def test_sender_still_waits_for_a_recipient_that_reads_steadily(
+    make_server: Callable[..., ChatServer],
+) -> None:
+    """A writer's send blocks until the kernel has room for much more than
+    one read frees, so a client that read steadily at a few MB/s still
+    showed no writer progress for over 250 ms: it was taken for stalled,
+    the sender stopped waiting for it, and it was cut as too slow."""
+    server = make_server()
+    alice = ChatClient(server.address)
+    bob = ChatClient(server.address)
+    sender: gevent.Greenlet[[bytes], None] | None = None
+    try:
+        alice.register("alice")
+        bob.register("bob")
+        alice.expect(r"^\*\*\* bob joined$")
+        n = 3000
+        line = "y" * 4000
+        burst = "".join(f"{i} {line}\n" for i in range(n)).encode()
+        sender = gevent.spawn(alice.send_raw, burst)  # 12 MB, blocks until the server reads it
+        got: list[int] = []
+        buf = b""
+        bob.sock.settimeout(5)
+        while len(got) < n:
+            data = bob.sock.recv(16384)
+            assert data, f"bob was cut after {len(got)} lines"
+            *lines, buf = (buf + data).split(b"\n")
+            got += [int(raw.split(b" ", 2)[1]) for raw in lines if raw.startswith(b"alice: ")]
+            # Pacing, not synchronisation: a client that reads about 4 MB/s
+            # without a pause, slower than the sender can write.
+            gevent.sleep(0.004)
+        assert got == list(range(n))
+        sender.join(5)
+    finally:
+        if sender is not None:
+            sender.kill()
         alice.close()
         bob.close()

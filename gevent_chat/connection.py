@@ -380,8 +380,8 @@ class Connection:
         if unsent is None:
             return True  # cannot tell: trust the writer's clock alone
         seen = self._unsent
-        if seen is None:  # blocked without a partial send: judge from now on
-            self._unsent = unsent
+        if seen is None:  # blocked with no partial send (always so on TLS):
+            self._progress, self._unsent = now, unsent  # judge from now on
             return False
         if seen - unsent >= STALLED_BYTES:
             self._progress, self._unsent = now, unsent

@@ -328,6 +328,42 @@ def test_plaintext_client_on_tls_port_does_not_disturb_others(
         c.close()
 
 
+def test_tls_recipient_that_reads_steadily_is_not_cut(
+    make_server: MakeServer, cert: tuple[str, str], dial: Dial
+) -> None:
+    """A TLS send never returns part of its data: it waits inside until all
+    of it is out, so a writer serving a steady TLS reader left no partial
+    send to judge a stall by, and its first look at the kernel's queue was
+    compared, a few ms later, with the next: too little had drained in
+    between, and a client reading at about 4 MB/s was cut as too slow."""
+    certfile, keyfile = cert
+    server = make_server(certfile=certfile, keyfile=keyfile)
+    alice = dial(server.address, cafile=certfile)
+    bob = dial(server.address, cafile=certfile)
+    alice.register("alice")
+    bob.register("bob")
+    alice.expect(r"^\*\*\* bob joined$")
+    n = 3000
+    line = "y" * 4000
+    sender = gevent.spawn(alice.send_raw, "".join(f"{i} {line}\n" for i in range(n)).encode())
+    try:
+        got: list[int] = []
+        buf = b""
+        bob.sock.settimeout(5)
+        while len(got) < n:
+            data = bob.sock.recv(16384)
+            assert data, f"bob was cut after {len(got)} lines"
+            *lines, buf = (buf + data).split(b"\n")
+            got += [int(raw.split(b" ", 2)[1]) for raw in lines if raw.startswith(b"alice: ")]
+            # Pacing, not synchronisation: a client that reads about 4 MB/s
+            # without a pause, slower than the sender can write.
+            gevent.sleep(0.004)
+        assert got == list(range(n))
+        sender.join(5)
+    finally:
+        sender.kill()
+
+
 def test_tls_handshake_has_the_register_deadline(
     make_server: MakeServer, cert: tuple[str, str], dial: Dial
 ) -> None:

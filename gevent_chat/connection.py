@@ -208,7 +208,8 @@ class Connection:
             # and the writers run after every reader ready in this loop turn,
             # each sending what all of them queued in one sendall.  A full
             # chunk means more is waiting: give way now, so one fast sender
-            # cannot hold the hub.
+            # cannot hold the hub.  (A TLS recv returns one record, 16 KiB at
+            # most, so there the 8-chunk bound is what applies.)
             unyielded += 1
             if len(data) == RECV_BYTES or unyielded >= MAX_UNYIELDED_CHUNKS or self._crowded:
                 self._let_recipients_drain()
@@ -522,6 +523,11 @@ class Connection:
         except OSError as exc:  # includes the socket closed under us
             log.debug("%s: send failed: %s", self.peer, exc)
             self.cut(None)
+        except AttributeError:
+            # Teardown closed a TLS socket while this send waited to resume:
+            # gevent's SSLSocket has dropped its TLS object by then.
+            if not self.closing:
+                raise
         finally:
             # Nothing yields between the last qsize() and here, so no line can
             # have been queued in between: the next deliver starts a new writer.
@@ -557,6 +563,7 @@ class Connection:
         elif not self.wait_flushed(CLOSE_FLUSH_SECONDS):
             log.debug("%s: output not flushed in time", self.peer)
         self.sock.close()  # a writer still in sendall fails and ends
+        self._crowded.clear()  # the leave notice may have noted recipients
         server.forget(self)
 
     def _send_last_words(self, payload: bytes) -> None:

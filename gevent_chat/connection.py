@@ -493,7 +493,7 @@ class Connection:
     # -- the writer greenlet -------------------------------------------------------
 
     def _write_loop(self, outbox: Queue[bytes]) -> None:
-        """Send everything queued, one ``sendall`` per turn, until the outbox is empty."""
+        """Send everything queued, one write per turn, until the outbox is empty."""
         get_nowait, qsize = outbox.get_nowait, outbox.qsize
         send = self.sock.send
         half = self.limit // 2

@@ -39,6 +39,14 @@ median); ``select`` only handles descriptors below 1024, which they stay under.
 With ``--scenario all`` each scenario runs in a process of its own, so each
 gets its backend.
 
+Arrival times: in the open-loop scenarios a line's arrival is the kernel's
+receive timestamp (``SO_TIMESTAMPNS``, read with ``recvmsg``): on loopback
+that is when the server's ``send`` put it in the receiving socket.  With 100
+clients, each line wakes 99 receiving greenlets in this one process; timing
+them with the clock as each gets its turn would add this process's own
+queueing, up to a millisecond, to every figure.  The send side stays as it
+is: latency counts from the scheduled time.
+
 Load stays on 127.0.0.1 and every run stops by itself.  The generator is one
 gevent process: check its CPU % in the output; near 100 % it, not the server,
 is the limit.
@@ -53,6 +61,7 @@ import os
 import resource
 import signal
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -82,6 +91,9 @@ DRAIN_SECONDS = 10.0
 REGISTER_CONCURRENCY = 200
 
 now_ns = time.monotonic_ns
+#: Linux's SO_TIMESTAMPNS (the "old" 64-bit timespec form); the module lacks it.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+_TIMESPEC = struct.Struct("@qq")
 
 
 # -- the server under test ------------------------------------------------------------
@@ -204,6 +216,8 @@ class Client:
         self.gaps = 0
         self.closed = False  # our reader saw EOF or an error
         self.send_failed = False
+        self.kernel_stamps = bench.kernel_stamps
+        self.arrived = 0  # monotonic ns of the chunk being fed, when kernel_stamps
 
     def connect(self, addr: tuple[str, int], rcvbuf: int | None = None) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -242,6 +256,9 @@ class Client:
         return data
 
     def read_loop(self) -> None:
+        if self.kernel_stamps:
+            self._stamped_read_loop()
+            return
         recv = self.sock.recv  # type: ignore[union-attr]
         feed = self.feed
         try:
@@ -250,6 +267,29 @@ class Client:
                 if not data:
                     break
                 feed(data)
+        except OSError:
+            pass
+        self.closed = True
+
+    def _stamped_read_loop(self) -> None:
+        """``read_loop``, with each chunk timed by the kernel's receive timestamp."""
+        sock = self.sock
+        assert sock is not None
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        # The kernel stamps with CLOCK_REALTIME; lines carry CLOCK_MONOTONIC.
+        offset = time.time_ns() - now_ns()
+        space = socket.CMSG_SPACE(_TIMESPEC.size)
+        try:
+            while True:
+                data, ancillary, _flags, _addr = sock.recvmsg(RECV_BYTES, space)
+                if not data:
+                    break
+                self.arrived = 0
+                for level, kind, payload in ancillary:
+                    if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                        sec, nsec = _TIMESPEC.unpack(payload[: _TIMESPEC.size])
+                        self.arrived = sec * 1_000_000_000 + nsec - offset
+                self.feed(data)
         except OSError:
             pass
         self.closed = True
@@ -313,7 +353,7 @@ class Client:
 
     def _check(self, track: Track, body: bytes) -> None:
         """Sequence and latency check of one tracked line ``<seq> <ns> <pad>``."""
-        arrived = now_ns()
+        arrived = self.arrived or now_ns()
         parts = body.split(b" ", 2)
         seq, sent_ns = int(parts[0]), int(parts[1])
         if seq == track.next_seq:
@@ -392,8 +432,9 @@ class Client:
 class Bench:
     """Clients, readers and measurements of one scenario run against one server."""
 
-    def __init__(self, server: ServerProcess, n: int) -> None:
+    def __init__(self, server: ServerProcess, n: int, kernel_stamps: bool = False) -> None:
         self.server = server
+        self.kernel_stamps = kernel_stamps  # open loop: arrivals timed by the kernel
         self.clients = [Client(self, i) for i in range(n)]
         self.by_nick = {c.nick: c for c in self.clients}
         self.readers: list[gevent.Greenlet[Any, Any]] = []
@@ -552,7 +593,7 @@ def closed_loop(name: str, clients: int, senders: int, duration: float) -> dict[
 def latency(duration: float, clients: int = 100, rate: float = 10.0, tracked: int = 10) -> dict[str, Any]:
     """Open loop: every client sends ``rate`` lines/s; each receiver times ``tracked`` senders."""
     server = ServerProcess()
-    bench = Bench(server, clients)
+    bench = Bench(server, clients, kernel_stamps=True)
     try:
         bench.connect_all()
         step = max(1, clients // tracked)
@@ -590,7 +631,7 @@ def latency(duration: float, clients: int = 100, rate: float = 10.0, tracked: in
 def slow_consumer(duration: float, clients: int = 20, rate: float = 100.0) -> dict[str, Any]:
     """Open loop among ``clients`` plus one that never reads; per-second figures."""
     server = ServerProcess()
-    bench = Bench(server, clients)
+    bench = Bench(server, clients, kernel_stamps=True)
     slow = Client(bench, clients)
     slow.nick = b"slow"
     try:

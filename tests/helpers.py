@@ -190,3 +190,39 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=3)
         self.drainer.kill(block=True, timeout=1)
+
+
+def never_reading_client(addr: tuple[str, int], nick: str) -> socket.socket:
+    """A client registered as ``nick`` with a tiny receive buffer, that never reads."""
+    sock = socket.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM)
+    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(addr)
+    sock.sendall(nick.encode() + b"\n")
+    return sock
+
+
+def send_burst_read_paced(sender: ChatClient, reader: ChatClient, n: int, nick: str = "alice") -> list[int]:
+    """``sender`` (registered as ``nick``) sends ``n`` numbered 4 KB lines at once (12 MB for 3000);
+    ``reader`` reads them at about 4 MB/s, slower than the sender writes.
+    Returns the numbers ``reader`` got, in order; fails if it was cut."""
+    line = "y" * 4000
+    burst = "".join(f"{i} {line}\n" for i in range(n)).encode()
+    writer = gevent.spawn(sender.send_raw, burst)  # blocks until the server reads it all
+    try:
+        got: list[int] = []
+        buf = b""
+        reader.sock.settimeout(5)
+        prefix = f"{nick}: ".encode()
+        while len(got) < n:
+            data = reader.sock.recv(16384)
+            assert data, f"the reader was cut after {len(got)} lines"
+            *lines, buf = (buf + data).split(b"\n")
+            got += [int(raw.split(b" ", 2)[1]) for raw in lines if raw.startswith(prefix)]
+            # Pacing, not synchronisation: a client that reads about 4 MB/s
+            # without a pause, slower than the sender can write.
+            gevent.sleep(0.004)
+        writer.join(5)
+        return got
+    finally:
+        writer.kill()

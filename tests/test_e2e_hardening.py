@@ -21,7 +21,7 @@ from gevent import ssl as gssl
 
 from gevent_chat import tls
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient, ServerProcess, wait_until
+from tests.helpers import ChatClient, ServerProcess, send_burst_read_paced, wait_until
 
 MakeServer = Callable[..., ChatServer]
 SpawnServer = Callable[..., ServerProcess]
@@ -343,25 +343,7 @@ def test_tls_recipient_that_reads_steadily_is_not_cut(
     alice.register("alice")
     bob.register("bob")
     alice.expect(r"^\*\*\* bob joined$")
-    n = 3000
-    line = "y" * 4000
-    sender = gevent.spawn(alice.send_raw, "".join(f"{i} {line}\n" for i in range(n)).encode())
-    try:
-        got: list[int] = []
-        buf = b""
-        bob.sock.settimeout(5)
-        while len(got) < n:
-            data = bob.sock.recv(16384)
-            assert data, f"bob was cut after {len(got)} lines"
-            *lines, buf = (buf + data).split(b"\n")
-            got += [int(raw.split(b" ", 2)[1]) for raw in lines if raw.startswith(b"alice: ")]
-            # Pacing, not synchronisation: a client that reads about 4 MB/s
-            # without a pause, slower than the sender can write.
-            gevent.sleep(0.004)
-        assert got == list(range(n))
-        sender.join(5)
-    finally:
-        sender.kill()
+    assert send_burst_read_paced(alice, bob, 3000) == list(range(3000))
 
 
 def test_tls_handshake_has_the_register_deadline(

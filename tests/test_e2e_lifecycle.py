@@ -6,29 +6,16 @@ what went wrong.
 
 from __future__ import annotations
 
-import socket as stdsocket
 import time
 from collections.abc import Callable
 
-import gevent
 import pytest
-from gevent import socket
 
 from gevent_chat.connection import Connection
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient, wait_until
+from tests.helpers import ChatClient, never_reading_client, send_burst_read_paced, wait_until
 
 Connect = Callable[..., ChatClient]
-
-
-def _stuck_client(addr: tuple[str, int]) -> socket.socket:
-    """A registered client with a tiny receive buffer that never reads."""
-    sock = socket.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM)
-    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
-    sock.settimeout(5)
-    sock.connect(addr)
-    sock.sendall(b"stuck\n")
-    return sock
 
 
 def test_stop_closes_a_connection_whose_writer_is_stuck_within_the_timeout(
@@ -37,7 +24,7 @@ def test_stop_closes_a_connection_whose_writer_is_stuck_within_the_timeout(
     """Teardown waited 2 s more to flush an outbox that stop() had already cut,
     so stop() returned with the connection still open."""
     server = make_server(outbox_size=100_000)
-    stuck = _stuck_client(server.address)
+    stuck = never_reading_client(server.address, "stuck")
     alice = ChatClient(server.address)
     try:
         alice.register("alice")
@@ -227,7 +214,7 @@ def test_sender_does_not_wait_for_a_recipient_that_stopped_reading(
     writer had long been stuck on a full socket: a slow consumer delayed the
     room once more just before it was cut."""
     server = make_server(outbox_size=40)
-    stuck = _stuck_client(server.address)
+    stuck = never_reading_client(server.address, "stuck")
     alice = ChatClient(server.address)
     bob = ChatClient(server.address)
     try:
@@ -276,30 +263,11 @@ def test_sender_still_waits_for_a_recipient_that_reads_steadily(
     server = make_server()
     alice = ChatClient(server.address)
     bob = ChatClient(server.address)
-    sender: gevent.Greenlet[[bytes], None] | None = None
     try:
         alice.register("alice")
         bob.register("bob")
         alice.expect(r"^\*\*\* bob joined$")
-        n = 3000
-        line = "y" * 4000
-        burst = "".join(f"{i} {line}\n" for i in range(n)).encode()
-        sender = gevent.spawn(alice.send_raw, burst)  # 12 MB, blocks until the server reads it
-        got: list[int] = []
-        buf = b""
-        bob.sock.settimeout(5)
-        while len(got) < n:
-            data = bob.sock.recv(16384)
-            assert data, f"bob was cut after {len(got)} lines"
-            *lines, buf = (buf + data).split(b"\n")
-            got += [int(raw.split(b" ", 2)[1]) for raw in lines if raw.startswith(b"alice: ")]
-            # Pacing, not synchronisation: a client that reads about 4 MB/s
-            # without a pause, slower than the sender can write.
-            gevent.sleep(0.004)
-        assert got == list(range(n))
-        sender.join(5)
+        assert send_burst_read_paced(alice, bob, 3000) == list(range(3000))
     finally:
-        if sender is not None:
-            sender.kill()
         alice.close()
         bob.close()

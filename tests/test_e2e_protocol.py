@@ -17,11 +17,10 @@ from typing import cast
 
 import gevent
 import pytest
-from gevent import socket
 
 from gevent_chat.config import parse_args
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient, ServerProcess, wait_until
+from tests.helpers import ChatClient, ServerProcess, never_reading_client, wait_until
 
 Connect = Callable[..., ChatClient]
 
@@ -395,16 +394,6 @@ def test_hundred_megabyte_line_does_not_raise_server_memory(
 # -- 9, 10. slow consumers, bursts, ordering ----------------------------------------
 
 
-def _slow_client(addr: tuple[str, int]) -> socket.socket:
-    """A registered client with a tiny receive buffer that never reads again."""
-    sock = socket.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM)
-    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
-    sock.settimeout(5)
-    sock.connect(addr)
-    sock.sendall(b"slow\n")
-    return sock
-
-
 Spawn = Callable[..., "gevent.Greenlet[..., object]"]
 
 
@@ -448,7 +437,7 @@ def test_slow_consumer_is_cut_while_others_lose_nothing(
     caplog.set_level(logging.INFO, logger="gevent_chat")
     server = make_server(outbox_size=100)
     alice, bob = ChatClient(server.address, timeout=20), ChatClient(server.address, timeout=20)
-    slow = _slow_client(server.address)
+    slow = never_reading_client(server.address, "slow")
     try:
         alice.register("alice")
         bob.register("bob")
@@ -593,7 +582,7 @@ def test_shutdown_is_bounded_with_a_client_that_never_reads(
 ) -> None:
     server = spawn_server("--shutdown-timeout", "1", "--outbox-size", "100000")
     addr = server.wait_listening()
-    slow = _slow_client(addr)
+    slow = never_reading_client(addr, "slow")
     alice = ChatClient(addr)
     try:
         alice.register("alice")

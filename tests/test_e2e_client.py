@@ -52,6 +52,17 @@ def run_piped(
     )
 
 
+def start_piped(server: ChatServer, args: list[str], stderr: bool = False) -> gsubprocess.Popen[bytes]:
+    """Start the client with a piped stdin and stdout (and stderr if asked), cooperatively."""
+    return gsubprocess.Popen(
+        [*CLIENT, "--port", str(server.address[1]), *args],
+        stdin=gsubprocess.PIPE,
+        stdout=gsubprocess.PIPE,
+        stderr=gsubprocess.PIPE if stderr else None,
+        env=client_env(),
+    )
+
+
 # -- piped ---------------------------------------------------------------------------
 
 
@@ -81,12 +92,7 @@ def test_piped_client_without_nick_answers_prompt_with_first_line(
 
 def test_piped_output_has_no_colour(server: ChatServer, connect: Callable[..., ChatClient]) -> None:
     bob = connect("bob")
-    proc = gsubprocess.Popen(
-        [*CLIENT, "--port", str(server.address[1]), "--nick", "bot"],
-        stdin=gsubprocess.PIPE,
-        stdout=gsubprocess.PIPE,
-        env=client_env(),
-    )
+    proc = start_piped(server, ["--nick", "bot"])
     try:
         bob.expect("bot joined")
         bob.send("colour me")
@@ -139,13 +145,7 @@ def test_server_closing_while_input_open_is_an_error(
     server: ChatServer, connect: Callable[..., ChatClient]
 ) -> None:
     bob = connect("bob")
-    proc = gsubprocess.Popen(
-        [*CLIENT, "--port", str(server.address[1]), "--nick", "bot"],
-        stdin=gsubprocess.PIPE,
-        stdout=gsubprocess.PIPE,
-        stderr=gsubprocess.PIPE,
-        env=client_env(),
-    )
+    proc = start_piped(server, ["--nick", "bot"], stderr=True)
     try:
         bob.expect("bot joined")
         server.stop(timeout=1)
@@ -330,12 +330,7 @@ def test_reconnect_takes_a_suffixed_nick_if_still_held(
     server: ChatServer, connect: Callable[..., ChatClient]
 ) -> None:
     """The nick may be held by someone else once we are back: try ``nick_``."""
-    proc = gsubprocess.Popen(
-        [*CLIENT, "--port", str(server.address[1]), "--nick", "alice", "--reconnect"],
-        stdin=gsubprocess.PIPE,
-        stdout=gsubprocess.PIPE,
-        env=client_env(),
-    )
+    proc = start_piped(server, ["--nick", "alice", "--reconnect"])
     try:
         bob = connect("bob")
         bob.expect("alice joined")
@@ -357,12 +352,7 @@ def test_reconnect_takes_a_suffixed_nick_if_still_held(
 def test_input_is_read_while_socket_is_read(server: ChatServer, connect: Callable[..., ChatClient]) -> None:
     """Lines arrive on stdout while stdin stays open and silent."""
     bob = connect("bob")
-    proc = gsubprocess.Popen(
-        [*CLIENT, "--port", str(server.address[1]), "--nick", "bot"],
-        stdin=gsubprocess.PIPE,
-        stdout=gsubprocess.PIPE,
-        env=client_env(),
-    )
+    proc = start_piped(server, ["--nick", "bot"])
     try:
         bob.expect("bot joined")
         bob.send("are you there")

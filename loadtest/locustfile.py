@@ -228,29 +228,16 @@ class ChatClient:
         for latency, length in report.delivered:
             fire(request_type="CHAT", name="deliver", response_time=latency, response_length=length)
         for _ in range(report.lost):
-            fire(
-                request_type="CHAT",
-                name="lost",
-                response_time=0,
-                response_length=0,
-                exception=LineLost("a gap in one sender's sequence"),
-            )
+            self._chat_failure("lost", LineLost("a gap in one sender's sequence"))
         for _ in range(report.out_of_order):
-            fire(
-                request_type="CHAT",
-                name="out of order",
-                response_time=0,
-                response_length=0,
-                exception=LineOutOfOrder("a line came after a later one from the same sender"),
+            self._chat_failure(
+                "out of order", LineOutOfOrder("a line came after a later one from the same sender")
             )
         for text in report.errors:
-            fire(
-                request_type="CHAT",
-                name="error",
-                response_time=0,
-                response_length=len(text),
-                exception=ServerErrorLine(text),
-            )
+            self._chat_failure("error", ServerErrorLine(text), len(text))
+
+    def _chat_failure(self, name: str, exc: Exception, length: int = 0) -> None:
+        self.fire(request_type="CHAT", name=name, response_time=0, response_length=length, exception=exc)
 
     def _lost(self, reason: str) -> None:
         """The server ended this connection: report it once, then close."""

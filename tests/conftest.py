@@ -10,7 +10,7 @@ from typing import Any
 import gevent
 import pytest
 
-from gevent_chat.config import Config
+from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, ServerProcess
 

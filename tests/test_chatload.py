@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gevent_chat import protocol
+from gevent_chat.core import protocol
 from loadtest.chatload import (
     PROMPT,
     Receiver,

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gevent_chat import render
-from gevent_chat.protocol import is_valid_nick
-from gevent_chat.reconnect import MAX_DELAY, alternate_nick, backoff_delay
-from gevent_chat.render import Incoming, Kind, classify, nick_colour
+from gevent_chat.client import render
+from gevent_chat.client.reconnect import MAX_DELAY, alternate_nick, backoff_delay
+from gevent_chat.client.render import Incoming, Kind, classify, nick_colour
+from gevent_chat.core.protocol import is_valid_nick
 
 SGR = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -43,7 +43,7 @@ def test_history_line_keeps_its_stamp_and_inner_kind() -> None:
 
 def test_nick_colour_is_stable_across_runs_and_case() -> None:
     """Python's hash() is salted per process; the colour must not be."""
-    code = "from gevent_chat.render import nick_colour; print(nick_colour('alice'))"
+    code = "from gevent_chat.client.render import nick_colour; print(nick_colour('alice'))"
     outs = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -156,6 +156,8 @@ def test_alternate_nicks_stay_valid(nick: str, attempt: int) -> None:
 
 
 def test_client_core_modules_do_not_import_gevent() -> None:
-    code = "import sys, gevent_chat.render, gevent_chat.reconnect; print('gevent' in sys.modules)"
+    code = (
+        "import sys, gevent_chat.client.render, gevent_chat.client.reconnect; print('gevent' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

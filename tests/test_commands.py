@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from gevent_chat import commands
-from gevent_chat.commands import Close, Moved, Renamed, Reply, Send, ToRoom
-from gevent_chat.registry import Registry
+from gevent_chat.core import commands
+from gevent_chat.core.commands import Close, Moved, Renamed, Reply, Send, ToRoom
+from gevent_chat.core.registry import Registry
 
 
 @dataclass(eq=False)

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from gevent_chat.config import PASSWORD_ENV, Config, parse_args, password_from_file
-from gevent_chat.errors import ConfigError
+from gevent_chat.core.config import PASSWORD_ENV, Config, parse_args, password_from_file
+from gevent_chat.core.errors import ConfigError
 
 
 def test_defaults_follow_the_issue() -> None:
@@ -79,7 +79,7 @@ def test_bad_values_name_their_flag(field: str, value: object, flag: str) -> Non
         Config(**{field: value})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("module", ["flood", "limits", "gate", "config"])
+@pytest.mark.parametrize("module", ["core.flood", "core.limits", "core.gate", "core.config"])
 def test_pure_modules_import_no_gevent(module: str) -> None:
     code = f"import sys, gevent_chat.{module}; sys.exit('gevent' in sys.modules or 'socket' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -24,7 +24,7 @@ import pexpect
 import pytest
 from gevent import subprocess as gsubprocess
 
-from gevent_chat.render import nick_colour
+from gevent_chat.client.render import nick_colour
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, wait_until
 

@@ -18,7 +18,7 @@ import pexpect
 import pytest
 from gevent import subprocess as gsubprocess
 
-from gevent_chat import tls
+from gevent_chat.client import tls
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, ServerProcess
 

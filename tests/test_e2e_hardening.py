@@ -19,8 +19,8 @@ import pytest
 from gevent import socket
 from gevent import ssl as gssl
 
-from gevent_chat import tls
-from gevent_chat.server import ChatServer
+from gevent_chat.client import tls as client_tls
+from gevent_chat.server import ChatServer, tls
 from tests.helpers import ChatClient, ServerProcess, send_burst_read_paced, wait_until
 
 MakeServer = Callable[..., ChatServer]
@@ -40,7 +40,7 @@ class TLSChatClient(ChatClient):
         self.timeout = 5.0
         self.buf = b""
         self.lines: list[str] = []
-        self.sock = tls.client_context(cafile=cafile).wrap_socket(sock, server_hostname=host)
+        self.sock = client_tls.client_context(cafile=cafile).wrap_socket(sock, server_hostname=host)
 
 
 class SourcedChatClient(ChatClient):
@@ -488,7 +488,7 @@ def test_tls_contexts_are_gevents_not_the_blocking_stdlib_ones(cert: tuple[str, 
     import ssl as stdssl
 
     certfile, keyfile = cert
-    for ctx in (tls.server_context(certfile, keyfile), tls.client_context(cafile=certfile)):
+    for ctx in (tls.server_context(certfile, keyfile), client_tls.client_context(cafile=certfile)):
         assert isinstance(ctx, gssl.SSLContext)
         assert ctx.sslsocket_class is gssl.SSLSocket
         assert ctx.sslsocket_class is not stdssl.SSLSocket

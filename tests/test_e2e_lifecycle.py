@@ -11,8 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from gevent_chat.connection import Connection
 from gevent_chat.server import ChatServer
+from gevent_chat.server.connection import Connection
 from tests.helpers import ChatClient, never_reading_client, send_burst_read_paced, wait_until
 
 Connect = Callable[..., ChatClient]

@@ -18,7 +18,7 @@ from typing import cast
 import gevent
 import pytest
 
-from gevent_chat.config import parse_args
+from gevent_chat.core.config import parse_args
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, ServerProcess, never_reading_client, wait_until
 

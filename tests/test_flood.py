@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gevent_chat.flood import TokenBucket
+from gevent_chat.core.flood import TokenBucket
 
 
 def test_full_bucket_grants_the_burst_then_nothing() -> None:

@@ -24,12 +24,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from gevent_chat import commands
-from gevent_chat.errors import ClientError
-from gevent_chat.gate import Gate
-from gevent_chat.limits import ConnectionLimits
-from gevent_chat.protocol import LineBuffer
-from gevent_chat.registry import Registry
+from gevent_chat.core import commands
+from gevent_chat.core.errors import ClientError
+from gevent_chat.core.gate import Gate
+from gevent_chat.core.limits import ConnectionLimits
+from gevent_chat.core.protocol import LineBuffer
+from gevent_chat.core.registry import Registry
 from tests.helpers import ChatClient, ServerProcess, wait_until
 
 # -- the pure layer ---------------------------------------------------------------------

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gevent_chat.gate import PASSWORD_PROMPT, Gate, is_http_request
-from gevent_chat.protocol import NICK_PROMPT
+from gevent_chat.core.gate import PASSWORD_PROMPT, Gate, is_http_request
+from gevent_chat.core.protocol import NICK_PROMPT
 
 
 @pytest.mark.parametrize(

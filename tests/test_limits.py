@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gevent_chat.limits import PER_IP, SERVER_FULL, ConnectionLimits
+from gevent_chat.core.limits import PER_IP, SERVER_FULL, ConnectionLimits
 
 
 def test_server_full_after_max_clients() -> None:

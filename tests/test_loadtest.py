@@ -21,7 +21,7 @@ from gevent.lock import Semaphore
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-from gevent_chat import protocol
+from gevent_chat.core import protocol
 
 REPO = Path(__file__).resolve().parent.parent
 LOCUST = Path(sys.executable).with_name("locust")

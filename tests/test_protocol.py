@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from gevent_chat import protocol
-from gevent_chat.errors import NickInvalid, NickTaken
-from gevent_chat.protocol import LineBuffer, clean_text, sanitise, validate_nick
-from gevent_chat.registry import Registry
-from gevent_chat.rooms import DEFAULT_ROOM
+from gevent_chat.core import protocol
+from gevent_chat.core.errors import NickInvalid, NickTaken
+from gevent_chat.core.protocol import LineBuffer, clean_text, sanitise, validate_nick
+from gevent_chat.core.registry import Registry
+from gevent_chat.core.rooms import DEFAULT_ROOM
 
 # -- helpers -----------------------------------------------------------------------
 
@@ -392,7 +392,9 @@ TestRegistry = RegistryMachine.TestCase
 # -- purity ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", ["protocol", "errors", "config", "registry", "rooms"])
+@pytest.mark.parametrize(
+    "module", ["core.protocol", "core.errors", "core.config", "core.registry", "core.rooms"]
+)
 def test_pure_module_does_not_import_gevent(module: str) -> None:
     """A failure means the core depends on the shell and can no longer be tested by calls."""
     code = f"import sys, gevent_chat.{module}; print('gevent' in sys.modules)"

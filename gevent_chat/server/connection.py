@@ -37,16 +37,16 @@ import gevent
 from gevent.event import Event
 from gevent.queue import Queue, ShutDown
 
-from . import commands, protocol
-from .errors import ClientError
-from .flood import TokenBucket
-from .gate import Gate
-from .protocol import LineBuffer
+from ..core import commands, protocol
+from ..core.errors import ClientError
+from ..core.flood import TokenBucket
+from ..core.gate import Gate
+from ..core.protocol import LineBuffer
 from .tls import shutdown_fd
 
 if TYPE_CHECKING:
-    from .rooms import Room
-    from .server import ChatServer
+    from ..core.rooms import Room
+    from .app import ChatServer
 
 __all__ = ["Connection"]
 

@@ -26,14 +26,15 @@ from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 from gevent.server import StreamServer
 
-from . import config as cfg
-from . import protocol, tls
-from .config import Config, parse_args
+from ..core import config as cfg
+from ..core import protocol
+from ..core.config import Config, parse_args
+from ..core.errors import ConfigError
+from ..core.limits import PER_IP, ConnectionLimits
+from ..core.registry import Registry
+from . import tls
 from .connection import Connection
-from .errors import ConfigError
-from .limits import PER_IP, ConnectionLimits
 from .metrics import Metrics
-from .registry import Registry
 from .writers import WriterPool
 
 __all__ = ["ChatServer", "main"]
@@ -231,7 +232,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("signal received")
     server.stop()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

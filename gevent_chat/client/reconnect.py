@@ -10,7 +10,7 @@ instant, while no client retries sooner than half its nominal delay.
 
 from __future__ import annotations
 
-from .protocol import MAX_NICK_CHARS
+from ..core.protocol import MAX_NICK_CHARS
 
 __all__ = ["BASE_DELAY", "MAX_DELAY", "alternate_nick", "backoff_delay"]
 

@@ -21,7 +21,7 @@ import gevent
 from gevent import ssl
 from gevent.socket import socket as gsocket
 
-__all__ = ["client_context", "handshake", "server_context", "shutdown_fd"]
+__all__ = ["handshake", "server_context", "shutdown_fd"]
 
 
 def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
@@ -29,20 +29,6 @@ def server_context(certfile: str, keyfile: str | None = None) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile, keyfile)
-    return ctx
-
-
-def client_context(cafile: str | None = None, insecure: bool = False) -> ssl.SSLContext:
-    """A client context: verify against ``cafile`` (or the system CAs), or not at all."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if insecure:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    elif cafile is not None:
-        ctx.load_verify_locations(cafile)
-    else:
-        ctx.load_default_certs()
     return ctx
 
 

@@ -49,9 +49,9 @@ from gevent import ssl
 from gevent.event import Event
 from gevent.queue import Empty, Queue
 
+from ..core.config import password_from_file
+from ..core.errors import ConfigError
 from . import render, tls
-from .config import password_from_file
-from .errors import ConfigError
 from .fronts import (
     EXIT_ERROR,
     EXIT_OK,
@@ -551,7 +551,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return Client(args, front, colour, context, password).run()
     except KeyboardInterrupt:  # Ctrl-C before our own handler is installed
         return EXIT_SIGINT
-
-
-if __name__ == "__main__":
-    sys.exit(main())

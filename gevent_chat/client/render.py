@@ -18,7 +18,7 @@ import enum
 import re
 import zlib
 
-from .protocol import casefold, sanitise
+from ..core.protocol import casefold, sanitise
 
 __all__ = [
     "PALETTE",

@@ -1,0 +1,7 @@
+"""``python -m gevent_chat.server``."""
+
+import sys
+
+from .app import main
+
+sys.exit(main())

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from gevent_chat.core import commands
-from gevent_chat.core.commands import Close, Moved, Renamed, Reply, Send, ToRoom
+from gevent_chat.core.effects import Close, Moved, Renamed, Reply, Send, ToRoom
 from gevent_chat.core.registry import Registry
 
 
@@ -56,7 +56,7 @@ def test_nick_renames_in_registry() -> None:
     room = registry.room_of("alice")
     effects = run(registry, m["alice"], "/nick Al")
     assert effects == [
-        Renamed("Al"),
+        Renamed("Al", "alice"),
         Reply("you are now known as Al"),
         ToRoom(room, b"*** alice is now known as Al\n"),
     ]
@@ -66,7 +66,7 @@ def test_nick_renames_in_registry() -> None:
 
 def test_nick_can_change_only_its_case() -> None:
     registry, m = setup("alice")
-    assert run(registry, m["alice"], "/nick ALICE")[0] == Renamed("ALICE")
+    assert run(registry, m["alice"], "/nick ALICE")[0] == Renamed("ALICE", "alice")
 
 
 def test_nick_with_two_words_is_invalid() -> None:

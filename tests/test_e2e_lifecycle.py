@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from gevent_chat.server import ChatServer
-from gevent_chat.server.connection import Connection
+from gevent_chat.server.outbox import Outbox
 from tests.helpers import ChatClient, never_reading_client, send_burst_read_paced, wait_until
 
 Connect = Callable[..., ChatClient]
@@ -230,14 +230,14 @@ def test_sender_does_not_wait_for_a_recipient_that_stopped_reading(
                 break
         assert conn.pending >= 3, "the stuck client's writer never blocked"
         waits: list[float] = []
-        original = Connection.wait_drained
+        original = Outbox.wait_drained
 
-        def record(self: Connection, timeout: float) -> None:
+        def record(self: Outbox, timeout: float) -> None:
             if self is conn:
                 waits.append(timeout)
             original(self, timeout)
 
-        monkeypatch.setattr(Connection, "wait_drained", record)
+        monkeypatch.setattr(Outbox, "wait_drained", record)
         # Let its writer stall for longer than STALLED_SECONDS, then flood it.
         start = time.monotonic()
         wait_until(lambda: time.monotonic() - start > 0.3, what="the writer to count as stalled")

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from gevent_chat.core import commands
+from gevent_chat.core import effects as effects_
 from gevent_chat.core.errors import ClientError
 from gevent_chat.core.gate import Gate
 from gevent_chat.core.limits import ConnectionLimits
@@ -163,12 +164,16 @@ class CommandsMachine(RuleBasedStateMachine):
         except ClientError:
             pytest.fail("a ClientError escaped commands.run")
         for effect in effects:
-            if isinstance(effect, commands.Renamed):
+            if isinstance(effect, effects_.Renamed):
                 member.nick = effect.nick
-            elif isinstance(effect, commands.Moved):
+            elif isinstance(effect, effects_.Moved):
                 self.rooms[member] = effect.room
-            elif isinstance(effect, commands.ToRoom) or (
-                isinstance(effect, commands.Send) and effect.member not in (None, member)
+            elif isinstance(effect, effects_.Say):
+                for line in effect.said:
+                    assert not _CONTROL.search(line.decode("utf-8", "replace"))
+                    assert line.endswith(b"\n")
+            elif isinstance(effect, effects_.ToRoom) or (
+                isinstance(effect, effects_.Send) and effect.member not in (None, member)
             ):
                 assert not _CONTROL.search(effect.data.decode("utf-8", "replace"))
                 assert effect.data.endswith(b"\n")

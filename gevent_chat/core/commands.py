@@ -1,9 +1,10 @@
 """Slash commands: parse a line, run a handler, return effects.
 
 PURE.  A handler reads and changes the registry (itself pure) and returns a
-list of ``Effect`` values saying what to send to whom; the connection (the
-shell) carries them out.  The command table is data, as in ergo's
-``commands.go``: name -> handler, minimum argument count, usage line.
+list of ``Effect`` values (``effects``) saying what to send to whom; the
+session passes them on and the hub carries them out.  The command table is
+data, as in ergo's ``commands.go``: name -> handler, minimum argument count,
+usage line.
 """
 
 from __future__ import annotations
@@ -13,76 +14,17 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from . import protocol
+from .effects import Close, Effect, Moved, Renamed, Reply, Say, Send, ToRoom
 from .errors import ClientError
 from .registry import Registry
 from .rooms import Room
 
-__all__ = [
-    "COMMANDS",
-    "Close",
-    "Context",
-    "Effect",
-    "Moved",
-    "Renamed",
-    "Reply",
-    "Send",
-    "ToRoom",
-    "run",
-]
+__all__ = ["COMMANDS", "Context", "history", "run"]
 
 M = TypeVar("M")
 
 #: Nicks or rooms per ``/who`` or ``/rooms`` line, so one reply line stays short.
 NAMES_PER_LINE = 30
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A ``*** text`` line to the caller."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class Send:
-    """Raw line(s) to one member (the caller when ``member`` is None)."""
-
-    data: bytes
-    member: Any = None
-    lines: int = 1
-
-
-@dataclass(frozen=True)
-class ToRoom:
-    """A line to everyone in ``room`` except the caller; kept in its history if ``remember``."""
-
-    room: Room[Any]
-    data: bytes
-    remember: bool = False
-
-
-@dataclass(frozen=True)
-class Renamed:
-    """The caller now goes by ``nick``."""
-
-    nick: str
-
-
-@dataclass(frozen=True)
-class Moved:
-    """The caller is now in ``room``."""
-
-    room: Room[Any]
-
-
-@dataclass(frozen=True)
-class Close:
-    """End the caller's connection after what is queued; ``reason`` for the room."""
-
-    reason: str | None
-
-
-Effect = Reply | Send | ToRoom | Renamed | Moved | Close
 
 
 @dataclass
@@ -157,7 +99,7 @@ def _nick(ctx: Context[Any], args: list[str]) -> list[Effect]:
         return [Reply(f"you are already known as {new}")]
     ctx.registry.rename(old, new)
     return [
-        Renamed(new),
+        Renamed(new, old),
         Reply(f"you are now known as {new}"),
         ToRoom(ctx.room, protocol.notice(f"{old} is now known as {new}")),
     ]
@@ -174,7 +116,7 @@ def _msg(ctx: Context[Any], args: list[str]) -> list[Effect]:
 
 def _me(ctx: Context[Any], args: list[str]) -> list[Effect]:
     line = protocol.action_line(ctx.nick, protocol.sanitise(args[0]))
-    return [ToRoom(ctx.room, line, remember=True)]
+    return [Say(ctx.room, [line])]
 
 
 def _join(ctx: Context[Any], args: list[str]) -> list[Effect]:

@@ -58,6 +58,10 @@ class Registry(Generic[M]):
     def room_of(self, nick: str) -> Room[M]:
         return self._room_of[casefold(nick)]
 
+    def room(self, name: str) -> Room[M] | None:
+        """The room called ``name``, if anyone is in it."""
+        return self._rooms.get(casefold(name))
+
     def rooms(self) -> list[Room[M]]:
         return sorted(self._rooms.values(), key=lambda r: casefold(r.name))
 

@@ -15,7 +15,6 @@ import dataclasses
 import logging
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -30,11 +29,14 @@ from ..core import config as cfg
 from ..core import protocol
 from ..core.config import Config, parse_args
 from ..core.errors import ConfigError
-from ..core.limits import PER_IP, ConnectionLimits
+from ..core.limits import ConnectionLimits
 from ..core.registry import Registry
 from . import tls
-from .connection import Connection
+from .bus import Bus, LocalBus
+from .hub import Hub
+from .member import Member
 from .metrics import Metrics
+from .tcp import TcpTransport
 from .writers import WriterPool
 
 __all__ = ["ChatServer", "main"]
@@ -45,10 +47,10 @@ log = logging.getLogger("gevent_chat")
 class ChatServer:
     """A running chat service; ``start()`` returns at once, ``stop()`` is graceful."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, bus: Bus | None = None) -> None:
         self.config = config
-        self.registry: Registry[Connection] = Registry(BoundedSemaphore(1), config.history)
-        self.connections: set[Connection] = set()
+        self.registry: Registry[Member] = Registry(BoundedSemaphore(1), config.history)
+        self.connections: set[Member] = set()
         self.writers = WriterPool(config.outbox_size)
         self.stopping = False
         self._all_closed = Event()
@@ -56,8 +58,11 @@ class ChatServer:
         # -- protections --
         self.limits = ConnectionLimits(config.max_clients, config.max_per_ip)
         self.metrics = Metrics(lambda: len(self.connections), lambda: len(self.registry))
+        self.bus = LocalBus() if bus is None else bus
+        self.hub = Hub(self.registry, config.outbox_size, self.metrics.tally, self.bus)
         self.metrics_address: tuple[str, int] | None = None
         self.tls_context = tls.server_context(config.certfile, config.keyfile) if config.certfile else None
+        self.tcp = TcpTransport(self)
         self._sweeper: gevent.Greenlet[[float], None] | None = None
 
     @property
@@ -75,7 +80,7 @@ class ChatServer:
         # The stubs know only Greenlet-returning spawns; any callable works.
         listener = StreamServer(  # type: ignore[call-overload]
             (self.config.host, self.config.port),
-            self._handle,
+            self.tcp.handle,
             spawn=gevent.spawn_raw,
         )
         listener.start()
@@ -90,47 +95,6 @@ class ChatServer:
         if config.idle_timeout:
             self._sweeper = gevent.spawn(self._sweep_idle, config.idle_timeout)
 
-    def _handle(self, sock: socket.socket, addr: tuple[str, int]) -> None:
-        if self.stopping:
-            return
-        _tune(sock)
-        ip = addr[0]
-        refusal = self.limits.admit(ip)
-        try:
-            if self.tls_context is not None:
-                # A refused client gets a short handshake, only to be told why.
-                deadline = self.config.register_timeout if refusal is None else REFUSAL_HANDSHAKE_SECONDS
-                try:
-                    sock = tls.handshake(self.tls_context, sock, deadline)
-                except (OSError, gevent.Timeout) as exc:
-                    log.info("TLS handshake with %s failed: %s", addr[0], exc or "timed out")
-                    self.metrics.refused.labels("tls_handshake").inc()
-                    return
-                if self.stopping:  # stop() came while the handshake went on
-                    return
-            if refusal is not None:
-                self._refuse(sock, addr, refusal)
-                return
-            conn = Connection(self, sock, addr)
-            self.connections.add(conn)
-            conn.run()
-        finally:
-            if refusal is None:
-                self.limits.release(ip)
-            if self.tls_context is not None:
-                sock.close()  # StreamServer closes only the socket it accepted
-
-    def _refuse(self, sock: socket.socket, addr: tuple[str, int], reason: str) -> None:
-        """Tell a client over a limit why, best effort, and let the handler close it."""
-        self.metrics.refused.labels(reason).inc()
-        text = "too many connections from your address" if reason == PER_IP else "server full"
-        log.info("refused %s: %s", addr[0], text)  # info: a connection flood must not flood the log
-        try:
-            sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
-            sock.sendall(protocol.notice(text))
-        except OSError:
-            pass
-
     def _sweep_idle(self, limit: float) -> None:
         """Disconnect registered users silent for ``limit`` seconds; runs until stop."""
         period = min(1.0, limit / 4)
@@ -144,7 +108,7 @@ class ChatServer:
                     idle.inc()
                     conn.finish(notice, "idle")
 
-    def forget(self, conn: Connection) -> None:
+    def forget(self, conn: Member) -> None:
         """Called by a connection as its last act."""
         self.connections.discard(conn)
         if self.stopping and not self.connections:
@@ -175,21 +139,8 @@ class ChatServer:
         if self._listener is not None:
             self._listener.stop(timeout=0)
         self.metrics.close()
+        self.bus.close()
         log.info("stopped")
-
-
-#: Seconds a refused client has to finish a TLS handshake, then to take its notice.
-REFUSAL_HANDSHAKE_SECONDS = 5.0
-
-
-def _tune(sock: socket.socket) -> None:
-    """No Nagle delay; TCP keepalive so that vanished peers are found."""
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; macOS has only TCP_KEEPALIVE
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, cfg.KEEPALIVE_IDLE_SECONDS)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, cfg.KEEPALIVE_INTERVAL_SECONDS)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, cfg.KEEPALIVE_PROBES)
 
 
 def _with_password_file(config: Config) -> Config:

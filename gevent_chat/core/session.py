@@ -1,0 +1,154 @@
+"""One user's conversation with the server, from connect to close.
+
+PURE, in h11's shape: the shell feeds framed lines in, and gets ``Effect``
+values back; nothing here does I/O, reads a clock or knows the transport.
+A session goes through three states:
+
+1. the gate (``Gate``): an HTTP probe, the server password, the line cap;
+2. registration: each line is a nickname to try, until one is free;
+3. chat: lines go to the room, ``/commands`` run from the command table.
+
+A closed session (``/quit``, a gate refusal) ignores whatever follows.  The
+session is the one owner of the user's nick and room: commands that change
+them report it through ``Renamed`` and ``Moved``, which the session applies
+to itself before passing them on.
+"""
+
+from __future__ import annotations
+
+from typing import Generic, TypeVar
+
+from . import commands, protocol
+from .effects import Close, Effect, Moved, Pause, Registered, Renamed, Reply, Say, Send, ToRoom
+from .errors import ClientError
+from .gate import Gate
+from .registry import Registry
+from .rooms import Room
+
+__all__ = ["Session"]
+
+M = TypeVar("M")
+
+
+class Session(Generic[M]):
+    """The state of one user; ``member`` is what the registry holds for them."""
+
+    __slots__ = ("_prefix", "closed", "gate", "max_line_bytes", "member", "nick", "registry", "room")
+
+    def __init__(self, member: M, registry: Registry[M], gate: Gate, max_line_bytes: int) -> None:
+        self.member = member
+        self.registry = registry
+        self.gate = gate
+        self.max_line_bytes = max_line_bytes
+        self.nick: str | None = None
+        self.room: Room[M] | None = None
+        self.closed = False
+        self._prefix = b""  # b"alice: ", what each of this user's chat lines starts with
+
+    def opening(self) -> list[Effect]:
+        """What to send on connect: the first prompt."""
+        return [Send(self.gate.opening(), lines=0)]
+
+    def receive(self, lines: list[bytes | None]) -> list[Effect]:
+        """Act on received lines in order (``None``: a line over the limit).
+
+        Consecutive chat lines become one ``Say``, so a chunk of chat costs
+        one fan-out.
+        """
+        effects: list[Effect] = []
+        batch: list[bytes] = []
+        prefix = self._prefix
+        for line in lines:
+            if self.closed:
+                break
+            if self.nick is not None and line is not None and line[:1] != b"/":
+                # The hot path: a chat line.
+                if protocol.is_clean_ascii(line):
+                    if line.strip():
+                        batch.append(prefix + line + b"\n")
+                else:
+                    text = protocol.clean_text(line)
+                    if not protocol.is_blank(text):
+                        batch.append(prefix + text.encode() + b"\n")
+                continue
+            if batch:
+                effects.append(self._say(batch))
+                batch = []
+            if line is None:
+                effects.append(self._too_long())
+            elif self.nick is None:
+                effects += self._register(line)
+                prefix = self._prefix
+            else:
+                effects += self._command(line.decode("utf-8", "replace"))
+                prefix = self._prefix
+        if batch:
+            effects.append(self._say(batch))
+        return effects
+
+    def _say(self, batch: list[bytes]) -> Say:
+        assert self.room is not None
+        return Say(self.room, batch)
+
+    def _too_long(self) -> Effect:
+        error = protocol.notice(f"error: line too long (limit {self.max_line_bytes} bytes)")
+        if self.nick is None:  # it was a (far too long) nickname: ask again
+            error += protocol.NICK_PROMPT
+        return Send(error)
+
+    def _register(self, line: bytes) -> list[Effect]:
+        """The gate's verdict on ``line``, then (if it is a nickname) registration."""
+        verdict = self.gate.check(line)
+        if not verdict.is_nick:
+            effects: list[Effect] = []
+            if verdict.delay:
+                effects.append(Pause(verdict.delay))
+            if verdict.reply:
+                effects.append(Send(verdict.reply, lines=verdict.reply.count(b"\n")))
+            if verdict.close is not None:
+                self.closed = True
+                effects.append(Close(verdict.close.replace("_", " "), refusal=verdict.close))
+            return effects
+        try:
+            nick = protocol.validate_nick(line.decode("utf-8", "replace"))
+            room = self.registry.add(nick, self.member)
+        except ClientError as err:
+            # One entry: the outbox bounds entries, ``pending`` counts lines.
+            return [Send(protocol.notice(str(err)) + protocol.NICK_PROMPT)]
+        self.nick, self.room = nick, room
+        self._prefix = f"{nick}: ".encode()
+        n = len(self.registry)
+        return [
+            Registered(nick),
+            Reply(f"Welcome, {nick}! {n} user{'s' if n != 1 else ''} online"),
+            *commands.history(room),
+            ToRoom(room, protocol.notice(f"{nick} joined")),
+        ]
+
+    def _command(self, text: str) -> list[Effect]:
+        if text.startswith("//"):  # an escaped slash: chat, not a command
+            return [self._say([self._prefix + protocol.sanitise(text[1:]).encode() + b"\n"])]
+        assert self.nick is not None
+        assert self.room is not None
+        ctx = commands.Context(self.nick, self.member, self.room, self.registry)
+        effects = commands.run(text, ctx)
+        for effect in effects:
+            if isinstance(effect, Renamed):
+                self.nick = effect.nick
+                self._prefix = f"{effect.nick}: ".encode()
+            elif isinstance(effect, Moved):
+                self.room = effect.room
+            elif isinstance(effect, Close):
+                self.closed = True
+        return effects
+
+    def leave(self, reason: str | None) -> list[Effect]:
+        """Leave the registry as the connection ends; the room's notice, if any."""
+        self.closed = True
+        if self.nick is None:
+            return []
+        room = self.registry.remove(self.nick)
+        if room is None:
+            return []
+        text = f"{self.nick} left" + (f" ({reason})" if reason else "")
+        return [ToRoom(room, protocol.notice(text))]

@@ -1,0 +1,196 @@
+"""One connected user as the server sees them, whatever the transport.
+
+SHELL.  A ``Member`` is the outbox of a connection (what the registry holds
+and the hub delivers to) plus what drives its session: flood pacing, the
+registration deadline, the turns a reader gives recipients, and teardown.
+A transport only turns bytes into lines: it calls ``run`` with its read
+loop, and the read loop hands each chunk of lines to ``receive`` and
+calls ``drain`` when it should give way.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+from ..core import protocol
+from ..core.effects import Close, Effect, Pause, Registered, Renamed
+from ..core.flood import TokenBucket
+from ..core.gate import Gate
+from ..core.rooms import Room
+from ..core.session import Session
+from .outbox import SLOW, Outbox
+
+if TYPE_CHECKING:
+    from .app import ChatServer
+
+__all__ = ["Member"]
+
+log = logging.getLogger("gevent_chat")
+
+#: How long a closing connection may take to flush what is already queued to it.
+CLOSE_FLUSH_SECONDS = 2.0
+
+
+class Member(Outbox):
+    """A connection's outbox and the shell around its ``Session``."""
+
+    __slots__ = ("_reg_timer", "addr", "app", "bucket", "crowded", "heard", "session", "turn_lines")
+
+    def __init__(self, app: ChatServer, sock: socket.socket, addr: tuple[str, int]) -> None:
+        config = app.config
+        super().__init__(sock, _format_peer(addr), config.outbox_size, app.writers, app.metrics.tally)
+        self.app = app
+        self.addr = addr
+        gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
+        self.session: Session[Member] = Session(self, app.registry, gate, config.max_line_bytes)
+        #: Recipients this reader's last turn left past half full (see ``Hub.drain``).
+        self.crowded: list[Outbox] = []
+        #: Lines acted on per turn: half an outbox, so one chunk cannot fill a reading client.
+        self.turn_lines = max(1, config.outbox_size >> 1)
+        self.bucket: TokenBucket | None = None
+        if config.rate_limit:
+            self.bucket = TokenBucket(config.rate_limit, config.rate_burst, time.monotonic())
+        self.heard = time.monotonic()  # when data last arrived: the idle sweep reads it
+        self._reg_timer: gevent.Timeout | None = None
+
+    @property
+    def nick(self) -> str | None:
+        return self.session.nick
+
+    @property
+    def room(self) -> Room[Member] | None:
+        return self.session.room
+
+    # -- the reader greenlet -------------------------------------------------------
+
+    def run(self, read_loop: Callable[[], None]) -> None:
+        """Serve this connection with the transport's ``read_loop`` until it ends."""
+        app = self.app
+        log.info("connect from %s", self.peer)
+        self._reg_timer = gevent.Timeout(app.config.register_timeout)
+        self._reg_timer.start()
+        try:
+            app.hub.apply(self, self.session.opening())
+            read_loop()
+        except gevent.Timeout as t:
+            if self._reg_timer is None or t is not self._reg_timer:
+                raise
+            self.deliver(protocol.notice("registration timed out, goodbye"))
+            self.cut_reason = "registration timeout"
+            app.metrics.timeouts.labels("register").inc()
+        except OSError as exc:
+            if not self.closing:
+                log.debug("%s: %s", self.peer, exc)
+        except Exception:
+            log.exception("error on connection from %s", self.peer)
+            self.cut_reason = "server error"
+        finally:
+            if self._reg_timer is not None:
+                self._reg_timer.close()
+                self._reg_timer = None
+            self._teardown()
+
+    def receive(self, lines: list[bytes | None]) -> None:
+        """Count a chunk's lines and act on them in turns, pacing a flooder.
+
+        Over its rate, the reader sleeps until tokens refill instead of
+        reading on: the lines already received wait in order, the sender's
+        TCP window fills, and nothing is dropped.  Other clients are served
+        by their own greenlets meanwhile.
+        """
+        self.heard = now = time.monotonic()
+        metrics = self.app.metrics
+        metrics.tally.lines_received += len(lines)
+        if None in lines:
+            metrics.too_long.inc(lines.count(None))
+        bucket = self.bucket
+        i, n = 0, len(lines)
+        while i < n and not self.closing:
+            if bucket is None:
+                granted = n - i
+            elif self.session.nick is None:  # registration lines are not paced; the gate caps them
+                granted = 1
+            else:
+                granted = bucket.take(n - i, now)
+                if not granted:
+                    metrics.throttles.inc()
+                    gevent.sleep(bucket.delay(now))
+                    now = time.monotonic()
+                    continue
+            self._act(lines[i : i + granted] if i or granted < n else lines)
+            i += granted
+            now = time.monotonic()
+
+    def _act(self, lines: list[bytes | None]) -> None:
+        """Run the session on ``lines`` in turns of at most ``turn_lines``."""
+        hub, session, step = self.app.hub, self.session, self.turn_lines
+        if len(lines) <= step:
+            hub.apply(self, session.receive(lines))
+            return
+        for start in range(0, len(lines), step):
+            if start:
+                hub.drain(self.crowded)
+            if self.closing:
+                break
+            hub.apply(self, session.receive(lines[start : start + step]))
+
+    def drain(self) -> None:
+        """Give way: let the writers woken so far run, and the crowded drain."""
+        self.app.hub.drain(self.crowded)
+
+    def act(self, effect: Effect) -> None:
+        """Carry out an effect that concerns this connection only."""
+        if isinstance(effect, Registered):
+            if self._reg_timer is not None:
+                self._reg_timer.close()
+                self._reg_timer = None  # about 300 bytes a connection, kept for nothing
+            log.info("%s registered as %s", self.peer, effect.nick)
+        elif isinstance(effect, Renamed):
+            log.info("%s (%s) is now known as %s", effect.old, self.peer, effect.nick)
+        elif isinstance(effect, Pause):
+            gevent.sleep(effect.seconds)
+        elif isinstance(effect, Close):
+            if effect.refusal is not None:
+                self.app.metrics.refused.labels(effect.refusal).inc()
+            self.cut_reason = effect.reason
+            self.closing = True  # the reader stops; the writer sends what is queued
+
+    # -- teardown ------------------------------------------------------------------
+
+    def _teardown(self) -> None:
+        """Leave the registry, tell the room, flush or stop the writer, close."""
+        self.closing = True
+        app = self.app
+        reason = self.cut_reason
+        nick = self.session.nick
+        farewell = self.session.leave(reason)
+        if farewell and not app.stopping:
+            # Through the hub: many leaving at once must not cut the rest.
+            app.hub.apply(self, farewell)
+        if nick is not None:
+            log.info("%s (%s) disconnected%s", nick, self.peer, f": {reason}" if reason else "")
+        else:
+            log.info("%s disconnected before registering%s", self.peer, f": {reason}" if reason else "")
+        if self._cut and reason == SLOW:  # not a /quit giving the same reason
+            log.warning("%s (%s) cut: outbox full (%d lines)", nick, self.peer, self.pending)
+            app.metrics.slow_consumers.inc()
+            if self.outbox is None:  # no writer mid-line: the notice cannot split a line
+                self.send_last_words(protocol.notice("disconnected: too slow"))
+        elif self._cut:
+            pass  # the outbox was dropped: only a writer stuck in send is left
+        elif not self.wait_flushed(CLOSE_FLUSH_SECONDS):
+            log.debug("%s: output not flushed in time", self.peer)
+        self.sock.close()  # a writer still in send fails and ends
+        self.crowded.clear()  # the leave notice may have noted recipients
+        app.forget(self)
+
+
+def _format_peer(addr: Any) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,12 +1,11 @@
-"""The chat server: wiring of config, registry and connections on gevent.
+"""The chat server: the wiring of config, registry, hub and transports.
 
 SHELL.  ``ChatServer`` owns the listening ``StreamServer`` (one greenlet per
-connection, running ``Connection.run``), the registry and its
-``BoundedSemaphore``, graceful shutdown, and the protections that act before a
-``Connection`` exists (connection limits, TCP keepalive, the TLS handshake) or
-across all of them (the idle sweep, the metrics endpoint).  ``main`` is the command line:
-``python -m gevent_chat.server``.  It never monkey-patches: every socket here
-is a gevent socket already.
+connection, running ``TcpTransport.handle``), the registry and its
+``BoundedSemaphore``, the ``Hub`` and its ``Bus``, graceful shutdown, and the
+protections that act across all connections (the idle sweep, the metrics
+endpoint).  ``main`` is the command line: ``python -m gevent_chat.server``.
+It never monkey-patches: every socket here is a gevent socket already.
 """
 
 from __future__ import annotations

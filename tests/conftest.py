@@ -87,11 +87,13 @@ def spawn_server() -> Iterator[Callable[..., ServerProcess]]:
     """
     procs: list[ServerProcess] = []
 
-    def spawn(*args: str, host: str = "127.0.0.1", env: Mapping[str, str] | None = None) -> ServerProcess:
+    def spawn(
+        *args: str, host: str = "127.0.0.1", env: Mapping[str, str] | None = None, max_fds: int | None = None
+    ) -> ServerProcess:
         # As in ``make_server``: flood control off unless the test sets it.
         if not any(a.startswith("--rate-limit") for a in args):
             args = ("--rate-limit", "0", *args)
-        proc = ServerProcess(*args, host=host, env=env)
+        proc = ServerProcess(*args, host=host, env=env, max_fds=max_fds)
         procs.append(proc)
         proc.wait_listening()
         return proc

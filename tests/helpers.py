@@ -128,7 +128,13 @@ class ServerProcess:
     pipe) and sets ``ready`` when the ``listening on HOST:PORT`` line appears.
     """
 
-    def __init__(self, *args: str, host: str = "127.0.0.1", env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        *args: str,
+        host: str = "127.0.0.1",
+        env: Mapping[str, str] | None = None,
+        max_fds: int | None = None,
+    ) -> None:
         self.log: list[str] = []
         self.ready = Event()
         self.address: tuple[str, int] | None = None
@@ -138,6 +144,7 @@ class ServerProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=None if env is None else {**os.environ, **env},
+            preexec_fn=None if max_fds is None else lambda: _limit_fds(max_fds),
         )
         self.drainer = gevent.spawn(self._drain)
 
@@ -190,6 +197,13 @@ class ServerProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=3)
         self.drainer.kill(block=True, timeout=1)
+
+
+def _limit_fds(n: int) -> None:
+    """In the child: at most ``n`` descriptors, soft and hard limit alike."""
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
 
 
 def never_reading_client(addr: tuple[str, int], nick: str) -> socket.socket:

@@ -106,6 +106,16 @@ def test_an_overlong_nickname_gets_the_error_and_the_prompt_again() -> None:
     assert effects == [Send(b"*** error: line too long (limit 100 bytes)\n" + NICK_PROMPT)]
 
 
+def test_an_overlong_password_gets_the_password_prompt_again() -> None:
+    effects = new_session(Registry(), password="pw").receive([None])
+    assert effects == [Send(b"*** error: line too long (limit 100 bytes)\nPassword: ")]
+
+
+def test_overlong_lines_count_against_the_unregistered_cap() -> None:
+    effects = new_session(Registry(), max_lines=3).receive([None, b"a b", None, None])
+    assert effects[-1] == Close("unregistered lines", refusal="unregistered_lines")
+
+
 def test_an_http_request_is_refused_with_its_reason() -> None:
     session = new_session(Registry())
     effects = session.receive([b"GET / HTTP/1.1", b"Host: x"])

@@ -72,6 +72,9 @@ class Config:
     password_file: str | None = None
     #: Seconds before ``wrong password`` is sent and the connection closed.
     password_delay: float = 1.0
+    #: Wrong passwords one address may send per minute, then its connections
+    #: are refused for the rest of that minute; 0 is unlimited.
+    max_password_failures: int = 10
     #: Serve Prometheus metrics at ``http://metrics_host:metrics_port/metrics``.
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
@@ -116,6 +119,8 @@ class Config:
             raise ConfigError("the server password must not be empty")
         if self.password_delay < 0:
             raise ConfigError("--password-delay must not be negative")
+        if self.max_password_failures < 0:
+            raise ConfigError("--max-password-failures must not be negative (0 is unlimited)")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port must be 0-65535, not {self.metrics_port}")
 
@@ -211,6 +216,12 @@ def _add_hardening(p: argparse.ArgumentParser, d: Config) -> None:
         type=float,
         default=d.password_delay,
         help="seconds before a wrong password is answered (default %(default)s)",
+    )
+    g.add_argument(
+        "--max-password-failures",
+        type=int,
+        default=d.max_password_failures,
+        help="wrong passwords per address per minute, then refused (default %(default)s; 0 unlimited)",
     )
     g.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port (0 picks one)")
     g.add_argument(

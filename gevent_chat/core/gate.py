@@ -74,8 +74,18 @@ class Gate:
         return f"Gate(lines={self.lines}, authenticated={self.authenticated})"
 
     def opening(self) -> bytes:
-        """The prompt to send on connect."""
+        """The prompt to send on connect, and again for what is still expected."""
         return NICK_PROMPT if self.authenticated else PASSWORD_PROMPT
+
+    def overlong(self) -> Verdict | None:
+        """Count a line that was over the line limit; a closing verdict past the cap.
+
+        It is no answer to the prompt, but it is a line: it counts like any other.
+        """
+        self.lines += 1
+        if self.max_lines and self.lines > self.max_lines:
+            return Verdict(notice("too many lines before registering, goodbye"), close=TOO_MANY_LINES)
+        return None
 
     def check(self, line: bytes) -> Verdict:
         """Judge one received line (line ending already removed)."""

@@ -7,11 +7,17 @@ socket holds nothing, so it needs no release.
 
 from __future__ import annotations
 
-__all__ = ["PER_IP", "SERVER_FULL", "ConnectionLimits"]
+from collections import OrderedDict, deque
+
+__all__ = ["PASSWORD_FAILURES", "PER_IP", "SERVER_FULL", "ConnectionLimits", "FailureBudget"]
 
 #: Refusal reasons; also the ``reason`` label of the refused-connections metric.
 SERVER_FULL = "server_full"
 PER_IP = "per_ip"
+PASSWORD_FAILURES = "password_failures"
+
+#: Addresses a ``FailureBudget`` remembers; the one that failed longest ago goes first.
+MAX_TRACKED_ADDRESSES = 10000
 
 
 class ConnectionLimits:
@@ -47,3 +53,39 @@ class ConnectionLimits:
 
     def count(self, ip: str) -> int:
         return self._by_ip.get(ip, 0)
+
+
+class FailureBudget:
+    """At most ``limit`` failures per address within ``window`` seconds (0: no limit).
+
+    The server password's own delay slows one connection; this bounds what
+    parallel connections from one address can guess.  ``now`` is a
+    monotonic time from the caller.  Memory is bounded: at most
+    ``MAX_TRACKED_ADDRESSES`` addresses, ``limit`` times each.
+    """
+
+    __slots__ = ("_failures", "limit", "window")
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def record(self, ip: str, now: float) -> None:
+        """Count one failure from ``ip``."""
+        if not self.limit:
+            return
+        times = self._failures.pop(ip, None)
+        if times is None:
+            times = deque(maxlen=self.limit)
+            if len(self._failures) >= MAX_TRACKED_ADDRESSES:
+                self._failures.popitem(last=False)
+        times.append(now)
+        self._failures[ip] = times  # most recent last
+
+    def exhausted(self, ip: str, now: float) -> bool:
+        """True if ``ip`` has failed ``limit`` times within the last ``window`` seconds."""
+        times = self._failures.get(ip)
+        if times is None or len(times) < self.limit:
+            return False
+        return now - times[0] < self.window

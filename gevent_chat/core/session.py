@@ -21,7 +21,7 @@ from typing import Generic, TypeVar
 from . import commands, protocol
 from .effects import Close, Effect, Moved, Pause, Registered, Renamed, Reply, Say, Send, ToRoom
 from .errors import ClientError
-from .gate import Gate
+from .gate import Gate, Verdict
 from .registry import Registry
 from .rooms import Room
 
@@ -75,7 +75,7 @@ class Session(Generic[M]):
                 effects.append(self._say(batch))
                 batch = []
             if line is None:
-                effects.append(self._too_long())
+                effects += self._too_long()
             elif self.nick is None:
                 effects += self._register(line)
                 prefix = self._prefix
@@ -90,25 +90,33 @@ class Session(Generic[M]):
         assert self.room is not None
         return Say(self.room, batch)
 
-    def _too_long(self) -> Effect:
+    def _too_long(self) -> list[Effect]:
         error = protocol.notice(f"error: line too long (limit {self.max_line_bytes} bytes)")
-        if self.nick is None:  # it was a (far too long) nickname: ask again
-            error += protocol.NICK_PROMPT
-        return Send(error)
+        if self.nick is not None:
+            return [Send(error)]
+        verdict = self.gate.overlong()
+        if verdict is not None:
+            return self._refuse(verdict)
+        # It was a (far too long) password or nickname: ask again for what is expected.
+        return [Send(error + self.gate.opening())]
+
+    def _refuse(self, verdict: Verdict) -> list[Effect]:
+        """Carry out a gate verdict that is not a nickname to try."""
+        effects: list[Effect] = []
+        if verdict.delay:
+            effects.append(Pause(verdict.delay))
+        if verdict.reply:
+            effects.append(Send(verdict.reply, lines=verdict.reply.count(b"\n")))
+        if verdict.close is not None:
+            self.closed = True
+            effects.append(Close(verdict.close.replace("_", " "), refusal=verdict.close))
+        return effects
 
     def _register(self, line: bytes) -> list[Effect]:
         """The gate's verdict on ``line``, then (if it is a nickname) registration."""
         verdict = self.gate.check(line)
         if not verdict.is_nick:
-            effects: list[Effect] = []
-            if verdict.delay:
-                effects.append(Pause(verdict.delay))
-            if verdict.reply:
-                effects.append(Send(verdict.reply, lines=verdict.reply.count(b"\n")))
-            if verdict.close is not None:
-                self.closed = True
-                effects.append(Close(verdict.close.replace("_", " "), refusal=verdict.close))
-            return effects
+            return self._refuse(verdict)
         try:
             nick = protocol.validate_nick(line.decode("utf-8", "replace"))
             room = self.registry.add(nick, self.member)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import resource
 import signal
 import sys
 import time
@@ -22,20 +23,19 @@ from pathlib import Path
 import gevent
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore
-from gevent.server import StreamServer
 
 from ..core import config as cfg
 from ..core import protocol
 from ..core.config import Config, parse_args
 from ..core.errors import ConfigError
-from ..core.limits import ConnectionLimits
+from ..core.limits import ConnectionLimits, FailureBudget
 from ..core.registry import Registry
 from . import tls
 from .bus import Bus, LocalBus
 from .hub import Hub
 from .member import Member
 from .metrics import Metrics
-from .tcp import TcpTransport
+from .tcp import Listener, TcpTransport
 from .writers import WriterPool
 
 __all__ = ["ChatServer", "main"]
@@ -53,9 +53,10 @@ class ChatServer:
         self.writers = WriterPool(config.outbox_size)
         self.stopping = False
         self._all_closed = Event()
-        self._listener: StreamServer | None = None
+        self._listener: Listener | None = None
         # -- protections --
         self.limits = ConnectionLimits(config.max_clients, config.max_per_ip)
+        self.password_failures = FailureBudget(config.max_password_failures)
         self.metrics = Metrics(lambda: len(self.connections), lambda: len(self.registry))
         self.bus = LocalBus() if bus is None else bus
         self.hub = Hub(self.registry, config.outbox_size, self.metrics.tally, self.bus)
@@ -77,7 +78,7 @@ class ChatServer:
         # Raw greenlets for the readers: a parked ``Greenlet`` object costs
         # about 1 KB more per connection, and nothing here needs its links.
         # The stubs know only Greenlet-returning spawns; any callable works.
-        listener = StreamServer(  # type: ignore[call-overload]
+        listener = Listener(
             (self.config.host, self.config.port),
             self.tcp.handle,
             spawn=gevent.spawn_raw,
@@ -153,6 +154,34 @@ def _with_password_file(config: Config) -> Config:
     return dataclasses.replace(config, password=cfg.password_from_file(text))
 
 
+#: Descriptors a server needs besides its clients' (listeners, log, metrics, spare).
+SPARE_DESCRIPTORS = 32
+
+
+def _raise_descriptor_limit(max_clients: int) -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard one; warn if clients still cannot all fit.
+
+    The usual soft limit, 1024, is far below ``--max-clients``' default, and
+    past it connections wait in the backlog instead of being told
+    ``server full``.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, max_clients + SPARE_DESCRIPTORS)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError) as err:
+            log.debug("cannot raise the descriptor limit: %s", err)
+    if max_clients + SPARE_DESCRIPTORS > soft:
+        log.warning(
+            "--max-clients %d is more than this process's %d file descriptors allow; "
+            "raise the limit (ulimit -n) or lower --max-clients",
+            max_clients,
+            soft,
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; returns the exit status."""
     try:
@@ -165,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(message)s",
     )
+    _raise_descriptor_limit(config.max_clients)
     try:
         server = ChatServer(config)
     except OSError as err:  # unreadable certificate or key

@@ -21,7 +21,7 @@ import gevent
 from ..core import protocol
 from ..core.effects import Close, Effect, Pause, Registered, Renamed
 from ..core.flood import TokenBucket
-from ..core.gate import Gate
+from ..core.gate import WRONG_PASSWORD, Gate
 from ..core.rooms import Room
 from ..core.session import Session
 from .outbox import SLOW, Outbox
@@ -69,11 +69,15 @@ class Member(Outbox):
 
     # -- the reader greenlet -------------------------------------------------------
 
-    def run(self, read_loop: Callable[[], None]) -> None:
-        """Serve this connection with the transport's ``read_loop`` until it ends."""
+    def run(self, read_loop: Callable[[], None], deadline: float) -> None:
+        """Serve this connection with the transport's ``read_loop`` until it ends.
+
+        ``deadline`` (monotonic) ends the registration window, which opened
+        when the connection was accepted.
+        """
         app = self.app
         log.info("connect from %s", self.peer)
-        self._reg_timer = gevent.Timeout(app.config.register_timeout)
+        self._reg_timer = gevent.Timeout(max(0.001, deadline - time.monotonic()))
         self._reg_timer.start()
         try:
             app.hub.apply(self, self.session.opening())
@@ -104,6 +108,8 @@ class Member(Outbox):
         TCP window fills, and nothing is dropped.  Other clients are served
         by their own greenlets meanwhile.
         """
+        if not lines:
+            return  # part of a line: not activity (a trickler must not dodge the idle timeout)
         self.heard = now = time.monotonic()
         metrics = self.app.metrics
         metrics.tally.lines_received += len(lines)
@@ -158,6 +164,8 @@ class Member(Outbox):
         elif isinstance(effect, Close):
             if effect.refusal is not None:
                 self.app.metrics.refused.labels(effect.refusal).inc()
+            if effect.refusal == WRONG_PASSWORD:
+                self.app.password_failures.record(self.addr[0], time.monotonic())
             self.cut_reason = effect.reason
             self.closing = True  # the reader stops; the writer sends what is queued
 

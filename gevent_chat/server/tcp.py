@@ -10,15 +10,18 @@ with every other transport.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
-from typing import TYPE_CHECKING
+import time
+from typing import TYPE_CHECKING, Any
 
 import gevent
+from gevent.server import StreamServer
 
 from ..core import config as cfg
 from ..core import protocol
-from ..core.limits import PER_IP
+from ..core.limits import PASSWORD_FAILURES, PER_IP, SERVER_FULL
 from ..core.protocol import LineBuffer
 from . import tls
 from .member import Member
@@ -26,7 +29,7 @@ from .member import Member
 if TYPE_CHECKING:
     from .app import ChatServer
 
-__all__ = ["TcpTransport"]
+__all__ = ["Listener", "TcpTransport"]
 
 log = logging.getLogger("gevent_chat")
 
@@ -35,7 +38,23 @@ RECV_BYTES = 65536
 #: A reader gives way to other greenlets at least once per this many chunks.
 MAX_UNYIELDED_CHUNKS = 8
 #: Seconds a refused client has to finish a TLS handshake, then to take its notice.
-REFUSAL_HANDSHAKE_SECONDS = 5.0
+REFUSAL_HANDSHAKE_SECONDS = 2.0
+#: Refused TLS clients given a handshake at once, to be told why; any more are
+#: closed at once, so a flood of refusals costs almost nothing.
+MAX_REFUSAL_HANDSHAKES = 8
+#: A TLS client speaks first (its ClientHello); silence this long on a TLS
+#: port is a plaintext client waiting for a prompt.
+TLS_SILENCE_SECONDS = 2.0
+#: The first byte of a TLS handshake record.
+_TLS_HANDSHAKE = 0x16
+_REQUIRES_TLS = protocol.notice("this port requires TLS")
+_REFUSALS = {
+    SERVER_FULL: "server full",
+    PER_IP: "too many connections from your address",
+    PASSWORD_FAILURES: "too many wrong passwords from your address, try later",
+}
+#: Out of descriptors, the listener stops accepting this long, and warns once.
+ACCEPT_PAUSE_SECONDS = 1.0
 
 
 class TcpTransport:
@@ -44,6 +63,7 @@ class TcpTransport:
     def __init__(self, app: ChatServer) -> None:
         self.app = app
         self.tls_context = app.tls_context
+        self.refusal_handshakes = 0  # in progress now
 
     def handle(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         """Serve one accepted socket until it closes; called by ``StreamServer``."""
@@ -53,16 +73,20 @@ class TcpTransport:
         _tune(sock)
         ip = addr[0]
         refusal = app.limits.admit(ip)
+        if refusal is None and app.password_failures.exhausted(ip, time.monotonic()):
+            app.limits.release(ip)
+            refusal = PASSWORD_FAILURES
+        # One registration window from accept: the TLS handshake spends it too.
+        deadline = time.monotonic() + app.config.register_timeout
         try:
             if self.tls_context is not None:
-                # A refused client gets a short handshake, only to be told why.
-                deadline = app.config.register_timeout if refusal is None else REFUSAL_HANDSHAKE_SECONDS
-                try:
-                    sock = tls.handshake(self.tls_context, sock, deadline)
-                except (OSError, gevent.Timeout) as exc:
-                    log.info("TLS handshake with %s failed: %s", addr[0], exc or "timed out")
-                    app.metrics.refused.labels("tls_handshake").inc()
+                if refusal is not None and self.refusal_handshakes >= MAX_REFUSAL_HANDSHAKES:
+                    app.metrics.refused.labels(refusal).inc()
+                    return  # closed at once: telling costs more than a refusal may
+                secure = self._secure(sock, addr, refusal)
+                if secure is None:
                     return
+                sock = secure
                 if app.stopping:  # stop() came while the handshake went on
                     return
             if refusal is not None:
@@ -70,23 +94,112 @@ class TcpTransport:
                 return
             member = Member(app, sock, addr)
             app.connections.add(member)
-            member.run(lambda: read_lines(member, sock))
+            member.run(lambda: read_lines(member, sock), deadline)
         finally:
             if refusal is None:
                 app.limits.release(ip)
             if self.tls_context is not None:
                 sock.close()  # StreamServer closes only the socket it accepted
 
+    def _secure(
+        self, sock: socket.socket, addr: tuple[str, int], refusal: str | None
+    ) -> socket.socket | None:
+        """The TLS socket after a handshake within the window, or None (then told why)."""
+        assert self.tls_context is not None
+        app = self.app
+        if refusal is None:
+            window = app.config.register_timeout
+        else:  # a refused client gets a short handshake, only to be told why
+            window = REFUSAL_HANDSHAKE_SECONDS
+            self.refusal_handshakes += 1
+        started = time.monotonic()
+        try:
+            if not _speaks_tls(sock, min(window, TLS_SILENCE_SECONDS)):
+                log.info("plaintext client %s on the TLS port", addr[0])
+                app.metrics.refused.labels("tls_handshake").inc()
+                try:
+                    sock.settimeout(0.0)
+                    sock.recv(RECV_BYTES)  # what it typed: unread, the close would be a reset
+                except OSError:
+                    pass
+                try:
+                    sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
+                    sock.sendall(_REQUIRES_TLS)
+                except OSError:
+                    pass
+                return None
+            remaining = max(0.001, window - (time.monotonic() - started))
+            return tls.handshake(self.tls_context, sock, remaining)
+        except (OSError, gevent.Timeout) as exc:
+            log.info("TLS handshake with %s failed: %s", addr[0], exc or "timed out")
+            app.metrics.refused.labels("tls_handshake").inc()
+            return None
+        finally:
+            if refusal is not None:
+                self.refusal_handshakes -= 1
+
     def _refuse(self, sock: socket.socket, addr: tuple[str, int], reason: str) -> None:
         """Tell a client over a limit why, best effort, and let the handler close it."""
         self.app.metrics.refused.labels(reason).inc()
-        text = "too many connections from your address" if reason == PER_IP else "server full"
+        text = _REFUSALS[reason]
         log.info("refused %s: %s", addr[0], text)  # info: a connection flood must not flood the log
         try:
             sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
             sock.sendall(protocol.notice(text))
         except OSError:
             pass
+
+
+def _speaks_tls(sock: socket.socket, timeout: float) -> bool:
+    """True if the peer's first byte opens a TLS handshake (it is left unread).
+
+    False if it sends anything else, or nothing within ``timeout``: a TLS
+    client speaks first, a plaintext one waits for the prompt.
+    """
+    sock.settimeout(timeout)
+    try:
+        first = sock.recv(1, socket.MSG_PEEK)
+    except TimeoutError:
+        return False
+    finally:
+        sock.settimeout(None)
+    return first[:1] == bytes([_TLS_HANDSHAKE])
+
+
+class Listener(StreamServer):
+    """A ``StreamServer`` that rides out running out of file descriptors.
+
+    gevent's own accept loop prints a traceback for every failed accept; out
+    of descriptors, that is several a second.  This one logs one warning per
+    pause instead and stops accepting for ``ACCEPT_PAUSE_SECONDS``: waiting
+    clients stay in the backlog, and the rest of the server carries on.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._paused: Any = None
+        self.exhausted = 0  # accepts that failed for want of descriptors
+
+    def do_read(self) -> Any:
+        try:
+            return super().do_read()
+        except OSError as exc:
+            if exc.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            self.exhausted += 1
+            if self._paused is None:
+                log.warning(
+                    "out of file descriptors (%s): not accepting for %g s", exc.strerror, ACCEPT_PAUSE_SECONDS
+                )
+                self.stop_accepting()
+                self._paused = self.loop.timer(ACCEPT_PAUSE_SECONDS)
+                self._paused.start(self._resume)
+            return None
+
+    def _resume(self) -> None:
+        self._paused = None
+        if self.started:
+            self.start_accepting()
 
 
 def read_lines(member: Member, sock: socket.socket) -> None:

@@ -1,0 +1,222 @@
+"""End-to-end: the attacks a review found, each over real sockets.
+
+Every test here failed before its fix: a TLS connection that got the
+registration window twice, refused TLS connections that held descriptors
+for seconds each, overlong lines that escaped the unregistered-line cap,
+trickled bytes that defeated the idle timeout, and more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import gevent
+import pytest
+from gevent import socket
+
+from gevent_chat.client import tls as client_tls
+from gevent_chat.server import ChatServer
+from tests.helpers import ChatClient, ServerProcess, wait_until
+
+MakeServer = Callable[..., ChatServer]
+
+
+def closed_within(sock: socket.socket, timeout: float) -> bytes:
+    """Everything received until the server closes; AssertionError if it stays open."""
+    sock.settimeout(timeout)
+    data = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    raise AssertionError(f"still open after {timeout} s; got {data!r}")
+
+
+def tls_client(sock: socket.socket, cafile: str) -> ChatClient:
+    client = ChatClient.__new__(ChatClient)
+    client.timeout, client.buf, client.lines = 5.0, b"", []
+    client.sock = client_tls.client_context(cafile=cafile).wrap_socket(sock, server_hostname="127.0.0.1")
+    return client
+
+
+def test_tls_handshake_and_registration_share_one_window(
+    make_server: MakeServer, cert: tuple[str, str]
+) -> None:
+    """A client that finishes its handshake late must not get a fresh window."""
+    certfile, keyfile = cert
+    server = make_server(certfile=certfile, keyfile=keyfile, register_timeout=1.5)
+    raw = socket.create_connection(server.address, timeout=5)
+    start = time.monotonic()
+    gevent.sleep(1.0)  # the slowloris: a ClientHello sent late
+    client = tls_client(raw, certfile)
+    try:
+        client.expect_prompt()
+        assert b"registration timed out" in closed_within(client.sock, 3)
+        elapsed = time.monotonic() - start
+        assert elapsed < 2.0, f"closed {elapsed:.2f} s after accept, window 1.5 s"
+    finally:
+        client.close()
+
+
+def test_refused_tls_connections_are_closed_at_once_past_a_few(
+    make_server: MakeServer, cert: tuple[str, str]
+) -> None:
+    """Over --max-per-ip, silent TLS connections used to hold a descriptor for
+    a 5 s handshake each, with no bound; someone from another address then
+    waited seconds for the prompt."""
+    certfile, keyfile = cert
+    server = make_server(certfile=certfile, keyfile=keyfile, max_per_ip=1)
+    holder = tls_client(socket.create_connection(server.address, timeout=5), certfile)
+    flood = []
+    try:
+        holder.expect_prompt()
+        for _ in range(60):
+            flood.append(socket.create_connection(server.address, timeout=5))
+        closed = 0
+        deadline = time.monotonic() + 1.0  # far less than a refusal's handshake window
+        for sock in flood:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                closed += sock.recv(1) == b""
+            except (TimeoutError, ConnectionResetError):
+                pass
+        assert closed >= 60 - 8 - 2, f"only {closed} of 60 refused connections were closed at once"
+        start = time.monotonic()
+        other = socket.create_connection(server.address, timeout=5, source_address=("127.0.0.2", 0))
+        late = tls_client(other, certfile)
+        late.expect_prompt(timeout=2)
+        assert time.monotonic() - start < 1.0
+        late.close()
+    finally:
+        holder.close()
+        for sock in flood:
+            sock.close()
+
+
+def test_a_plaintext_client_on_a_tls_port_is_told_so(make_server: MakeServer, cert: tuple[str, str]) -> None:
+    certfile, keyfile = cert
+    server = make_server(certfile=certfile, keyfile=keyfile)
+    typer = socket.create_connection(server.address, timeout=5)  # nc, typing a nick at once
+    waiter = socket.create_connection(server.address, timeout=5)  # a client waiting for the prompt
+    try:
+        typer.sendall(b"alice\n")
+        assert closed_within(typer, 2) == b"*** this port requires TLS\n"
+        assert closed_within(waiter, 4) == b"*** this port requires TLS\n"
+    finally:
+        typer.close()
+        waiter.close()
+
+
+def test_overlong_lines_count_against_the_unregistered_line_cap(make_server: MakeServer) -> None:
+    server = make_server(max_unregistered_lines=5, max_line_bytes=100)
+    client = ChatClient(server.address)
+    try:
+        client.send_raw(b"x" * 200 + b"\n")
+        client.expect(r"line too long")
+        client.send_raw((b"x" * 200 + b"\n") * 20)
+        rest = client.read_until_closed(timeout=3)
+        assert rest[-1].endswith("*** too many lines before registering, goodbye")
+        assert sum("line too long" in line for line in rest) == 4
+    finally:
+        client.close()
+
+
+def test_an_overlong_password_prompts_for_the_password_again(make_server: MakeServer) -> None:
+    server = make_server(password="s3cret", max_line_bytes=100)
+    client = ChatClient(server.address)
+    try:
+        client.sock.settimeout(5)
+        assert client.sock.recv(100) == b"Password: "
+        client.send_raw(b"x" * 200 + b"\n")
+        client.expect(r"^\*\*\* error: line too long")
+        deadline = time.monotonic() + 5
+        while b"Password: " not in client.buf:
+            assert client._fill(deadline)
+        client.buf = b""
+        client.send("s3cret")
+        client.expect_prompt()
+    finally:
+        client.close()
+
+
+@pytest.mark.timeout(15)
+def test_trickling_bytes_of_an_unfinished_line_does_not_defeat_the_idle_timeout(
+    make_server: MakeServer,
+) -> None:
+    server = make_server(idle_timeout=1.0)
+    client = ChatClient(server.address)
+    try:
+        client.register("trickler")
+        start = time.monotonic()
+        client.sock.settimeout(0.25)
+        got = b""
+        while b"idle" not in got:
+            assert time.monotonic() - start < 4, "still connected while trickling"
+            try:
+                client.sock.sendall(b"z")  # the attack: one byte of a line that never ends
+                got += client.sock.recv(4096)
+            except TimeoutError:
+                pass
+            except OSError:
+                break
+        assert time.monotonic() - start < 3
+    finally:
+        client.close()
+
+
+def test_parallel_wrong_passwords_exhaust_the_address_budget(make_server: MakeServer) -> None:
+    """Each connection waited --password-delay, but parallel connections guessed
+    without waiting; now an address with too many failures is refused at once."""
+    server = make_server(password="s3cret", password_delay=0.2, max_password_failures=3)
+    guessers = [ChatClient(server.address) for _ in range(3)]
+    try:
+        for guesser in guessers:
+            guesser.sock.settimeout(5)
+            assert guesser.sock.recv(100) == b"Password: "
+        for i, guesser in enumerate(guessers):
+            guesser.send(f"guess{i}")
+        for guesser in guessers:
+            assert guesser.read_until_closed(timeout=3)[-1] == "*** wrong password"
+        late = ChatClient(server.address)
+        assert closed_within(late.sock, 2) == b"*** too many wrong passwords from your address, try later\n"
+        late.close()
+        other = socket.create_connection(server.address, timeout=5, source_address=("127.0.0.2", 0))
+        other.settimeout(5)
+        assert other.recv(100) == b"Password: "  # another address keeps its own budget
+        other.close()
+    finally:
+        for guesser in guessers:
+            guesser.close()
+
+
+def test_running_out_of_descriptors_is_one_warning_and_the_server_recovers(
+    spawn_server: Callable[..., ServerProcess],
+) -> None:
+    """Out of descriptors, gevent's accept loop printed a traceback several
+    times a second, and --max-clients above the limit never said so."""
+    proc = spawn_server(max_fds=64)
+    addr = proc.wait_listening()
+    assert "--max-clients 10000 is more than this process's 64 file descriptors" in proc.log_text()
+    flood = []
+    try:
+        for _ in range(80):
+            flood.append(socket.create_connection(addr, timeout=5))
+        wait_until(lambda: "out of file descriptors" in proc.log_text(), what="the warning")
+        for sock in flood:
+            sock.close()
+        flood.clear()
+        client = ChatClient(addr)
+        client.register("survivor")  # the backlog drains; the server still serves
+        client.close()
+        warnings = [line for line in proc.log if "out of file descriptors" in line]
+        assert 1 <= len(warnings) <= 3, warnings
+        assert "Traceback" not in proc.log_text()
+    finally:
+        for sock in flood:
+            sock.close()

@@ -8,6 +8,7 @@ trickled bytes that defeated the idle timeout, and more.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -220,3 +221,82 @@ def test_running_out_of_descriptors_is_one_warning_and_the_server_recovers(
     finally:
         for sock in flood:
             sock.close()
+
+
+def test_metrics_port_survives_silent_connections_and_logs_bad_requests_in_one_line(
+    make_server: MakeServer,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Silent connections to the metrics port were held forever, and malformed
+    requests wrote full tracebacks to stderr whatever the log level."""
+    from gevent_chat.server import metrics
+
+    monkeypatch.setattr(metrics, "SCRAPE_TIMEOUT", 0.5)
+    caplog.set_level(logging.INFO, logger="gevent_chat")
+    server = make_server(metrics_port=0)
+    assert server.metrics_address is not None
+    silent = [socket.create_connection(server.metrics_address, timeout=5) for _ in range(40)]
+    try:
+        for i in range(20):
+            bad = socket.create_connection(server.metrics_address, timeout=5)
+            bad.sendall(b"\xff\xfe GARBAGE %d\r\n\r\n" % i)
+            bad.settimeout(5)
+            assert bad.recv(100).startswith(b"HTTP/1.1 400")
+            bad.close()
+        # Once the silent ones time out, a scrape is served again.
+        scraper = socket.create_connection(server.metrics_address, timeout=5)
+        scraper.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        scraper.settimeout(5)
+        assert scraper.recv(100).startswith(b"HTTP/1.1 200")
+        scraper.close()
+        chat = ChatClient(server.address)
+        chat.register("alice")
+        chat.close()
+        for sock in silent:  # each was let go after its deadline, not held for ever
+            closed_within(sock, 3)
+    finally:
+        for sock in silent:
+            sock.close()
+    assert "Traceback" not in capfd.readouterr().err
+    bad_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("metrics:")]
+    assert len(bad_lines) >= 20
+    assert all("\n" not in line and len(line) < 260 for line in bad_lines)
+
+
+def test_a_busy_metrics_port_is_named_in_the_error(spawn_server: Callable[..., ServerProcess]) -> None:
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        proc = ServerProcess("--rate-limit", "0", "--metrics-port", str(port))
+        try:
+            assert proc.wait() == 1
+            assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in proc.log_text()
+        finally:
+            proc.kill()
+    finally:
+        taken.close()
+
+
+def test_the_log_names_commands_but_never_what_users_say(spawn_server: Callable[..., ServerProcess]) -> None:
+    proc = spawn_server("--log-level", "debug")
+    addr = proc.wait_listening()
+    alice, bob = ChatClient(addr), ChatClient(addr)
+    try:
+        alice.register("alice")
+        bob.register("bob")
+        alice.send("a secret plan")
+        bob.expect(r"^alice: a secret plan$")
+        alice.send("/who")
+        alice.expect(r"users in #lobby")
+        alice.send("/quit off to the secret meeting")
+        bob.expect(r"^\*\*\* alice left \(off to the secret meeting\)$")
+        wait_until(lambda: "alice (" in proc.log_text() and "disconnected: quit" in proc.log_text())
+        assert "ran /who" in proc.log_text()
+        assert "secret" not in proc.log_text()
+    finally:
+        alice.close()
+        bob.close()

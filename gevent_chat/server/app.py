@@ -26,6 +26,7 @@ from gevent.lock import BoundedSemaphore
 
 from ..core import config as cfg
 from ..core import protocol
+from ..core.address import format_address
 from ..core.config import Config, parse_args
 from ..core.errors import ConfigError
 from ..core.limits import ConnectionLimits, FailureBudget
@@ -38,9 +39,21 @@ from .metrics import Metrics
 from .tcp import Listener, TcpTransport
 from .writers import WriterPool
 
-__all__ = ["ChatServer", "main"]
+__all__ = ["ChatServer", "ListenError", "main"]
 
 log = logging.getLogger("gevent_chat")
+
+
+class ListenError(OSError):
+    """A port could not be bound; the message names it."""
+
+    def __init__(self, host: str, port: int, cause: OSError) -> None:
+        super().__init__(
+            cause.errno, f"cannot listen on {format_address(host, port)}: {cause.strerror or cause}"
+        )
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class ChatServer:
@@ -74,24 +87,25 @@ class ChatServer:
         return str(address[0]), int(address[1])
 
     def start(self) -> None:
-        """Bind and start accepting in the background; raises ``OSError``."""
+        """Bind and start accepting in the background; raises ``ListenError``."""
         # Raw greenlets for the readers: a parked ``Greenlet`` object costs
         # about 1 KB more per connection, and nothing here needs its links.
         # The stubs know only Greenlet-returning spawns; any callable works.
-        listener = Listener(
-            (self.config.host, self.config.port),
-            self.tcp.handle,
-            spawn=gevent.spawn_raw,
-        )
-        listener.start()
-        self._listener = listener
-        host, port = self.address
-        shown = f"[{host}]" if ":" in host else host
-        log.info("listening on %s:%d%s", shown, port, " (TLS)" if self.tls_context else "")
         config = self.config
+        listener = Listener((config.host, config.port), self.tcp.handle, spawn=gevent.spawn_raw)
+        try:
+            listener.start()
+        except OSError as err:
+            raise ListenError(config.host, config.port, err) from err
+        self._listener = listener
+        log.info("listening on %s%s", format_address(*self.address), " (TLS)" if self.tls_context else "")
         if config.metrics_port is not None:
-            mhost, mport = self.metrics_address = self.metrics.serve(config.metrics_host, config.metrics_port)
-            log.info("metrics on http://%s:%d/metrics", f"[{mhost}]" if ":" in mhost else mhost, mport)
+            try:
+                self.metrics_address = self.metrics.serve(config.metrics_host, config.metrics_port)
+            except OSError as err:
+                listener.stop(timeout=0)
+                raise ListenError(config.metrics_host, config.metrics_port, err) from err
+            log.info("metrics on http://%s/metrics", format_address(*self.metrics_address))
         if config.idle_timeout:
             self._sweeper = gevent.spawn(self._sweep_idle, config.idle_timeout)
 
@@ -202,8 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         server.start()
-    except OSError as err:
-        log.error("cannot listen on %s:%d: %s", config.host, config.port, err.strerror or err)
+    except ListenError as err:
+        log.error("%s", err)
         return 1
     stop = Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -14,11 +14,13 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import gevent
 
 from ..core import protocol
+from ..core.address import format_address
+from ..core.commands import COMMANDS
 from ..core.effects import Close, Effect, Pause, Registered, Renamed
 from ..core.flood import TokenBucket
 from ..core.gate import WRONG_PASSWORD, Gate
@@ -40,11 +42,23 @@ CLOSE_FLUSH_SECONDS = 2.0
 class Member(Outbox):
     """A connection's outbox and the shell around its ``Session``."""
 
-    __slots__ = ("_reg_timer", "addr", "app", "bucket", "crowded", "heard", "session", "turn_lines")
+    __slots__ = (
+        "_reg_timer",
+        "addr",
+        "app",
+        "bucket",
+        "crowded",
+        "heard",
+        "log_reason",
+        "session",
+        "turn_lines",
+    )
 
     def __init__(self, app: ChatServer, sock: socket.socket, addr: tuple[str, int]) -> None:
         config = app.config
-        super().__init__(sock, _format_peer(addr), config.outbox_size, app.writers, app.metrics.tally)
+        super().__init__(
+            sock, format_address(addr[0], addr[1]), config.outbox_size, app.writers, app.metrics.tally
+        )
         self.app = app
         self.addr = addr
         gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
@@ -58,6 +72,9 @@ class Member(Outbox):
             self.bucket = TokenBucket(config.rate_limit, config.rate_burst, time.monotonic())
         self.heard = time.monotonic()  # when data last arrived: the idle sweep reads it
         self._reg_timer: gevent.Timeout | None = None
+        #: What the log says of why this connection ended, if not ``cut_reason``:
+        #: a ``/quit`` reason is something the user said, and is never logged.
+        self.log_reason: str | None = None
 
     @property
     def nick(self) -> str | None:
@@ -111,6 +128,8 @@ class Member(Outbox):
         if not lines:
             return  # part of a line: not activity (a trickler must not dodge the idle timeout)
         self.heard = now = time.monotonic()
+        if log.isEnabledFor(logging.DEBUG):
+            self._log_commands(lines)
         metrics = self.app.metrics
         metrics.tally.lines_received += len(lines)
         if None in lines:
@@ -126,12 +145,22 @@ class Member(Outbox):
                 granted = bucket.take(n - i, now)
                 if not granted:
                     metrics.throttles.inc()
+                    log.debug("%s (%s) paced: %d lines waiting", self.nick, self.peer, n - i)
                     gevent.sleep(bucket.delay(now))
                     now = time.monotonic()
                     continue
             self._act(lines[i : i + granted] if i or granted < n else lines)
             i += granted
             now = time.monotonic()
+
+    def _log_commands(self, lines: list[bytes | None]) -> None:
+        """Log the names of the commands in ``lines`` (never their arguments)."""
+        if self.session.nick is None:
+            return
+        for line in lines:
+            if line is not None and line[:1] == b"/" and line[:2] != b"//":
+                name = line[1:].split(b" ", 1)[0].decode("utf-8", "replace").casefold()
+                log.debug("%s (%s) ran /%s", self.nick, self.peer, name if name in COMMANDS else "(unknown)")
 
     def _act(self, lines: list[bytes | None]) -> None:
         """Run the session on ``lines`` in turns of at most ``turn_lines``."""
@@ -167,6 +196,8 @@ class Member(Outbox):
             if effect.refusal == WRONG_PASSWORD:
                 self.app.password_failures.record(self.addr[0], time.monotonic())
             self.cut_reason = effect.reason
+            if effect.refusal is None:  # /quit: its reason is the user's own words
+                self.log_reason = "quit"
             self.closing = True  # the reader stops; the writer sends what is queued
 
     # -- teardown ------------------------------------------------------------------
@@ -176,15 +207,16 @@ class Member(Outbox):
         self.closing = True
         app = self.app
         reason = self.cut_reason
+        logged = self.log_reason or reason
         nick = self.session.nick
         farewell = self.session.leave(reason)
         if farewell and not app.stopping:
             # Through the hub: many leaving at once must not cut the rest.
             app.hub.apply(self, farewell)
         if nick is not None:
-            log.info("%s (%s) disconnected%s", nick, self.peer, f": {reason}" if reason else "")
+            log.info("%s (%s) disconnected%s", nick, self.peer, f": {logged}" if logged else "")
         else:
-            log.info("%s disconnected before registering%s", self.peer, f": {reason}" if reason else "")
+            log.info("%s disconnected before registering%s", self.peer, f": {logged}" if logged else "")
         if self._cut and reason == SLOW:  # not a /quit giving the same reason
             log.warning("%s (%s) cut: outbox full (%d lines)", nick, self.peer, self.pending)
             app.metrics.slow_consumers.inc()
@@ -197,8 +229,3 @@ class Member(Outbox):
         self.sock.close()  # a writer still in send fails and ends
         self.crowded.clear()  # the leave notice may have noted recipients
         app.forget(self)
-
-
-def _format_peer(addr: Any) -> str:
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

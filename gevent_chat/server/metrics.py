@@ -11,14 +11,52 @@ fixed set, never a nick or an address.  Nothing in the pure core imports this.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
 
-from gevent.pywsgi import WSGIServer
+from gevent.pool import Pool
+from gevent.pywsgi import WSGIHandler, WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = ["Metrics", "Tally"]
+
+log = logging.getLogger("gevent_chat")
+
+#: Scrapes served at once; more wait in the listen backlog, not in memory.
+MAX_SCRAPERS = 16
+#: Seconds a scraper may take to send its request (and to read the answer).
+SCRAPE_TIMEOUT = 5.0
+#: Longest error message logged for one bad request.
+MAX_LOGGED_CHARS = 200
+
+
+class _ErrorLog:
+    """Where pywsgi writes what went wrong: one line each, through our logger."""
+
+    def write(self, message: str) -> None:
+        line = " ".join(message.split())
+        if line:
+            log.info("metrics: %s", line[:MAX_LOGGED_CHARS])
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        self.write("".join(lines))
+
+    def flush(self) -> None:
+        pass
+
+
+class _ScrapeHandler(WSGIHandler):
+    """pywsgi's handler with a read deadline, and errors logged in one line."""
+
+    def handle(self) -> None:
+        self.socket.settimeout(SCRAPE_TIMEOUT)  # a silent scraper must not hold a slot
+        super().handle()
+
+    def _log_error(self, t: type[BaseException], v: BaseException, tb: TracebackType | None) -> None:
+        log.warning("metrics: %s: %s", t.__name__, str(v)[:MAX_LOGGED_CHARS])
 
 
 class Tally:
@@ -99,7 +137,14 @@ class Metrics:
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
         """Serve ``/metrics`` over HTTP in this process's hub; returns the bound address."""
-        http = WSGIServer((host, port), make_wsgi_app(self.registry), log=None)
+        http = WSGIServer(
+            (host, port),
+            make_wsgi_app(self.registry),
+            log=None,
+            error_log=_ErrorLog(),
+            handler_class=_ScrapeHandler,
+            spawn=Pool(MAX_SCRAPERS),
+        )
         http.start()
         self._http = http
         address = http.address

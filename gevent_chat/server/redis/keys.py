@@ -1,0 +1,55 @@
+"""Every Redis key and channel name of one cluster, in one place.
+
+PURE.  Names start with ``gc:`` and carry the cluster name, so several chat
+clusters (``--cluster``) can share one Redis.  All the keys of one room share
+the hash tag ``{cluster:room}``: the publish script touches the room's meta
+hash and Stream in one call, which Redis Cluster allows only within one slot.
+Names are folded with ``protocol.casefold`` so ``#Dev`` and ``#dev`` meet.
+"""
+
+from __future__ import annotations
+
+from ...core.protocol import casefold, is_valid_nick
+
+__all__ = ["Keys"]
+
+
+class Keys:
+    """Key and channel names for ``cluster`` (a name following the nick rules)."""
+
+    def __init__(self, cluster: str) -> None:
+        if not is_valid_nick(cluster):
+            raise ValueError(f"invalid cluster name {cluster!r}: use letters, digits, _ - .")
+        self.cluster = cluster
+        tag = f"{{{cluster}}}"
+        #: ZSET node id -> the Redis time (ms) after which it counts as dead.
+        self.nodes = f"gc:{tag}:nodes"
+        #: HASH folded room name -> the room's name as first spelled; rooms with presence.
+        self.rooms = f"gc:{tag}:rooms"
+
+    def _room(self, room: str, what: str) -> str:
+        return f"gc:{{{self.cluster}:{casefold(room)}}}:{what}"
+
+    def meta(self, room: str) -> str:
+        """HASH: ``e`` epoch, ``s`` last offset, ``n:<node>`` that node's last sequence number."""
+        return self._room(room, "meta")
+
+    def stream(self, room: str) -> str:
+        """STREAM of the room's entries, ID ``<offset>-0``: recovery and history."""
+        return self._room(room, "log")
+
+    def channel(self, room: str) -> str:
+        """PUB/SUB channel the room's entries are published on."""
+        return self._room(room, "live")
+
+    def who(self, room: str) -> str:
+        """HASH folded nick -> ``<node> <nick>``: the room's users on every node."""
+        return self._room(room, "who")
+
+    def nick(self, nick: str) -> str:
+        """STRING: the node holding ``nick``.  No hash tag: nicks spread over all slots."""
+        return f"gc:{self.cluster}:nick:{casefold(nick)}"
+
+    def node_channel(self, node: str) -> str:
+        """A channel of one node's own, which its subscriber always listens on."""
+        return f"gc:{{{self.cluster}}}:node:{node}"

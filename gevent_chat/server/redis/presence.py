@@ -1,0 +1,186 @@
+"""Who is in which room on every node, and which nodes are alive.
+
+SHELL.  Each room has a HASH ``who`` (folded nick -> ``<node> <nick>``, in
+the room's hash slot) and the cluster a HASH of rooms that have or had
+users.  Each node keeps its own users in memory (the truth for its part) and
+writes them through; what could not be written during an outage is written
+by ``resync`` when Redis is back.
+
+Liveness is a ZSET of node -> expiry on the Redis clock, renewed by
+``heartbeat`` every ``ttl / 3`` seconds.  Readers (``who``, ``rooms``) skip
+the entries of nodes whose expiry has passed, so a node killed with SIGKILL
+disappears from ``/who`` within ``ttl``.  The next heartbeat of any node
+sees it expired; the one node whose ``ZREM`` removes it reaps its entries
+and returns them, so each departure is announced exactly once.  A node that
+finds itself missing from the ZSET (Redis restarted, or it was paused past
+its ttl and reaped) writes all its users again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import cast
+
+from ...core.protocol import casefold
+from . import scripts
+from .keys import Keys
+from .link import FAILURES, Link
+
+__all__ = ["Presence"]
+
+log = logging.getLogger("gevent_chat.redis")
+
+#: KEYS: who.  ARGV: folded nick, value.  Deletes the entry only if it is ours.
+_LEAVE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  return redis.call('HDEL', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+class Presence:
+    """This node's users in Redis, and the cluster-wide views of them."""
+
+    def __init__(self, link: Link, keys: Keys, node: str, ttl: float) -> None:
+        self.link, self.keys, self.node, self.ttl = link, keys, node, ttl
+        self.local: dict[str, tuple[str, str]] = {}  # folded nick -> (nick, room)
+        self._unsent_leaves: dict[tuple[str, str], str] = {}  # (folded nick, room) -> value
+        self._leave = link.client.register_script(_LEAVE)
+        self._heartbeat = link.client.register_script(scripts.HEARTBEAT)
+        self._live = link.client.register_script(scripts.LIVE_NODES)
+
+    def _value(self, nick: str) -> str:
+        return f"{self.node} {nick}"
+
+    def join(self, nick: str, room: str) -> None:
+        """``nick`` (a user of this node) is now in ``room``; never waits when Redis is down."""
+        folded = casefold(nick)
+        self.local[folded] = (nick, room)
+        self._unsent_leaves.pop((folded, casefold(room)), None)
+        if self.link.is_up:
+            try:
+                pipe = self.link.client.pipeline(transaction=False)
+                pipe.hset(self.keys.who(room), folded, self._value(nick))
+                pipe.hsetnx(self.keys.rooms, casefold(room), room)
+                pipe.execute()
+            except FAILURES as exc:
+                self.link.failed(exc)
+
+    def leave(self, nick: str) -> str | None:
+        """``nick`` left its room (and maybe the server); returns that room."""
+        folded = casefold(nick)
+        found = self.local.pop(folded, None)
+        if found is None:
+            return None
+        _, room = found
+        self._unsent_leaves[(folded, casefold(room))] = self._value(nick)
+        self._send_leaves({(folded, casefold(room)): room})
+        return room
+
+    def _send_leaves(self, rooms: dict[tuple[str, str], str]) -> None:
+        if not self.link.is_up:
+            return
+        try:
+            for (folded, froom), room in rooms.items():
+                value = self._unsent_leaves.get((folded, froom))
+                if value is not None:
+                    self._leave(keys=[self.keys.who(room)], args=[folded, value])
+                    self._unsent_leaves.pop((folded, froom), None)
+        except FAILURES as exc:
+            self.link.failed(exc)
+
+    def resync(self) -> None:
+        """Write every local user again and send the leaves an outage held back; raises on failure."""
+        for (folded, froom), value in list(self._unsent_leaves.items()):
+            self._leave(keys=[self.keys.who(froom)], args=[folded, value])
+            del self._unsent_leaves[(folded, froom)]
+        pipe = self.link.client.pipeline(transaction=False)
+        for folded, (nick, room) in self.local.items():
+            pipe.hset(self.keys.who(room), folded, self._value(nick))
+            pipe.hsetnx(self.keys.rooms, casefold(room), room)
+        pipe.execute()
+
+    def heartbeat(self) -> list[tuple[str, str]]:
+        """Renew this node; reap expired ones.  Returns the (room, nick) pairs reaped.
+
+        Raises what redis-py raises when Redis fails.
+        """
+        beat = self._heartbeat(keys=[self.keys.nodes], args=[self.node, int(self.ttl * 1000)])
+        result = cast("list[int | bytes]", beat)
+        if result[0]:  # we were not listed: first beat, Redis restarted, or we were reaped
+            self.resync()
+        else:  # keep the rooms index right (a reaper may have dropped a room we just joined)
+            pipe = self.link.client.pipeline(transaction=False)
+            for _, room in self.local.values():
+                pipe.hsetnx(self.keys.rooms, casefold(room), room)
+            pipe.execute()
+        departed: list[tuple[str, str]] = []
+        for dead in result[1:]:
+            if isinstance(dead, bytes) and self.link.client.zrem(self.keys.nodes, dead):
+                departed += self._reap(dead.decode())
+        return departed
+
+    def _reap(self, node: str) -> list[tuple[str, str]]:
+        """Remove every entry of the dead ``node``; returns them as (room, nick)."""
+        rooms = cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.rooms))
+        prefix = f"{node} ".encode()
+        departed = []
+        for raw_room in rooms.values():
+            room = raw_room.decode()
+            who = self.keys.who(room)
+            for folded, value in cast("dict[bytes, bytes]", self.link.client.hgetall(who)).items():
+                if value.startswith(prefix) and self._leave(keys=[who], args=[folded, value]):
+                    departed.append((room, value[len(prefix) :].decode()))
+        log.info("server %s stopped answering; %d user(s) removed", node, len(departed))
+        return departed
+
+    def _live_nodes(self) -> set[bytes]:
+        return set(cast("list[bytes]", self._live(keys=[self.keys.nodes])))
+
+    def who(self, room: str) -> list[str] | None:
+        """The nicks in ``room`` on every live node, sorted; None if Redis is down."""
+        if not self.link.is_up:
+            return None
+        try:
+            live = self._live_nodes()
+            entries = cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.who(room)))
+        except FAILURES as exc:
+            self.link.failed(exc)
+            return None
+        nicks = []
+        for value in entries.values():
+            node, _, nick = value.partition(b" ")
+            if node in live or node == self.node.encode():
+                nicks.append(nick.decode())
+        return sorted(nicks, key=casefold)
+
+    def rooms(self) -> dict[str, int] | None:
+        """Each room with users on some live node -> how many; None if Redis is down."""
+        if not self.link.is_up:
+            return None
+        try:
+            live = self._live_nodes() | {self.node.encode()}
+            index = cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.rooms))
+            names = [n.decode() for n in index.values()]
+            pipe = self.link.client.pipeline(transaction=False)
+            for name in names:
+                pipe.hvals(self.keys.who(name))
+            values = cast("list[list[bytes]]", pipe.execute())
+        except FAILURES as exc:
+            self.link.failed(exc)
+            return None
+        counts = {}
+        for name, members in zip(names, values, strict=True):
+            count = sum(1 for v in members if v.partition(b" ")[0] in live)
+            if count:
+                counts[name] = count
+        return counts
+
+    def clear(self) -> None:
+        """Remove this node and its users (shutdown); best effort, raises on failure."""
+        for folded, (nick, room) in list(self.local.items()):
+            self._unsent_leaves[(folded, casefold(room))] = self._value(nick)
+        self.local.clear()
+        self.resync()
+        self.link.client.zrem(self.keys.nodes, self.node)

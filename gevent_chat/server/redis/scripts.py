@@ -1,0 +1,76 @@
+"""The Lua scripts: each one is a single atomic step on the Redis side.
+
+PURE text.  The publish step follows Centrifuge's
+``broker_history_add_stream.lua``: in one script, take the room's next offset
+from its meta hash (which also holds the epoch, created on first use and lost
+with the data, so a changed epoch tells readers that Redis forgot), append
+to the room's Stream capped with MAXLEN, and PUBLISH.  Ours adds one thing:
+each node numbers its batches, and a batch whose number is not above the last
+one stored for that node is skipped, so a publish retried after a lost reply
+is not stored or delivered twice.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PUBLISH", "RELEASE"]
+
+#: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq.
+#: Returns {offset, epoch}; offset 0 means "already published".
+PUBLISH = """
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if not epoch then
+  epoch = ARGV[5]
+  redis.call('HSET', KEYS[1], 'e', epoch)
+end
+local last = tonumber(redis.call('HGET', KEYS[1], 'n:' .. ARGV[6]) or '0')
+if tonumber(ARGV[7]) <= last then
+  return {0, epoch}
+end
+redis.call('HSET', KEYS[1], 'n:' .. ARGV[6], ARGV[7])
+local offset = redis.call('HINCRBY', KEYS[1], 's', 1)
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
+redis.call('PUBLISH', ARGV[1], 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3])
+return {offset, epoch}
+"""
+
+#: KEYS: nick.  ARGV: node, ttl seconds.  1 kept, 2 taken again (it had expired), 0 lost.
+CLAIM_REFRESH = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return 2
+end
+return 0
+"""
+
+#: KEYS: nick.  ARGV: node.  Deletes the key only if this node holds it.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+#: KEYS: nodes.  ARGV: node, ttl ms.  Uses the Redis clock, so nodes' clocks
+#: need not agree.  Returns {1 if the node was not listed (new, or reaped), dead nodes...}.
+HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local result = {added}
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  table.insert(result, node)
+end
+return result
+"""
+
+#: KEYS: nodes.  The nodes whose heartbeat has not expired.
+LIVE_NODES = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+"""

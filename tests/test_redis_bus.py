@@ -1,0 +1,314 @@
+"""Two RedisBus "nodes" in one process against a real redis-server.
+
+The bus runs on gevent sockets (``link.GeventConnection``), so both nodes
+and the test share one unpatched hub.  A few steps use a plain blocking
+redis-py client on purpose: while it runs no greenlet can, so what a node
+misses is decided by the test, not by scheduling.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+import redis
+
+from gevent_chat.core import protocol, wire
+from gevent_chat.server.redis import scripts
+from gevent_chat.server.redis.bus import MISSING_NOTICE, RedisBus, RedisUnavailable
+from tests.helpers import wait_until
+from tests.redis_server import RedisServer, running_redis
+
+
+class Recorder:
+    """A fake hub: remembers every batch the bus hands over."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, bytes, int, bool]] = []
+
+    def receive(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
+        self.got.append((room, payload, lines, remember))
+
+    def payloads(self, room: str = "lobby") -> list[bytes]:
+        return [p for r, p, _, _ in self.got if r == room]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RedisServer]:
+    with running_redis(tmp_path) as srv:
+        yield srv
+
+
+@pytest.fixture
+def make_node(server: RedisServer) -> Iterator[Callable[..., tuple[RedisBus, Recorder]]]:
+    buses: list[RedisBus] = []
+
+    def make(**options: Any) -> tuple[RedisBus, Recorder]:
+        options = {"timeout": 0.5, "ping_interval": 0.5, "nick_ttl": 2, **options}
+        bus = RedisBus(server.url, cluster="t", **options)
+        hub = Recorder()
+        bus.attach(hub)
+        bus.start()
+        buses.append(bus)
+        return bus, hub
+
+    yield make
+    for bus in buses:
+        bus.close(timeout=0)
+
+
+def _lines(n: int, who: str = "alice") -> list[bytes]:
+    return [f"{who}: line {i}\n".encode() for i in range(n)]
+
+
+def _plain(server: RedisServer) -> redis.Redis:
+    """A blocking client: nothing else runs while it waits."""
+    return redis.Redis.from_url(server.url)
+
+
+def _wait_subscribed(bus: RedisBus, room: str = "lobby") -> None:
+    """Until ``bus`` hears ``room`` live (and has caught up with its Stream)."""
+    wait_until(lambda: bus.is_listening(room), what=f"subscribed to {room}")
+
+
+def _store(plain: redis.Redis, bus: RedisBus, room: str, payload: bytes, seq: int, channel: str) -> None:
+    """Publish as a third node "c" would, on ``channel`` (elsewhere: the line is only stored)."""
+    keys = bus.keys
+    header = wire.encode_header("c", seq, int(time.time() * 1000), payload.count(b"\n"), True)
+    args = (channel, header, payload, 100, "ep", "c", seq)
+    plain.eval(scripts.PUBLISH, 2, keys.meta(room), keys.stream(room), *args)
+
+
+def test_batch_published_on_one_node_reaches_the_other_in_order_and_not_itself(make_node: Any) -> None:
+    """A failure means lost, reordered or echoed lines between servers."""
+    a, hub_a = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    sent = _lines(300)
+    for line in sent:
+        a.publish("lobby", line, 1, True)
+    wait_until(lambda: len(hub_b.got) == len(sent), what="all lines on b")
+    assert hub_b.payloads() == sent
+    assert hub_b.got[0] == ("lobby", sent[0], 1, True)
+    b.publish("lobby", b"bob: hi\nbob: there\n", 2, True)
+    wait_until(lambda: len(hub_a.got) == 1, what="b's batch on a")
+    assert hub_a.got == [("lobby", b"bob: hi\nbob: there\n", 2, True)]
+    assert a.metrics.publishes == 300
+    assert b.metrics.receives == 300
+
+
+def test_publish_does_not_wait_for_redis(make_node: Any, server: RedisServer) -> None:
+    a, _ = make_node()
+    server.pause()
+    try:
+        started = time.monotonic()
+        for line in _lines(1000):
+            a.publish("lobby", line, 1, True)
+        assert time.monotonic() - started < 0.2
+    finally:
+        server.resume()
+
+
+def test_rooms_without_local_users_are_not_delivered(make_node: Any) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    a.publish("dev", b"alice: elsewhere\n", 1, True)
+    a.publish("lobby", b"alice: here\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    assert hub_b.payloads() == [b"alice: here\n"]
+
+
+def test_missed_publish_is_recovered_from_the_stream_first(make_node: Any, server: RedisServer) -> None:
+    """A gap in offsets (a lost PUB/SUB message) is filled from the room's Stream, in order."""
+    a, _ = make_node()
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    a.enter("alice", "lobby")
+    _wait_subscribed(b)
+    a.publish("lobby", b"alice: one\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    _store(_plain(server), b, "lobby", b"carol: stored only\n", 1, channel="nowhere")
+    a.publish("lobby", b"alice: three\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 3)
+    assert hub_b.payloads() == [b"alice: one\n", b"carol: stored only\n", b"alice: three\n"]
+    assert b.metrics.recoveries == 1
+    assert b.metrics.recovered == 1
+
+
+def test_killed_subscription_recovers_every_line_in_order(make_node: Any, server: RedisServer) -> None:
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    plain = _plain(server)
+    _store(plain, b, "lobby", b"carol: before\n", 1, channel=b.keys.channel("lobby"))
+    wait_until(lambda: len(hub_b.got) == 1)
+    recovered = b.metrics.recovered
+    # Blocking calls: b's subscriber cannot run until they are all done.
+    assert plain.client_kill_filter(_type="pubsub") >= 1
+    sent = [f"carol: {i}\n".encode() for i in range(50)]
+    for seq, line in enumerate(sent, start=2):
+        _store(plain, b, "lobby", line, seq, channel=b.keys.channel("lobby"))
+    wait_until(lambda: len(hub_b.got) == 51, what="recovery after the kill")
+    assert hub_b.payloads() == [b"carol: before\n", *sent]
+    assert b.metrics.recovered - recovered == 50
+    assert b.redis_up
+
+
+@pytest.mark.timeout(30, method="thread")  # the pause lasts past the link's timeout, then everything drains
+def test_paused_redis_loses_nothing(make_node: Any, server: RedisServer) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    a.publish("lobby", b"alice: before\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    server.pause()
+    try:
+        sent = _lines(40)
+        for line in sent:
+            a.publish("lobby", line, 1, True)
+        wait_until(lambda: not a.redis_up, what="a to notice the stall")
+    finally:
+        server.resume()
+    wait_until(lambda: len(hub_b.got) == 41, timeout=15, what="everything after the pause")
+    gevent.sleep(0.3)  # lets a duplicate, if any, arrive at b's subscriber
+    assert hub_b.payloads() == [b"alice: before\n", *sent]
+    wait_until(lambda: a.redis_up)
+    assert a.metrics.publishes >= 41
+
+
+@pytest.mark.timeout(30, method="thread")  # a restart and two reconnections
+def test_restarted_redis_gives_one_missing_notice_then_goes_on(make_node: Any, server: RedisServer) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    a.publish("lobby", b"alice: old\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    server.restart()
+    wait_until(lambda: MISSING_NOTICE in hub_b.payloads(), timeout=15, what="the missing notice")
+    wait_until(lambda: a.redis_up, timeout=15)
+    a.publish("lobby", b"alice: new\n", 1, True)
+    wait_until(lambda: b"alice: new\n" in hub_b.payloads(), timeout=15)
+    assert hub_b.payloads() == [b"alice: old\n", MISSING_NOTICE, b"alice: new\n"]
+    assert b.metrics.epoch_changes == 1
+
+
+def test_corrupt_message_on_the_channel_is_dropped_and_counted(make_node: Any, server: RedisServer) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    plain = _plain(server)
+    channel = b.keys.channel("lobby")
+    plain.publish(channel, b"not ours")
+    plain.publish(channel, b"gc1 e 9 c 1 1 1 1\n\x1b]0;owned\x07\n")
+    a.publish("lobby", b"alice: fine\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    assert hub_b.payloads() == [b"alice: fine\n"]
+    assert b.metrics.drops == 2
+
+
+def test_history_is_the_same_on_every_node(make_node: Any) -> None:
+    a, _ = make_node(history=3)
+    b, _ = make_node(history=3)
+    a.publish("lobby", b"alice: 1\nalice: 2\n", 2, True)
+    a.publish("lobby", b"*** bob joined\n", 1, False)
+    a.publish("lobby", b"* alice waves\n", 1, True)
+    a.publish("lobby", b"alice: 4\n", 1, True)
+    wait_until(lambda: a.metrics.publishes == 4)
+    for bus in (a, b):
+        history = bus.history("lobby")
+        assert history is not None
+        assert [line for _, line in history] == [b"alice: 2\n", b"* alice waves\n", b"alice: 4\n"]
+        assert all(abs(when - time.time()) < 60 for when, _ in history)
+
+
+def test_simultaneous_claims_on_two_nodes_have_one_winner(make_node: Any) -> None:
+    a, _ = make_node()
+    b, _ = make_node()
+    nicks = [f"nick{i}" for i in range(20)]
+    results: list[tuple[str, str, bool]] = []
+
+    def race(bus: RedisBus, nick: str) -> None:
+        results.append((nick, bus.node, bus.claims.claim(nick)))
+
+    gevent.joinall([gevent.spawn(race, bus, n) for n in nicks for bus in (a, b, a, b)], raise_error=True)
+    for nick in nicks:
+        winners = {node for n, node, won in results if n == nick and won}
+        assert len(winners) == 1, (nick, winners)
+
+
+def test_released_nick_is_free_at_once(make_node: Any) -> None:
+    a, _ = make_node()
+    b, _ = make_node()
+    assert a.claims.claim("Alice")
+    assert not b.claims.claim("alice")  # unique regardless of case
+    a.claims.release("alice")
+    assert b.claims.claim("alice")
+
+
+def test_nicks_of_a_dead_node_expire_within_the_ttl(make_node: Any) -> None:
+    a, _ = make_node(nick_ttl=1)
+    b, _ = make_node(nick_ttl=1)
+    assert a.claims.claim("alice")
+    gevent.killall(a._greenlets)  # dies without a word: no refresh, no release
+    started = time.monotonic()
+    wait_until(lambda: b.claims.claim("alice"), timeout=3, what="alice to expire")
+    assert time.monotonic() - started < 1.5
+
+
+def test_claim_taken_by_another_node_is_reported_lost(make_node: Any, server: RedisServer) -> None:
+    lost: list[str] = []
+    a, _ = make_node(on_lost_nick=lost.append)
+    b, _ = make_node()
+    assert a.claims.claim("dave")
+    _plain(server).delete(a.keys.nick("dave"))  # as if it expired while a was cut off
+    assert b.claims.claim("dave")
+    wait_until(lambda: lost == ["dave"], what="the lost claim")
+    assert "dave" not in a.claims.held
+
+
+def test_who_and_rooms_count_users_on_every_node(make_node: Any) -> None:
+    a, _ = make_node()
+    b, _ = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    b.enter("carol", "dev")
+    assert a.who("lobby") == ["alice", "bob"]
+    assert b.rooms() == {"lobby": 2, "dev": 1}
+    b.leave("bob")
+    assert a.who("lobby") == ["alice"]
+    assert a.rooms() == {"lobby": 1, "dev": 1}
+
+
+def test_users_of_a_dead_node_leave_and_the_rooms_are_told(make_node: Any) -> None:
+    departed: list[tuple[str, str]] = []
+    a, _ = make_node(nick_ttl=1)
+    b, hub_b = make_node(nick_ttl=1, on_departed=lambda room, nick: departed.append((room, nick)))
+    c, hub_c = make_node(nick_ttl=1)
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    c.enter("carol", "lobby")
+    assert b.who("lobby") == ["alice", "bob", "carol"]
+    gevent.killall(a._greenlets)
+    wait_until(lambda: b.who("lobby") == ["bob", "carol"], timeout=2, what="alice gone from /who")
+    notice = protocol.notice("alice left")
+    wait_until(lambda: notice in hub_b.payloads() and notice in hub_c.payloads(), timeout=3)
+    assert hub_b.payloads().count(notice) == hub_c.payloads().count(notice) == 1
+    assert len(departed) + c.metrics.publishes in (1, 2)  # b or c reaped; exactly one announced
+
+
+def test_unreachable_redis_at_start_is_a_clear_error(server: RedisServer) -> None:
+    port = server.port
+    server.kill()
+    bus = RedisBus(f"redis://127.0.0.1:{port}/0", timeout=0.5)
+    with pytest.raises(RedisUnavailable, match="cannot reach Redis"):
+        bus.start()
+    with pytest.raises(RedisUnavailable, match="unsupported Redis URL"):
+        RedisBus("http://127.0.0.1/")

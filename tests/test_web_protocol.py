@@ -410,6 +410,22 @@ def test_peer_close_is_echoed_and_later_lines_dropped() -> None:
     assert lines.is_closed
 
 
+def test_lines_before_the_peers_close_are_kept() -> None:
+    client, lines = open_socket()
+    got = lines.receive_data(
+        client.send(TextMessage(data="/quit lunch")) + client.send(CloseConnection(1000))
+    )
+    assert got.lines == [b"/quit lunch"]
+    assert got.closed
+
+
+def test_lines_after_our_close_are_dropped() -> None:
+    client, lines = open_socket()
+    lines.close(web.GOING_AWAY)
+    got = lines.receive_data(client.send(TextMessage(data="late")))
+    assert got.lines == []
+
+
 def test_server_close_handshake_with_going_away() -> None:
     client, lines = open_socket()
     data = lines.frames(b"*** server shutting down\n") + lines.close(web.GOING_AWAY, "server shutting down")

@@ -378,6 +378,7 @@ class WebSocketLines:
     def receive_data(self, data: bytes) -> Received:
         if self.ws.state is ConnectionState.CLOSED:
             return Received(closed=True)
+        was_open = self.is_open
         self.ws.receive_data(data if data else None)
         got = Received()
         closed = pong = False
@@ -399,8 +400,8 @@ class WebSocketLines:
                 # wsproto reports a protocol error as a close but stays open.
                 self._failed = self.ws.state is ConnectionState.OPEN
                 break
-        if not self.is_open and got.lines:
-            got.lines.clear()  # said after a close: nobody is listening
+        if not was_open and got.lines:
+            got.lines.clear()  # said after our close: nobody is listening
         return dataclasses.replace(got, closed=closed, pong=pong) if closed or pong else got
 
     def _text(self, event: TextMessage, out: list[bytes | None]) -> None:

@@ -49,6 +49,7 @@ class Member(Outbox):
         "bucket",
         "crowded",
         "heard",
+        "last_bytes",
         "log_reason",
         "session",
         "turn_lines",
@@ -226,6 +227,8 @@ class Member(Outbox):
             pass  # the outbox was dropped: only a writer stuck in send is left
         elif not self.wait_flushed(CLOSE_FLUSH_SECONDS):
             log.debug("%s: output not flushed in time", self.peer)
+        if self.last_bytes is not None and not self._cut:
+            self.send_last_words(self.last_bytes())
         self.sock.close()  # a writer still in send fails and ends
         self.crowded.clear()  # the leave notice may have noted recipients
         app.forget(self)

@@ -27,6 +27,7 @@ import socket
 import struct
 import termios
 import time
+from collections.abc import Callable
 
 from gevent.event import Event
 from gevent.queue import Queue, ShutDown
@@ -62,6 +63,7 @@ class Outbox:
         "_unsent",
         "closing",
         "cut_reason",
+        "frame",
         "limit",
         "outbox",
         "peer",
@@ -71,8 +73,18 @@ class Outbox:
         "writers",
     )
 
-    def __init__(self, sock: socket.socket, peer: str, limit: int, writers: WriterPool, tally: Tally) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        peer: str,
+        limit: int,
+        writers: WriterPool,
+        tally: Tally,
+        frame: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.sock = sock
+        #: How the transport turns queued lines into bytes on the wire (None: as they are).
+        self.frame = frame
         self.peer = peer
         self.limit = limit
         self.writers = writers
@@ -198,13 +210,16 @@ class Outbox:
     def _write_loop(self, outbox: Queue[bytes]) -> None:
         """Send everything queued, one write per turn, until the outbox is empty."""
         get_nowait, qsize = outbox.get_nowait, outbox.qsize
-        send = self.sock.send
+        send, frame = self.sock.send, self.frame
         half = self.limit // 2
         tally = self.tally
         monotonic = time.monotonic
         try:
             while n := qsize():
                 data = get_nowait() if n == 1 else b"".join([get_nowait() for _ in range(n)])
+                lines = data.count(b"\n")
+                if frame is not None:
+                    data = frame(data)
                 # gevent's sendall asks the kernel for SO_SNDBUF on every call
                 # (a PyPy workaround); a send loop saves that syscall.
                 done = send(data)
@@ -218,7 +233,7 @@ class Outbox:
                 self._progress = monotonic()
                 self._unsent = None
                 tally.bytes_out += len(data)
-                self.pending -= data.count(b"\n")
+                self.pending -= lines
                 if self._drained is not None and self.pending <= half:
                     self._drained.set()
         except ShutDown:

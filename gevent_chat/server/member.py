@@ -55,11 +55,21 @@ class Member(Outbox):
         "turn_lines",
     )
 
-    def __init__(self, app: ChatServer, sock: socket.socket, addr: tuple[str, int]) -> None:
+    def __init__(
+        self,
+        app: ChatServer,
+        sock: socket.socket,
+        addr: tuple[str, int],
+        frame: Callable[[bytes], bytes] | None = None,
+        last_bytes: Callable[[], bytes] | None = None,
+    ) -> None:
+        """``frame`` and ``last_bytes`` are the transport's: how lines become
+        bytes on the wire, and what to send (best effort) just before the
+        socket closes, such as a WebSocket close frame."""
         config = app.config
-        super().__init__(
-            sock, format_address(addr[0], addr[1]), config.outbox_size, app.writers, app.metrics.tally
-        )
+        peer = format_address(addr[0], addr[1])
+        super().__init__(sock, peer, config.outbox_size, app.writers, app.metrics.tally, frame)
+        self.last_bytes = last_bytes
         self.app = app
         self.addr = addr
         gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)

@@ -393,7 +393,7 @@ TestRegistry = RegistryMachine.TestCase
 
 
 @pytest.mark.parametrize(
-    "module", ["core.protocol", "core.errors", "core.config", "core.registry", "core.rooms"]
+    "module", ["core.protocol", "core.errors", "core.config", "core.registry", "core.rooms", "core.names"]
 )
 def test_pure_module_does_not_import_gevent(module: str) -> None:
     """A failure means the core depends on the shell and can no longer be tested by calls."""

@@ -1,4 +1,4 @@
-"""The line protocol: framing, decoding, sanitising, nick rules, reply text.
+"""The line protocol: framing, decoding, sanitising, reply text.
 
 PURE: this module does no I/O, imports neither ``gevent`` nor ``socket`` and
 reads no clock.  Bytes go in, lines and reply bytes come out, so every rule of
@@ -15,7 +15,8 @@ import re
 import time
 from typing import cast
 
-from .errors import ClientError, NickInvalid
+from . import names
+from .names import MAX_NICK_CHARS, is_valid_nick, validate_nick, validate_room
 
 __all__ = [
     "MAX_NICK_CHARS",
@@ -37,15 +38,8 @@ __all__ = [
     "validate_room",
 ]
 
-#: IRC servers allow 9 (RFC 1459) to 32 (ergo's default ``nicklen``); we take 32.
-MAX_NICK_CHARS = 32
-
 #: Sent on connect and after a refused nickname; no newline, so it reads as a prompt.
 NICK_PROMPT = b"Enter your nickname: "
-
-# A letter, digit or underscore first (``\w`` is exactly that in Unicode mode),
-# then letters, digits, ``_``, ``-`` and ``.``.
-_NICK_RE = re.compile(rf"\w[\w.\-]{{0,{MAX_NICK_CHARS - 1}}}")
 
 # Escape sequences first (so their parameters go with them), then any single
 # control character left over: C0, DEL and C1.
@@ -66,43 +60,9 @@ _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SUSPECT_BYTES = re.compile(rb"[\x00-\x1f\x7f\x80-\xff]")
 
 
-def casefold(name: str) -> str:
-    """The key under which a nick or room name is unique."""
-    return name.casefold()
-
-
-def is_valid_nick(nick: str) -> bool:
-    """True if ``nick`` (already stripped) follows the nickname rules."""
-    return _NICK_RE.fullmatch(nick) is not None
-
-
-def validate_nick(raw: str) -> str:
-    """Return the nick typed on ``raw`` or raise ``NickInvalid``.
-
-    The rules are checked on the text as typed, before any sanitising, so a
-    nick with control bytes in it is refused rather than cleaned into another.
-    """
-    nick = raw.strip(" ")
-    if not is_valid_nick(nick):
-        raise NickInvalid(
-            f"invalid nickname: use 1-{MAX_NICK_CHARS} letters, digits, _ - . "
-            "starting with a letter, digit or _"
-        )
-    return nick
-
-
-def validate_room(raw: str) -> str:
-    """Return the room named on ``raw`` (a leading ``#`` is ignored) or raise.
-
-    Room names follow the nickname rules.
-    """
-    name = raw.strip(" ").removeprefix("#")
-    if not is_valid_nick(name):
-        raise ClientError(
-            f"invalid room name: use 1-{MAX_NICK_CHARS} letters, digits, _ - . "
-            "starting with a letter, digit or _"
-        )
-    return name
+#: The key under which a nick or room name is unique (``names.name_key``): kept
+#: here under its old name for the modules that compare names through ``protocol``.
+casefold = names.name_key
 
 
 def sanitise(text: str) -> str:

@@ -53,7 +53,20 @@ _ESCAPES = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Invisible format characters that can deceive a reader, stripped like controls:
+# the bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069,
+# the ones rustc and GitHub flag after "Trojan Source"), the zero-width space,
+# word joiner and U+FEFF (no line-breaking use in a terminal, only hiding),
+# and the invisible math operators U+2061-U+2064.  Kept: LRM, RLM and ALM
+# (U+200E, U+200F, U+061C) have no scope and right-to-left text needs them.
+_INVISIBLE = "\u200b\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+# U+2028 and U+2029 separate lines or paragraphs: a space, as a tab is.
+_SEPARATORS = re.compile("[\t\u2028\u2029]")
+_STRIP = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_INVISIBLE}]")
+# ZWNJ and ZWJ join the characters around them (Persian, Indic scripts, emoji
+# sequences): one between two other characters stays, any other goes.
+_STRAY_JOINERS = re.compile(r"(?<![^\s\u200c\u200d])[\u200c\u200d]|[\u200c\u200d](?![^\s\u200c\u200d])")
+_SUSPECT = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_INVISIBLE}\u2028\u2029\u200c\u200d]")
 # Fast path for the common case: a chunk of printable ASCII needs no decoding
 # or sanitising at all.  Anything else (controls, DEL, any non-ASCII byte) goes
 # through ``clean_text``.
@@ -66,14 +79,17 @@ casefold = names.name_key
 
 
 def sanitise(text: str) -> str:
-    """Remove escape sequences and control characters; a tab becomes a space.
+    """Remove escape sequences, control and deceptive invisible characters.
 
-    Idempotent, and what it returns has no character in C0, DEL or C1.
+    A tab, U+2028 and U+2029 become a space; a ZWJ or ZWNJ stays only between
+    two characters it can join.  Idempotent, and what it returns has no
+    character in C0, DEL, C1 or ``_INVISIBLE``.
     """
-    if _CONTROLS.search(text) is None:
+    if _SUSPECT.search(text) is None:
         return text
-    text = _ESCAPES.sub("", text.replace("\t", " "))
-    return _CONTROLS.sub("", text)
+    text = _ESCAPES.sub("", _SEPARATORS.sub(" ", text))
+    text = _STRIP.sub("", text)
+    return _STRAY_JOINERS.sub("", text)
 
 
 def clean_text(raw: bytes) -> str:

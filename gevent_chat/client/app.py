@@ -51,6 +51,7 @@ from gevent.queue import Empty, Queue
 
 from ..core.config import password_from_file
 from ..core.errors import ConfigError
+from ..core.version import VersionAction
 from . import render, tls
 from .fronts import (
     EXIT_ERROR,
@@ -69,6 +70,8 @@ from .reconnect import alternate_nick, backoff_delay
 
 __all__ = ["main"]
 
+#: The client's one name in usage and error lines, however it was started.
+PROG = "gevent-chat"
 #: After the input ends we half-close and wait this long for the server to close.
 CLOSE_GRACE_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -176,7 +179,7 @@ class Client:
         return self._fail(code, message) if message else code
 
     def _fail(self, code: int, message: str) -> int:
-        print(f"gevent-chat: {message}", file=sys.stderr, flush=True)
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
         return code
 
     def _where(self) -> str:
@@ -491,9 +494,10 @@ def _reason(err: OSError) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="gevent-chat",
+        prog=PROG,
         description="Terminal client for gevent-chat. Type a line to send it; /quit or Ctrl-D to leave.",
     )
+    p.add_argument("--version", action=VersionAction, help="print the version and exit")
     p.add_argument("--host", default="127.0.0.1", help="server address (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="server port (default %(default)s)")
     p.add_argument("--nick", help="register with this nickname instead of answering the prompt")
@@ -544,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         context, password = _setup(args)
     except Stop as stop:
-        print(f"gevent-chat: {stop.message}", file=sys.stderr, flush=True)
+        print(f"{PROG}: {stop.message}", file=sys.stderr, flush=True)
         return stop.code
     try:
         front = TerminalFront() if interactive else PipeFront()

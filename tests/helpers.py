@@ -153,7 +153,7 @@ class ServerProcess:
         for raw in self.proc.stderr:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.log.append(line)
-            m = re.search(r"listening on \[?([^\]\s]+?)\]?:(\d+)$", line)
+            m = re.search(r"listening on \[?([^\]\s]+?)\]?:(\d+)(?: \(TLS\))?$", line)
             if m and self.address is None:
                 self.address = (m.group(1), int(m.group(2)))
                 self.ready.set()

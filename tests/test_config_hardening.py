@@ -79,7 +79,9 @@ def test_bad_values_name_their_flag(field: str, value: object, flag: str) -> Non
         Config(**{field: value})  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("module", ["core.flood", "core.limits", "core.gate", "core.config"])
+@pytest.mark.parametrize(
+    "module", ["core.flood", "core.limits", "core.gate", "core.config", "core.names", "core.version"]
+)
 def test_pure_modules_import_no_gevent(module: str) -> None:
     code = f"import sys, gevent_chat.{module}; sys.exit('gevent' in sys.modules or 'socket' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -14,8 +14,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import gevent
 import pexpect
 import pytest
+from gevent import socket as gsocket
 from gevent import subprocess as gsubprocess
 
 from gevent_chat.client import tls
@@ -27,6 +29,7 @@ SpawnServer = Callable[..., ServerProcess]
 CLIENT = [sys.executable, "-m", "gevent_chat.client"]
 PASSWORD = "s3cret-Passw0rd"
 EXIT_PASSWORD = 4
+TLS_REQUIRED_LINE = b"*** this port requires TLS\n"
 
 
 @pytest.fixture
@@ -132,7 +135,74 @@ def test_self_signed_certificate_without_cafile_is_a_one_line_verify_error(
 
 def test_tls_to_a_plaintext_server_is_a_one_line_error(server: ChatServer) -> None:
     done = run_piped(server.address[1], ["--tls", "--insecure", "--nick", "bot"], b"never sent\n")
-    assert_one_line_error(done, 1, "TLS handshake failed")
+    assert_one_line_error(done, 1, "the server does not speak TLS: try without --tls")
+
+
+def test_tls_to_a_plaintext_server_process_is_a_one_line_error(spawn_server: SpawnServer) -> None:
+    """Against a real server process, as a user would meet it."""
+    port = spawn_server().wait_listening()[1]
+    done = run_piped(port, ["--tls", "--insecure", "--nick", "bot"], b"never sent\n")
+    assert_one_line_error(done, 1, "does not speak TLS")
+
+
+def test_plaintext_client_to_a_tls_server_says_try_tls_when_closed(
+    spawn_server: SpawnServer, cert: tuple[str, str]
+) -> None:
+    """The server tells a silent connection its port wants TLS; the client explains."""
+    certfile, keyfile = cert
+    port = spawn_server(
+        "--certfile", certfile, "--keyfile", keyfile, "--register-timeout", "1"
+    ).wait_listening()[1]
+    done = run_piped(port, ["--nick", "bot"], b"never sent\n")
+    assert_one_line_error(done, 1, "speaks TLS: try --tls")
+
+
+def test_plaintext_client_to_a_silent_tls_server_hints_at_tls_early(
+    spawn_server: SpawnServer, cert: tuple[str, str]
+) -> None:
+    """With the default 60 s registration timeout the hint comes after a few seconds, not a minute."""
+    certfile, keyfile = cert
+    port = spawn_server("--certfile", certfile, "--keyfile", keyfile).wait_listening()[1]
+    proc = gsubprocess.Popen(
+        [*CLIENT, "--port", str(port), "--nick", "bot"],
+        stdin=gsubprocess.PIPE,
+        stdout=gsubprocess.DEVNULL,
+        stderr=gsubprocess.PIPE,
+        env={**client_env(), "NO_COLOR": "1"},
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline().decode()  # within the test's 10 s timeout
+        assert "speaks TLS: try --tls" in line
+    finally:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [b"\x15\x03\x03\x00\x02\x02\x32", TLS_REQUIRED_LINE],
+    ids=["tls-alert-record", "server-notice"],
+)
+def test_plaintext_client_recognises_a_tls_answer(first: bytes) -> None:
+    """A server that answers with a TLS record or its notice: one line, status 1, no wait."""
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.sendall(first)
+            conn.recv(1)  # until the client closes
+
+    server = gevent.spawn(answer)
+    try:
+        done = run_piped(listener.getsockname()[1], ["--nick", "bot"], b"never sent\n")
+        assert_one_line_error(done, 1, "speaks TLS: try --tls")
+    finally:
+        server.kill()
+        listener.close()
 
 
 def test_cafile_with_insecure_is_a_usage_error(server: ChatServer, cert: tuple[str, str]) -> None:

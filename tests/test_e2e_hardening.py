@@ -21,6 +21,7 @@ from gevent import ssl as gssl
 
 from gevent_chat.client import tls as client_tls
 from gevent_chat.server import ChatServer, tls
+from gevent_chat.server.metrics import REFUSAL_REASONS, REJECTION_REASONS, TIMEOUT_KINDS
 from tests.helpers import ChatClient, ServerProcess, send_burst_read_paced, wait_until
 
 MakeServer = Callable[..., ChatServer]
@@ -121,6 +122,20 @@ def scrape(addr: tuple[str, int]) -> dict[str, float]:
             name, value = line.rsplit(" ", 1)
             samples[name] = float(value)
     return samples
+
+
+def test_labelled_metric_series_exist_at_zero_from_the_start(make_server: Callable[..., ChatServer]) -> None:
+    """A failure means ``rate()`` over a counter is empty until its first event."""
+    server = make_server(metrics_port=0)
+    assert server.metrics_address is not None
+    m = scrape(server.metrics_address)
+    expected = [
+        *(f'gevent_chat_rejected_lines_total{{reason="{r}"}}' for r in REJECTION_REASONS),
+        *(f'gevent_chat_refused_connections_total{{reason="{r}"}}' for r in REFUSAL_REASONS),
+        *(f'gevent_chat_timeout_disconnects_total{{kind="{k}"}}' for k in TIMEOUT_KINDS),
+    ]
+    assert {name: m.get(name) for name in expected} == dict.fromkeys(expected, 0.0)
+    assert len(REFUSAL_REASONS) == 6
 
 
 def sample(server: ChatServer, name: str, **labels: str) -> float:

@@ -328,6 +328,25 @@ def test_escapes_and_controls_are_stripped_before_relay(connect: Connect, sent: 
     assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F for ch in text), raw
 
 
+@pytest.mark.parametrize(
+    "sent",
+    ["evil\u202etxt.exe", "\u2066hidden\u2069", "forged\u2028*** bob left", "in\u200bvisible"],
+    ids=["rlo", "isolate", "line-separator", "zero-width-space"],
+)
+def test_bidi_and_invisible_controls_do_not_reach_others(connect: Connect, sent: str) -> None:
+    alice, bob = pair(connect)
+    alice.send(sent)
+    text = read_raw_line(bob).decode()
+    assert text.startswith("alice: ")
+    assert not set(text) & set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029\u200b")
+
+
+def test_emoji_sequence_keeps_its_joiner(connect: Connect) -> None:
+    alice, bob = pair(connect)
+    alice.send("\U0001f469\u200d\U0001f4bb")
+    assert read_raw_line(bob).decode() == "alice: \U0001f469\u200d\U0001f4bb"
+
+
 # -- 8. line limit ------------------------------------------------------------------
 
 

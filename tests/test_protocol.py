@@ -196,10 +196,81 @@ def test_sanitise_is_idempotent(text: str) -> None:
     assert sanitise(once) == once
 
 
-@given(st.text(alphabet=st.characters(exclude_categories=["Cc"])))
+@given(st.text(alphabet=st.characters(exclude_categories=["Cc", "Cf", "Zl", "Zp"])))
 def test_sanitise_keeps_text_without_controls(text: str) -> None:
-    """A do-nothing-wrong check: text with no control character passes unchanged."""
+    """A do-nothing-wrong check: text with no control or format character passes unchanged."""
     assert sanitise(text) == text
+
+
+#: What ``sanitise`` removes besides C0, DEL and C1 (protocol rule 6).
+INVISIBLE = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b\u2060\u2061\u2064\ufeff"
+SEPARATORS = "\u2028\u2029"
+JOINERS = "\u200c\u200d"
+
+deceptive_text = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list(INVISIBLE + SEPARATORS + JOINERS + "\u200e\u200f\u061c \x1b[a\u05d0")),
+        st.characters(),
+    )
+)
+
+
+@given(deceptive_text)
+def test_sanitise_leaves_no_bidi_control_or_invisible(text: str) -> None:
+    """A failure means one user could reorder or hide text on another's screen."""
+    out = sanitise(text)
+    assert not set(out) & set(INVISIBLE + SEPARATORS), repr(out)
+    assert not has_control(out)
+
+
+@given(deceptive_text)
+def test_sanitise_with_bidi_and_joiners_is_idempotent(text: str) -> None:
+    once = sanitise(text)
+    assert sanitise(once) == once
+
+
+@given(deceptive_text)
+def test_joiners_left_by_sanitise_each_join_two_characters(text: str) -> None:
+    """A failure means an invisible line could be made of joiners alone."""
+    out = sanitise(text)
+    for i, ch in enumerate(out):
+        if ch in JOINERS:
+            assert 0 < i < len(out) - 1
+            for neighbour in (out[i - 1], out[i + 1]):
+                assert not neighbour.isspace()
+                assert neighbour not in JOINERS
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("abc\u202edcba", "abcdcba"),
+        ("\u2067isolate\u2069", "isolate"),
+        ("line\u2028forged", "line forged"),
+        ("para\u2029graph", "para graph"),
+        ("zero\u200bwidth\ufeff\u2060", "zerowidth"),
+        ("\U0001f469\u200d\U0001f4bb", "\U0001f469\u200d\U0001f4bb"),  # woman technologist
+        (
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+            "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+        ),  # ZWNJ
+        ("\u200d\u200d\u200d", ""),
+        ("\u05e9\u05dc\u05d5\u05dd\u200f!", "\u05e9\u05dc\u05d5\u05dd\u200f!"),  # RLM kept
+    ],
+    ids=[
+        "rlo",
+        "isolate",
+        "line-sep",
+        "para-sep",
+        "zero-width",
+        "emoji-zwj",
+        "persian-zwnj",
+        "lone-zwj",
+        "rlm",
+    ],
+)
+def test_sanitise_strips_bidi_and_invisible_controls(raw: str, clean: str) -> None:
+    assert sanitise(raw) == clean
 
 
 @given(st.binary())
@@ -393,7 +464,7 @@ TestRegistry = RegistryMachine.TestCase
 
 
 @pytest.mark.parametrize(
-    "module", ["core.protocol", "core.errors", "core.config", "core.registry", "core.rooms"]
+    "module", ["core.protocol", "core.errors", "core.config", "core.registry", "core.rooms", "core.names"]
 )
 def test_pure_module_does_not_import_gevent(module: str) -> None:
     """A failure means the core depends on the shell and can no longer be tested by calls."""

@@ -51,6 +51,7 @@ from gevent.queue import Empty, Queue
 
 from ..core.config import password_from_file
 from ..core.errors import ConfigError
+from ..core.version import VersionAction
 from . import render, tls
 from .fronts import (
     EXIT_ERROR,
@@ -69,9 +70,17 @@ from .reconnect import alternate_nick, backoff_delay
 
 __all__ = ["main"]
 
+#: The client's one name in usage and error lines, however it was started.
+PROG = "gevent-chat"
 #: After the input ends we half-close and wait this long for the server to close.
 CLOSE_GRACE_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 10.0
+#: A chat server speaks first at once; silent this long, it may be a TLS port.
+GREETING_SECONDS = 3.0
+#: What a TLS server's first bytes look like: a handshake or alert record, TLS 1.x.
+TLS_RECORD_STARTS = (b"\x15\x03", b"\x16\x03")
+#: The line a TLS server sends a plaintext client.
+TLS_REQUIRED = "*** this port requires TLS"
 RECV_BYTES = 65536
 #: Input lines read ahead of the socket; past this the input is not read.
 MAX_PENDING_LINES = 64
@@ -126,6 +135,10 @@ class Client:
         self.quit_sent = False
         self.half_closed = False
         self.close_deadline: float | None = None
+        self.heard = False  # the server has sent something on this connection
+        self.greeting_deadline: float | None = (
+            None if self.context is not None else time.monotonic() + GREETING_SECONDS
+        )
 
     # -- running -------------------------------------------------------------------
 
@@ -176,7 +189,7 @@ class Client:
         return self._fail(code, message) if message else code
 
     def _fail(self, code: int, message: str) -> int:
-        print(f"gevent-chat: {message}", file=sys.stderr, flush=True)
+        print(f"{PROG}: {message}", file=sys.stderr, flush=True)
         return code
 
     def _where(self) -> str:
@@ -206,16 +219,26 @@ class Client:
                 timeout = self.close_deadline - time.monotonic()
                 if timeout <= 0:
                     return True  # the server kept the connection open past the grace
+            elif self.greeting_deadline is not None:
+                timeout = max(0.0, self.greeting_deadline - time.monotonic())
             try:
                 event = self.events.get(timeout=timeout)
             except Empty:
-                return True
+                if self.close_deadline is not None:
+                    return True
+                self.greeting_deadline = None
+                self._note(
+                    f"the server has said nothing for {GREETING_SECONDS:.0f} s: if it speaks TLS, try --tls"
+                )
+                continue
             if event[0] == "input":
                 self._pump()
             elif event[0] == "interrupt":
                 raise Stop(EXIT_SIGINT)
             elif event[1] is not self.sock:
                 continue  # left over from an earlier connection
+            elif event[0] == "tls" or (event[0] == "line" and event[2].startswith(TLS_REQUIRED)):
+                raise Stop(EXIT_ERROR, f"the server at {self._where()} speaks TLS: try --tls")
             elif event[0] == "prompt" and render.is_password_prompt(event[2]):
                 self._on_password_prompt()
             elif event[0] == "prompt":
@@ -226,7 +249,10 @@ class Client:
                 if self.half_closed:
                     return True
                 self.lost = f"lost ({event[2]})" if event[2] else "closed by the server"
+                if not self.heard and self.context is None:
+                    self.lost += " before it said anything (if it speaks TLS, try --tls)"
                 return False
+            self.heard, self.greeting_deadline = True, None
             self.opened.set()
 
     # -- the other greenlets -------------------------------------------------------
@@ -235,11 +261,16 @@ class Client:
         """Socket reader: frame what arrives into events for the main greenlet."""
         frames = render.Incoming()
         error = None
+        first = self.context is None  # only a plaintext client can meet a TLS record
         try:
             while True:
                 data = sock.recv(RECV_BYTES)
                 if not data:
                     break
+                if first and data.startswith(TLS_RECORD_STARTS):
+                    self.events.put(("tls", sock))
+                    return
+                first = False
                 for is_prompt, text in frames.feed(data):
                     self.events.put(("prompt" if is_prompt else "line", sock, text))
         except OSError as err:
@@ -475,14 +506,27 @@ def _pong_token(text: str) -> str | None:
     return None
 
 
+#: OpenSSL's reasons when the peer's first bytes are not a TLS record.
+_NOT_TLS_REASONS = frozenset(
+    {
+        "WRONG_VERSION_NUMBER",
+        "PACKET_LENGTH_TOO_LONG",
+        "RECORD_LAYER_FAILURE",
+        "UNKNOWN_PROTOCOL",
+        "HTTP_REQUEST",
+    }
+)
+
+
 def _reason(err: OSError) -> str:
     if isinstance(err, TimeoutError | socket.timeout):
         return "timed out"
     if isinstance(err, ssl.SSLCertVerificationError):
         return f"TLS certificate verify failed: {err.verify_message} (see --cafile, --insecure)"
+    if isinstance(err, ssl.SSLError) and err.reason in _NOT_TLS_REASONS:
+        return "the server does not speak TLS: try without --tls"
     if isinstance(err, ssl.SSLError):
-        hint = " (not a TLS server?)" if err.reason == "WRONG_VERSION_NUMBER" else ""
-        return f"TLS handshake failed: {err.reason or err.strerror or err}{hint}"
+        return f"TLS handshake failed: {err.reason or err.strerror or err}"
     return err.strerror or str(err) or type(err).__name__
 
 
@@ -491,9 +535,10 @@ def _reason(err: OSError) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="gevent-chat",
+        prog=PROG,
         description="Terminal client for gevent-chat. Type a line to send it; /quit or Ctrl-D to leave.",
     )
+    p.add_argument("--version", action=VersionAction, help="print the version and exit")
     p.add_argument("--host", default="127.0.0.1", help="server address (default %(default)s)")
     p.add_argument("--port", type=int, default=8000, help="server port (default %(default)s)")
     p.add_argument("--nick", help="register with this nickname instead of answering the prompt")
@@ -544,7 +589,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         context, password = _setup(args)
     except Stop as stop:
-        print(f"gevent-chat: {stop.message}", file=sys.stderr, flush=True)
+        print(f"{PROG}: {stop.message}", file=sys.stderr, flush=True)
         return stop.code
     try:
         front = TerminalFront() if interactive else PipeFront()

@@ -18,7 +18,7 @@ import enum
 import re
 import zlib
 
-from ..core.protocol import casefold, sanitise
+from ..core.protocol import sanitise
 
 __all__ = [
     "PALETTE",
@@ -96,7 +96,8 @@ def classify(text: str) -> Line:
 
 def nick_colour(nick: str) -> int:
     """The SGR foreground code of ``nick``: the same for every run and case."""
-    return PALETTE[zlib.crc32(casefold(nick).encode("utf-8", "replace")) % len(PALETTE)]
+    # str.casefold, not the uniqueness key: the browser page computes the same colour.
+    return PALETTE[zlib.crc32(nick.casefold().encode("utf-8", "replace")) % len(PALETTE)]
 
 
 def _paint(nick: str) -> str:

@@ -11,8 +11,9 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from .errors import ConfigError
+from .version import VersionAction
 
-__all__ = ["PASSWORD_ENV", "Config", "parse_args", "password_from_file"]
+__all__ = ["PASSWORD_ENV", "PROG", "Config", "parse_args", "password_from_file"]
 
 #: The environment variable that may hold the server password.
 PASSWORD_ENV = "GEVENT_CHAT_PASSWORD"
@@ -26,6 +27,9 @@ KEEPALIVE_INTERVAL_SECONDS = 30
 KEEPALIVE_PROBES = 4
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+#: The server's one name in usage and error lines, however it was started.
+PROG = "gevent-chat-server"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,9 +132,10 @@ class Config:
 def build_parser() -> argparse.ArgumentParser:
     d = Config()
     p = argparse.ArgumentParser(
-        prog="python -m gevent_chat.server",
+        prog=PROG,
         description="A line-based TCP chat server: connect with nc, telnet or gevent-chat.",
     )
+    p.add_argument("--version", action=VersionAction, help="print the version and exit")
     p.add_argument("--host", default=d.host, help="address to listen on (default %(default)s; '::' for IPv6)")
     p.add_argument(
         "--port", type=int, default=d.port, help="TCP port (default %(default)s; 0 picks a free one)"
@@ -165,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=d.history,
         help="chat lines each room replays to newcomers, 0 to disable (default %(default)s)",
     )
-    p.add_argument("--log-level", default=d.log_level, choices=_LOG_LEVELS, help="(default %(default)s)")
+    p.add_argument(
+        "--log-level", type=str.lower, default=d.log_level, choices=_LOG_LEVELS, help="(default %(default)s)"
+    )
     _add_hardening(p, d)
     return p
 

@@ -36,4 +36,4 @@ class NickInvalid(ClientError):
 
 
 class NickTaken(ClientError):
-    """A nickname already held by someone (compared with ``str.casefold``)."""
+    """A nickname already held by someone, or a look-alike of one (``names.name_key``)."""

@@ -1,4 +1,4 @@
-"""The line protocol: framing, decoding, sanitising, nick rules, reply text.
+"""The line protocol: framing, decoding, sanitising, reply text.
 
 PURE: this module does no I/O, imports neither ``gevent`` nor ``socket`` and
 reads no clock.  Bytes go in, lines and reply bytes come out, so every rule of
@@ -15,7 +15,8 @@ import re
 import time
 from typing import cast
 
-from .errors import ClientError, NickInvalid
+from . import names
+from .names import MAX_NICK_CHARS, is_valid_nick, validate_nick, validate_room
 
 __all__ = [
     "MAX_NICK_CHARS",
@@ -37,15 +38,8 @@ __all__ = [
     "validate_room",
 ]
 
-#: IRC servers allow 9 (RFC 1459) to 32 (ergo's default ``nicklen``); we take 32.
-MAX_NICK_CHARS = 32
-
 #: Sent on connect and after a refused nickname; no newline, so it reads as a prompt.
 NICK_PROMPT = b"Enter your nickname: "
-
-# A letter, digit or underscore first (``\w`` is exactly that in Unicode mode),
-# then letters, digits, ``_``, ``-`` and ``.``.
-_NICK_RE = re.compile(rf"\w[\w.\-]{{0,{MAX_NICK_CHARS - 1}}}")
 
 # Escape sequences first (so their parameters go with them), then any single
 # control character left over: C0, DEL and C1.
@@ -59,61 +53,43 @@ _ESCAPES = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Invisible format characters that can deceive a reader, stripped like controls:
+# the bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069,
+# the ones rustc and GitHub flag after "Trojan Source"), the zero-width space,
+# word joiner and U+FEFF (no line-breaking use in a terminal, only hiding),
+# and the invisible math operators U+2061-U+2064.  Kept: LRM, RLM and ALM
+# (U+200E, U+200F, U+061C) have no scope and right-to-left text needs them.
+_INVISIBLE = "\u200b\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+# U+2028 and U+2029 separate lines or paragraphs: a space, as a tab is.
+_SEPARATORS = re.compile("[\t\u2028\u2029]")
+_STRIP = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_INVISIBLE}]")
+# ZWNJ and ZWJ join the characters around them (Persian, Indic scripts, emoji
+# sequences): one between two other characters stays, any other goes.
+_STRAY_JOINERS = re.compile(r"(?<![^\s\u200c\u200d])[\u200c\u200d]|[\u200c\u200d](?![^\s\u200c\u200d])")
+_SUSPECT = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_INVISIBLE}\u2028\u2029\u200c\u200d]")
 # Fast path for the common case: a chunk of printable ASCII needs no decoding
 # or sanitising at all.  Anything else (controls, DEL, any non-ASCII byte) goes
 # through ``clean_text``.
 _SUSPECT_BYTES = re.compile(rb"[\x00-\x1f\x7f\x80-\xff]")
 
 
-def casefold(name: str) -> str:
-    """The key under which a nick or room name is unique."""
-    return name.casefold()
-
-
-def is_valid_nick(nick: str) -> bool:
-    """True if ``nick`` (already stripped) follows the nickname rules."""
-    return _NICK_RE.fullmatch(nick) is not None
-
-
-def validate_nick(raw: str) -> str:
-    """Return the nick typed on ``raw`` or raise ``NickInvalid``.
-
-    The rules are checked on the text as typed, before any sanitising, so a
-    nick with control bytes in it is refused rather than cleaned into another.
-    """
-    nick = raw.strip(" ")
-    if not is_valid_nick(nick):
-        raise NickInvalid(
-            f"invalid nickname: use 1-{MAX_NICK_CHARS} letters, digits, _ - . "
-            "starting with a letter, digit or _"
-        )
-    return nick
-
-
-def validate_room(raw: str) -> str:
-    """Return the room named on ``raw`` (a leading ``#`` is ignored) or raise.
-
-    Room names follow the nickname rules.
-    """
-    name = raw.strip(" ").removeprefix("#")
-    if not is_valid_nick(name):
-        raise ClientError(
-            f"invalid room name: use 1-{MAX_NICK_CHARS} letters, digits, _ - . "
-            "starting with a letter, digit or _"
-        )
-    return name
+#: The key under which a nick or room name is unique (``names.name_key``): kept
+#: here under its old name for the modules that compare names through ``protocol``.
+casefold = names.name_key
 
 
 def sanitise(text: str) -> str:
-    """Remove escape sequences and control characters; a tab becomes a space.
+    """Remove escape sequences, control and deceptive invisible characters.
 
-    Idempotent, and what it returns has no character in C0, DEL or C1.
+    A tab, U+2028 and U+2029 become a space; a ZWJ or ZWNJ stays only between
+    two characters it can join.  Idempotent, and what it returns has no
+    character in C0, DEL, C1 or ``_INVISIBLE``.
     """
-    if _CONTROLS.search(text) is None:
+    if _SUSPECT.search(text) is None:
         return text
-    text = _ESCAPES.sub("", text.replace("\t", " "))
-    return _CONTROLS.sub("", text)
+    text = _ESCAPES.sub("", _SEPARATORS.sub(" ", text))
+    text = _STRIP.sub("", text)
+    return _STRAY_JOINERS.sub("", text)
 
 
 def clean_text(raw: bytes) -> str:

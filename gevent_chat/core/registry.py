@@ -14,7 +14,8 @@ from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
 from .errors import NickTaken
-from .protocol import casefold
+from .names import check_new_nick, check_new_room
+from .names import name_key as casefold
 from .rooms import DEFAULT_ROOM, Room
 
 __all__ = ["Registry"]
@@ -66,11 +67,14 @@ class Registry(Generic[M]):
         return sorted(self._rooms.values(), key=lambda r: casefold(r.name))
 
     def add(self, nick: str, member: M, room: str = DEFAULT_ROOM) -> Room[M]:
-        """Register ``nick``; raises ``NickTaken``.  Returns the room joined."""
+        """Register ``nick``; raises ``NickTaken`` or ``NickInvalid``.  Returns the room joined."""
         key = casefold(nick)
         with self._lock:
             if key in self._members:
                 raise NickTaken(f"nickname {nick} is taken, choose another")
+            check_new_nick(nick)
+            if casefold(room) not in self._rooms:
+                check_new_room(room)
             self._members[key] = member
             self._nicks[key] = nick
             return self._enter(key, member, room)
@@ -86,11 +90,12 @@ class Registry(Generic[M]):
             return self._leave(key, member)
 
     def rename(self, old: str, new: str) -> None:
-        """Give the holder of ``old`` the nick ``new``; raises ``NickTaken``."""
+        """Give the holder of ``old`` the nick ``new``; raises ``NickTaken`` or ``NickInvalid``."""
         okey, nkey = casefold(old), casefold(new)
         with self._lock:
             if nkey in self._members and nkey != okey:
                 raise NickTaken(f"nickname {new} is taken, choose another")
+            check_new_nick(new)
             member = self._members.pop(okey)
             del self._nicks[okey]
             self._members[nkey] = member
@@ -98,9 +103,14 @@ class Registry(Generic[M]):
             self._room_of[nkey] = self._room_of.pop(okey)
 
     def move(self, nick: str, room: str) -> tuple[Room[M], Room[M]]:
-        """Move ``nick`` to ``room`` (created if new); returns (old, new)."""
+        """Move ``nick`` to ``room`` (created if new); returns (old, new).
+
+        Raises ``ClientError`` if a new room's name mixes scripts.
+        """
         key = casefold(nick)
         with self._lock:
+            if casefold(room) not in self._rooms:
+                check_new_room(room)
             member = self._members[key]
             old = self._leave(key, member)
             return old, self._enter(key, member, room)

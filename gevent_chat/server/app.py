@@ -201,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = _with_password_file(parse_args(sys.argv[1:] if argv is None else argv, os.environ))
     except ConfigError as err:
-        print(f"gevent-chat-server: {err}", file=sys.stderr)
+        print(f"{cfg.PROG}: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=config.log_level.upper(),

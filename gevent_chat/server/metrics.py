@@ -21,7 +21,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-__all__ = ["Metrics", "Tally"]
+from ..core.gate import HTTP, TOO_MANY_LINES, WRONG_PASSWORD
+from ..core.limits import PER_IP, SERVER_FULL
+
+__all__ = ["REFUSAL_REASONS", "REJECTION_REASONS", "TIMEOUT_KINDS", "Metrics", "Tally"]
+
+#: Every label value of the labelled counters.  Each series exists at 0 from
+#: the start, so ``rate()`` and alerts work before the first event.
+REJECTION_REASONS = ("too_long",)
+REFUSAL_REASONS = (SERVER_FULL, PER_IP, "tls_handshake", HTTP, WRONG_PASSWORD, TOO_MANY_LINES)
+TIMEOUT_KINDS = ("register", "idle")
 
 log = logging.getLogger("gevent_chat")
 
@@ -133,6 +142,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        for counter, values in (
+            (self.rejected, REJECTION_REASONS),
+            (self.refused, REFUSAL_REASONS),
+            (self.timeouts, TIMEOUT_KINDS),
+        ):
+            for value in values:
+                counter.labels(value)
         self._http: WSGIServer | None = None
 
     def serve(self, host: str, port: int) -> tuple[str, int]:

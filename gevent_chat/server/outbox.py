@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from gevent.event import Event
 from gevent.queue import Queue, ShutDown
+from gevent.socket import socket as gsocket
 
 from .metrics import Tally
 from .tls import shutdown_fd
@@ -58,8 +59,10 @@ class Outbox:
 
     __slots__ = (
         "_cut",
+        "_direct",
         "_drained",
         "_progress",
+        "_raw",
         "_unsent",
         "closing",
         "cut_reason",
@@ -99,11 +102,27 @@ class Outbox:
         self._drained: Event | None = None
         self._progress = 0.0  # monotonic time the writer last started or sent (see _has_stalled)
         self._unsent: int | None = None  # kernel send queue as of _progress, if known
+        # The fast path (see ``deliver``): what waits for this loop turn's
+        # direct send, and the non-blocking OS socket to send it on.  Plain
+        # TCP only: a TLS record or a frame cannot be resumed halfway by the
+        # writer, so those transports always go through it.
+        self._direct: list[bytes] | None = None
+        self._raw = sock._sock if type(sock) is gsocket and frame is None else None  # type: ignore[attr-defined]
 
     # -- called from any greenlet -------------------------------------------------
 
     def deliver(self, payload: bytes, lines: int = 1) -> None:
-        """Queue ``payload`` (``lines`` complete lines) for this client; never blocks."""
+        """Queue ``payload`` (``lines`` complete lines) for this client; never blocks.
+
+        While a writer runs, the payload joins its queue.  Otherwise (the
+        usual case for a client that keeps up) it waits in ``_direct`` until
+        the end of this loop turn, when ``WriterPool`` sends everything due
+        with one ``send`` per client from the hub (``send_direct``); only
+        what the kernel does not take starts a writer.  So bytes for one
+        client always leave in the order they were delivered: the writer
+        exists only after the direct send, and the direct path only when
+        there is no writer.
+        """
         if self.closing:
             return
         if self.pending >= self.limit:
@@ -111,12 +130,53 @@ class Outbox:
             return
         self.pending += lines
         outbox = self.outbox
-        if outbox is None:
-            writers = self.writers
-            outbox = self.outbox = writers.outbox()
-            writers.start(self._write_loop, outbox)
-            self._progress = time.monotonic()
-        outbox.put_nowait(payload)
+        if outbox is not None:
+            outbox.put_nowait(payload)
+        elif self._direct is not None:
+            self._direct.append(payload)
+        elif self._raw is not None:
+            self._direct = [payload]
+            self.writers.send_soon(self)
+        else:
+            self._start_writer([payload])
+
+    def _start_writer(self, payloads: list[bytes]) -> None:
+        writers = self.writers
+        outbox = self.outbox = writers.outbox()
+        for payload in payloads:
+            outbox.put_nowait(payload)
+        writers.start(self._write_loop, outbox)
+        self._progress = time.monotonic()
+
+    def send_direct(self) -> None:
+        """Send what is due at once, from the hub at the end of a loop turn; never blocks.
+
+        What the kernel does not take goes to a new writer, which then owns
+        the socket until it has sent everything.
+        """
+        direct, self._direct = self._direct, None
+        raw = self._raw
+        if direct is None or raw is None or self._cut:
+            return
+        data = direct[0] if len(direct) == 1 else b"".join(direct)
+        try:
+            sent = raw.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:  # reset, or closed under us
+            log.debug("%s: send failed: %s", self.peer, exc)
+            self.cut(None)
+            return
+        self.tally.bytes_out += sent
+        if sent == len(data):
+            self.pending -= direct[0].count(b"\n") if len(direct) == 1 else data.count(b"\n")
+        else:
+            self.pending -= data.count(b"\n", 0, sent)
+            self._start_writer([data[sent:]])
+            # The send queue is full here: what a stall is judged by (as in the writer).
+            self._unsent = _unsent_bytes(self.sock)
+        if self._drained is not None:
+            self._drained.set()
 
     def cut(self, reason: str | None, force: bool = False) -> None:
         """End this connection from any greenlet, without waiting for its peer.
@@ -131,6 +191,7 @@ class Outbox:
         self.closing = True
         self.cut_reason = reason
         self._cut = True
+        self._direct = None
         if self.outbox is not None:
             self.outbox.shutdown(immediate=True)
         shutdown_fd(self.sock, socket.SHUT_RD)
@@ -190,7 +251,7 @@ class Outbox:
     def wait_flushed(self, timeout: float) -> bool:
         """Wait until the writer has sent everything and ended; False on timeout."""
         deadline = time.monotonic() + timeout
-        while self.outbox is not None:
+        while self.outbox is not None or self._direct is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False

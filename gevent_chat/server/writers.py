@@ -1,4 +1,4 @@
-"""Run connection writers on reused greenlets.
+"""Run connection writers on reused greenlets, and direct sends once per loop turn.
 
 SHELL.  A writer exists only while its connection has output, so writers
 start and end all the time.  Starting a fresh greenlet is not cheap: CPython
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 from gevent.queue import Queue
@@ -34,6 +34,10 @@ log = logging.getLogger("gevent_chat")
 DEFAULT_MAX_IDLE = 256
 
 
+class DirectSender(Protocol):
+    def send_direct(self) -> None: ...
+
+
 class WriterPool:
     """Start tasks on parked greenlets when there are any, new ones otherwise."""
 
@@ -43,6 +47,23 @@ class WriterPool:
         self._idle: list[greenlet] = []
         self._spare: list[Queue[bytes]] = []
         self._hub = gevent.get_hub()
+        self._due: list[DirectSender] = []  # outboxes with output for this loop turn
+
+    def send_soon(self, outbox: DirectSender) -> None:
+        """Have ``outbox.send_direct()`` run once this loop turn's greenlets have run.
+
+        Like Redis's ``beforeSleep``: every reader woken in one turn queues
+        first, then each client gets everything in one ``send``, from the
+        hub itself, with no greenlet to switch to.
+        """
+        if not self._due:
+            self._hub.loop.run_callback(self._send_due)
+        self._due.append(outbox)
+
+    def _send_due(self) -> None:
+        due, self._due = self._due, []
+        for outbox in due:
+            outbox.send_direct()
 
     def outbox(self) -> Queue[bytes]:
         """An empty outbox of ``outbox_size`` entries, reused if one is spare."""

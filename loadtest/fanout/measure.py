@@ -22,13 +22,13 @@ class Meter:
         self.t0 = time.monotonic()
         self.srv0 = server.cpu_seconds()
         self.gen0 = _own_cpu()
-        self.busy0 = _machine_busy()
+        self.busy0 = machine_busy()
 
     def read(self) -> dict[str, float]:
         elapsed = time.monotonic() - self.t0
         srv = self.server.cpu_seconds() - self.srv0
         gen = _own_cpu() - self.gen0
-        other = _machine_busy() - self.busy0 - srv - gen
+        other = machine_busy() - self.busy0 - srv - gen
         return {
             "seconds": round(elapsed, 3),
             "server_cpu_pct": round(100 * srv / elapsed, 1),
@@ -44,7 +44,7 @@ def _own_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def _machine_busy() -> float:
+def machine_busy() -> float:
     """CPU seconds all CPUs spent not idle, from /proc/stat."""
     with open("/proc/stat") as f:
         ticks = [int(x) for x in f.readline().split()[1:]]

@@ -2,7 +2,8 @@
 
 Run it from the repository root against a running server::
 
-    locust -f loadtest/locustfile.py --headless -u 500 -r 100 -t 60s --host 127.0.0.1:8000
+    locust -f loadtest/locustfile.py --headless -u 100 -r 50 -t 20s --host 127.0.0.1:8000
+    locust ... -u 500 -r 100 --chat-sample 10 --processes 2    # more users than one process can time
     locust -f loadtest/locustfile.py --host 127.0.0.1:8000     # web UI on http://127.0.0.1:8089
     locust -f loadtest/locustfile.py,loadtest/stepped.py ...   # ramp up in steps (see stepped.py)
 

@@ -129,9 +129,11 @@ def _check_host(environment: Environment, **_kwargs: Any) -> None:
     """Fail a run with an unusable ``--host`` once, at its start, with one clear line.
 
     Only the master (or the only process) checks: with ``--processes`` the
-    workers would otherwise each say the same.  The runner is quit from a
-    greenlet of its own, because quitting kills the greenlet that fires this
-    event; users spawned meanwhile see ``_host_problem`` and never connect.
+    workers would otherwise each say the same.  The runner is quit (headless)
+    or the run stopped (web UI, where the host can be corrected and the run
+    started again) from a greenlet of its own, because either kills the
+    greenlet that fires this event; users spawned meanwhile see
+    ``_host_problem`` and never connect.
     """
     global _host_problem
     runner = environment.runner
@@ -141,8 +143,11 @@ def _check_host(environment: Environment, **_kwargs: Any) -> None:
     if _host_problem is None:
         return
     logger.error("%s", _host_problem)
-    environment.process_exit_code = BAD_HOST_EXIT
-    gevent.spawn(runner.quit)
+    if _option(environment, "headless", True) or _option(environment, "autostart", False):
+        environment.process_exit_code = BAD_HOST_EXIT
+        gevent.spawn(runner.quit)
+    else:
+        gevent.spawn(runner.stop)
 
 
 def next_nick() -> str:

@@ -2,7 +2,8 @@
 
 Run it from the repository root against a running server::
 
-    locust -f loadtest/locustfile.py --headless -u 500 -r 100 -t 60s --host 127.0.0.1:8000
+    locust -f loadtest/locustfile.py --headless -u 100 -r 50 -t 20s --host 127.0.0.1:8000
+    locust ... -u 500 -r 100 --chat-sample 10 --processes 2    # more users than one process can time
     locust -f loadtest/locustfile.py --host 127.0.0.1:8000     # web UI on http://127.0.0.1:8089
     locust -f loadtest/locustfile.py,loadtest/stepped.py ...   # ramp up in steps (see stepped.py)
 
@@ -20,6 +21,10 @@ server sends.  What locust reports (type, name):
   server), ``TCP disconnect`` (the server closed the connection or cut us as
   too slow); a user that lost its connection reconnects under a new nick.
 
+Before any user starts, the master (or the only process) checks ``--host``
+once: a host it cannot parse or reach is one error line and exit status 2,
+rather than a failed connect per user per second.
+
 The wire format and the loss rules are in ``chatload.py`` (pure, tested on
 its own).  SHELL: this module only moves bytes between gevent sockets and
 ``chatload``, and reports to locust; it must never block the hub (every
@@ -29,6 +34,7 @@ socket here is a gevent socket) nor leave a socket open when a user stops.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import random
 import time
@@ -41,14 +47,21 @@ from chatload import DEFAULT_PORT, PROMPT, Receiver, Report, chat_text, make_nic
 from gevent import socket
 from locust import User, events, task
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 #: Seconds to connect, and again to register, before the attempt is a failure.
 CONNECT_TIMEOUT = 10.0
 #: One ``recv`` takes at most this much.
 RECV_BYTES = 65536
 
+#: Exit status of a run whose ``--host`` is unusable (locust's own for a failed run is 1).
+BAD_HOST_EXIT = 2
+
 _nick_numbers = itertools.count(1)
 _tag: tuple[int, str] | None = None  # (pid, tag) of this process
+#: Why ``--host`` is unusable, once the start-of-test check found out; users then never connect.
+_host_problem: str | None = None
+logger = logging.getLogger(__name__)
 
 
 class ChatFailure(Exception):
@@ -95,6 +108,46 @@ def _add_options(parser: Any) -> None:
         default=1,
         help="report the latency of 1 received line in N, for very large runs (default 1)",
     )
+
+
+def host_problem(host: str) -> str | None:
+    """Why no chat user could work against ``host`` (unparseable, refused, unreachable), or None."""
+    try:
+        address = parse_address(host)
+    except ValueError as exc:
+        return str(exc)
+    try:
+        probe = socket.create_connection(address, timeout=CONNECT_TIMEOUT)
+    except OSError as exc:  # refused, unreachable, unknown name, timed out
+        return f"cannot connect to the chat server at {host}: {exc.strerror or exc}"
+    probe.close()
+    return None
+
+
+@events.test_start.add_listener
+def _check_host(environment: Environment, **_kwargs: Any) -> None:
+    """Fail a run with an unusable ``--host`` once, at its start, with one clear line.
+
+    Only the master (or the only process) checks: with ``--processes`` the
+    workers would otherwise each say the same.  The runner is quit (headless)
+    or the run stopped (web UI, where the host can be corrected and the run
+    started again) from a greenlet of its own, because either kills the
+    greenlet that fires this event; users spawned meanwhile see
+    ``_host_problem`` and never connect.
+    """
+    global _host_problem
+    runner = environment.runner
+    if runner is None or isinstance(runner, WorkerRunner):
+        return
+    _host_problem = host_problem(environment.host or ChatUser.host)
+    if _host_problem is None:
+        return
+    logger.error("%s", _host_problem)
+    if _option(environment, "headless", True) or _option(environment, "autostart", False):
+        environment.process_exit_code = BAD_HOST_EXIT
+        gevent.spawn(runner.quit)
+    else:
+        gevent.spawn(runner.stop)
 
 
 def next_nick() -> str:
@@ -155,7 +208,7 @@ class ChatClient:
             self._report("TCP", "register", self._sent_nick or start, 0, exc)
             return False
         sock.settimeout(None)
-        self.reader = gevent.spawn(self._read_loop, rest)
+        self.reader = gevent.spawn(self._read_loop, sock, rest)
         return True
 
     def _register(self) -> bytes:
@@ -200,10 +253,16 @@ class ChatClient:
             return
         self._report("CHAT", "say", start, len(line))
 
-    def _read_loop(self, rest: bytes) -> None:
-        """The reader greenlet: ends at EOF, on an error, or when ``close()`` closes the socket."""
-        assert self.sock is not None
-        recv = self.sock.recv
+    def _read_loop(self, sock: socket.socket, rest: bytes) -> None:
+        """The reader greenlet: ends at EOF, on an error, or when ``close()`` closes the socket.
+
+        It is given the socket rather than reading ``self.sock``: a user that
+        stops right after registering can ``close()`` (and clear ``self.sock``)
+        before this greenlet first runs, and then it must end without a word.
+        """
+        if self.closed:
+            return
+        recv = sock.recv
         receiver = Receiver(self.sample)
         reason = "closed by server"
         data = rest
@@ -289,6 +348,8 @@ class ChatUser(User):
         return self.client is not None and not self.client.closed
 
     def connect(self) -> bool:
+        if _host_problem is not None:
+            return False  # the run is being stopped: see _check_host
         sample = max(1, int(_option(self.environment, "chat_sample", 1)))
         self.client = ChatClient(self.environment, self.host or ChatUser.host, next_nick(), sample)
         return self.client.open()

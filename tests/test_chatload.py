@@ -1,4 +1,8 @@
-"""The load test's pure rules: line format, loss and order checks, nicks, addresses, steps."""
+"""The load test's pure rules: line format, loss and order checks, nicks, addresses, steps.
+
+Also the pure helpers of ``loadtest.compare`` (chatbench's output, medians,
+ratios); chatbench itself is not part of the project and never runs here.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gevent_chat.core import protocol
+from loadtest import compare
 from loadtest.chatload import (
     PROMPT,
     Receiver,
@@ -173,3 +178,52 @@ def test_bad_hosts_are_refused(host: str) -> None:
 )
 def test_steps_climb_to_the_peak_and_back(step: int, peak: int, levels: list[int]) -> None:
     assert step_levels(step, peak) == levels
+
+
+def test_compare_takes_chatbench_last_json_line() -> None:
+    out = 'warming up\n{"delivered_per_s": 10, "lat_p50_ms": 0.5}\n'
+    assert compare.parse_result(out) == {"delivered_per_s": 10, "lat_p50_ms": 0.5}
+    with pytest.raises(ValueError, match="no JSON result"):
+        compare.parse_result("panic: oops\n")
+
+
+def test_compare_medians_skip_missing_and_boolean_values() -> None:
+    assert compare.median([3, None, 1, 2]) == 2
+    assert compare.median([True, None]) is None
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "text"),
+    [(50.0, 100.0, "0.50x"), (3.0, 1.0, "3.00x"), (1.0, 0.0, "-"), (None, 1.0, "-")],
+)
+def test_compare_ratio_is_gevent_over_go(ours: float | None, theirs: float | None, text: str) -> None:
+    assert compare.format_ratio(ours, theirs) == text
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(4899258.0, "4,899,258"), (150.4, "150"), (1.048, "1.05"), (0.8524, "0.852"), (None, "-")],
+)
+def test_compare_values_keep_three_significant_figures(value: float | None, text: str) -> None:
+    assert compare.format_value(value) == text
+
+
+def test_compare_table_has_a_ratio_column_and_every_run() -> None:
+    case = compare.Case("light", ("-mode", "load"), ("lat_p50_ms",))
+    runs = {"gevent-chat": [{"lat_p50_ms": 2.0}, {"lat_p50_ms": 4.0}], "go": [{"lat_p50_ms": 1.0}] * 2}
+    lines = compare.table(case, runs)
+    assert lines[0] == "# light: -mode load"
+    assert lines[1].split() == ["field", "gevent-chat", "go", "gevent/go"]
+    assert lines[2].split() == ["lat_p50_ms", "3", "[2", "4]", "1", "[1", "1]", "3.00x"]
+
+
+def test_compare_table_shows_broken_contracts_only_when_they_happen() -> None:
+    case = compare.Case("light", (), ("lat_p50_ms",))
+    assert len(compare.table(case, {"gevent-chat": [{"lat_p50_ms": 1.0, "duplicates": 0}]})) == 3
+    lines = compare.table(case, {"gevent-chat": [{"lat_p50_ms": 1.0, "duplicates": 2}]})
+    assert lines[-1].split() == ["duplicates", "2"]
+
+
+def test_compare_run_bound_comes_from_the_case_flags() -> None:
+    case = compare.Case("x", ("-duration", "10s", "-warmup", "500ms"))
+    assert case.seconds() == pytest.approx(10.5 + compare.RUN_SLACK)

@@ -2,14 +2,18 @@
 
 Locust runs headless as a subprocess for a few seconds, once against the real
 server (a subprocess) and once against a faulty server made here that drops
-and reorders relayed lines; its ``--csv`` statistics tell what it saw.
+and reorders relayed lines; its ``--csv`` statistics tell what it saw.  Two
+more runs check how it ends: users stopped mid-registration leave no
+traceback, and an unusable ``--host`` is one error line and exit status 2.
 ``gevent.subprocess`` lets the in-process faulty server run while we wait.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,10 +134,15 @@ def faulty_server() -> Iterator[str]:
         faulty.server.stop(timeout=1)
 
 
-def run_locust(host: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, dict[str, str]], str]:
-    """Run the locustfile headless for 3 s; returns (exit code, CSV rows by name, output)."""
+def run_locust(
+    host: str, tmp_path: Path, *extra: str, users: int = 5, run_time: str = "3s"
+) -> tuple[int, dict[str, dict[str, str]], str]:
+    """Run the locustfile headless (3 s, 5 users); returns (exit code, CSV rows by name, output)."""
     prefix = tmp_path / "run"
-    result = subprocess.run(
+    # A session of its own: with --processes locust forks workers, and on a
+    # timeout the whole group (locust and its workers, by the group id that is
+    # locust's pid) is killed, so no worker keeps our pipes open.
+    proc = subprocess.Popen(
         [
             str(LOCUST),
             "-f",
@@ -141,11 +150,11 @@ def run_locust(host: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, d
             "--headless",
             "--only-summary",
             "-u",
-            "5",
+            str(users),
             "-r",
-            "5",
+            str(users),
             "-t",
-            "3s",
+            run_time,
             "--chat-interval",
             "0.1",
             "--host",
@@ -156,14 +165,22 @@ def run_locust(host: str, tmp_path: Path, *extra: str) -> tuple[int, dict[str, d
         ],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
-    output = result.stdout.decode() + result.stderr.decode()
+    try:
+        stdout, stderr = proc.communicate(timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"locust still running after {RUN_TIMEOUT} s:\n{stdout.decode()}{stderr.decode()}")
+    output = stdout.decode() + stderr.decode()
+    if not Path(f"{prefix}_stats.csv").exists():
+        pytest.fail(f"locust wrote no statistics (exit {proc.returncode}):\n{output}")
     with open(f"{prefix}_stats.csv", newline="") as f:
         rows = {row["Name"]: row for row in csv.DictReader(f)}
-    return result.returncode, rows, output
+    return proc.returncode, rows, output
 
 
 def count(rows: dict[str, dict[str, str]], name: str, column: str = "Request Count") -> int:
@@ -196,3 +213,47 @@ def test_run_against_a_faulty_server_reports_lost_and_late_lines(faulty_server: 
     assert count(rows, "out of order", "Failure Count") > 0, output
     assert code == 1, output  # locust's exit code when a run has failures
     assert "Traceback" not in output, output
+
+
+def test_users_stopped_while_registering_leave_no_traceback(chat_server: str, tmp_path: Path) -> None:
+    # All 300 users start at once and the run stops after 1 s, while many are
+    # still registering: a user stopped between its welcome and its reader's
+    # first turn used to end that reader with an AssertionError.
+    code, _rows, output = run_locust(chat_server, tmp_path, users=300, run_time="1s")
+    # The summary, not the CSV: stopped this early, locust may write its CSV before its last stats.
+    assert re.search(r"TCP\s+register\s+[1-9]", output), output
+    assert "Traceback" not in output, output
+    assert "AssertionError" not in output, output
+    assert code == 0, output
+
+
+@pytest.fixture
+def refused_host() -> Iterator[str]:
+    """``127.0.0.1:PORT`` where nothing listens: the port is bound, never listened on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"127.0.0.1:{sock.getsockname()[1]}"
+
+
+@pytest.mark.parametrize(
+    ("host", "processes", "message"),
+    [
+        ("127.0.0.1:http", 0, "bad port in --host '127.0.0.1:http'"),
+        ("http://127.0.0.1:8000", 0, "--host must be HOST:PORT or tcp://HOST:PORT"),
+        ("refused", 0, "cannot connect to the chat server at 127.0.0.1:"),
+        ("refused", 2, "cannot connect to the chat server at 127.0.0.1:"),
+    ],
+)
+def test_unusable_host_fails_once_at_start(
+    host: str, processes: int, message: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if host == "refused":
+        host = request.getfixturevalue("refused_host")
+    extra = ("--processes", str(processes)) if processes else ()
+    code, rows, output = run_locust(host, tmp_path, *extra, run_time="20s")
+    assert code == 2, output
+    errors = [line for line in output.splitlines() if "/ERROR/" in line]
+    assert len(errors) == 1, output
+    assert message in errors[0], output
+    assert "Traceback" not in output, output
+    assert count(rows, "connect") == 0, output  # no user tried: the check stopped the run first

@@ -238,6 +238,15 @@ class RedisBus:
         self.metrics.privates += 1
         return True
 
+    # -- the registry's directory (``core.directory.Directory``) ----------------------
+
+    def claim(self, nick: str) -> bool:
+        """Take ``nick`` cluster-wide; False if another node holds it (see ``claims``)."""
+        return self.claims.claim(nick)
+
+    def release(self, nick: str) -> None:
+        self.claims.release(nick)
+
     # -- rooms with local users ------------------------------------------------------
 
     def enter(self, nick: str, room: str) -> None:

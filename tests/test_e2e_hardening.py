@@ -135,7 +135,7 @@ def test_labelled_metric_series_exist_at_zero_from_the_start(make_server: Callab
         *(f'gevent_chat_timeout_disconnects_total{{kind="{k}"}}' for k in TIMEOUT_KINDS),
     ]
     assert {name: m.get(name) for name in expected} == dict.fromkeys(expected, 0.0)
-    assert len(REFUSAL_REASONS) == 6
+    assert len(REFUSAL_REASONS) == 7  # the README lists them all
 
 
 def sample(server: ChatServer, name: str, **labels: str) -> float:

@@ -81,15 +81,20 @@ def _help(ctx: Context[Any], args: list[str]) -> list[Effect]:
 
 
 def _who(ctx: Context[Any], args: list[str]) -> list[Effect]:
-    nicks = sorted((m.nick for m in ctx.room.members), key=protocol.casefold)
+    nicks = ctx.registry.who(ctx.room)
+    if nicks is None:  # this server alone (or it cannot reach the others)
+        nicks = sorted((m.nick for m in ctx.room.members), key=protocol.casefold)
     n = len(nicks)
     return _lines(f"{n} user{'s' if n != 1 else ''} in #{ctx.room.name}: ", nicks)
 
 
 def _rooms(ctx: Context[Any], args: list[str]) -> list[Effect]:
-    rooms = ctx.registry.rooms()
-    n = len(rooms)
-    return _lines(f"{n} room{'s' if n != 1 else ''}: ", [f"#{r.name} ({len(r.members)})" for r in rooms])
+    counts = ctx.registry.room_counts()
+    if counts is None:  # this server alone (or it cannot reach the others)
+        counts = {r.name: len(r.members) for r in ctx.registry.rooms()}
+    names = sorted(counts, key=protocol.casefold)
+    n = len(names)
+    return _lines(f"{n} room{'s' if n != 1 else ''}: ", [f"#{name} ({counts[name]})" for name in names])
 
 
 def _nick(ctx: Context[Any], args: list[str]) -> list[Effect]:
@@ -109,9 +114,21 @@ def _msg(ctx: Context[Any], args: list[str]) -> list[Effect]:
     target, text = args[0], protocol.sanitise(args[1])
     member = ctx.registry.get(target)
     if member is None:
-        return [Reply(f"no such user: {protocol.sanitise(target)}")]
+        return _msg_elsewhere(ctx, target, text)
     nick = ctx.registry.nick_of(target) or target
     return [Send(protocol.private_line(ctx.nick, text), member), Send(protocol.private_echo(nick, text))]
+
+
+def _msg_elsewhere(ctx: Context[Any], target: str, text: str) -> list[Effect]:
+    """``/msg`` to a user on another server, if there is one."""
+    if not protocol.is_valid_nick(target):
+        return [Reply(f"no such user: {protocol.sanitise(target)}")]
+    sent = ctx.registry.private(target, protocol.private_line(ctx.nick, text))
+    if sent is None:
+        return [Reply(f"cannot reach {target} now: the other servers are out of reach")]
+    if not sent:
+        return [Reply(f"no such user: {protocol.sanitise(target)}")]
+    return [Send(protocol.private_echo(target, text))]
 
 
 def _me(ctx: Context[Any], args: list[str]) -> list[Effect]:
@@ -130,18 +147,20 @@ def _join(ctx: Context[Any], args: list[str]) -> list[Effect]:
     return [
         Moved(new),
         Reply(f"you joined #{new.name}"),
-        *history(new),
+        *history(new, ctx.registry),
         ToRoom(old, protocol.notice(f"{ctx.nick} left #{old.name}")),
         ToRoom(new, protocol.notice(f"{ctx.nick} joined #{new.name}")),
     ]
 
 
-def history(room: Room[Any]) -> list[Effect]:
-    """The room's remembered lines, each marked with its time, as one send."""
-    if not room.history:
+def history(room: Room[Any], registry: Registry[Any] | None = None) -> list[Effect]:
+    """The room's remembered lines (the cluster's, given a ``registry``), each marked with its time,
+    as one send."""
+    entries = room.history if registry is None else registry.history_of(room)
+    if not entries:
         return []
-    data = b"".join(protocol.history_line(when, line) for when, line in room.history)
-    return [Send(data, None, len(room.history))]
+    data = b"".join(protocol.history_line(when, line) for when, line in entries)
+    return [Send(data, None, len(entries))]
 
 
 def _ping(ctx: Context[Any], args: list[str]) -> list[Effect]:

@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from .errors import ConfigError
+from .protocol import is_valid_nick
 from .version import VersionAction
 
 __all__ = ["PASSWORD_ENV", "PROG", "Config", "parse_args", "password_from_file"]
@@ -83,6 +84,18 @@ class Config:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
 
+    # -- several processes ------------------------------------------------------------
+    #: ``redis://HOST:PORT/DB`` or ``unix:///PATH``: join a cluster of servers there.
+    redis_url: str | None = None
+    #: The cluster's name, the prefix of its Redis keys (several may share one Redis).
+    cluster: str = "gevent-chat"
+    #: Seconds after which the nicks and users of a server that died are freed.
+    nick_ttl: int = 30
+    #: Server processes to start on one port (SO_REUSEPORT), supervised.
+    workers: int = 1
+    #: Bind the port with SO_REUSEPORT (set for the processes ``--workers`` starts).
+    reuse_port: bool = False
+
     @property
     def tls(self) -> bool:
         return self.certfile is not None
@@ -103,6 +116,17 @@ class Config:
         if self.log_level not in _LOG_LEVELS:
             raise ConfigError(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
         self._check_hardening()
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        if self.redis_url is not None and not self.redis_url.strip():
+            raise ConfigError("--redis-url must not be empty")
+        if not is_valid_nick(self.cluster):
+            raise ConfigError("--cluster must be 1-32 letters, digits, _ - or ., not starting with - or .")
+        if self.nick_ttl < 1:
+            raise ConfigError("--nick-ttl must be at least 1 second")
+        if self.workers < 1:
+            raise ConfigError("--workers must be at least 1")
 
     def _check_hardening(self) -> None:
         if self.rate_limit < 0:
@@ -174,7 +198,35 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", type=str.lower, default=d.log_level, choices=_LOG_LEVELS, help="(default %(default)s)"
     )
     _add_hardening(p, d)
+    _add_cluster(p, d)
     return p
+
+
+def _add_cluster(p: argparse.ArgumentParser, d: Config) -> None:
+    g = p.add_argument_group("several processes")
+    g.add_argument(
+        "--redis-url",
+        help="redis://HOST:PORT/DB or unix:///PATH: run as one server of a cluster sharing that Redis",
+    )
+    g.add_argument(
+        "--cluster",
+        default=d.cluster,
+        help="cluster name, the prefix of its Redis keys (default %(default)s)",
+    )
+    g.add_argument(
+        "--nick-ttl",
+        type=int,
+        default=d.nick_ttl,
+        help="seconds before a dead server's nicks and users are freed (default %(default)s)",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=d.workers,
+        help="server processes sharing --port, supervised; more than 1 without --redis-url "
+        "starts a private redis-server (default %(default)s)",
+    )
+    g.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
 
 def _add_hardening(p: argparse.ArgumentParser, d: Config) -> None:

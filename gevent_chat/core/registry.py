@@ -4,19 +4,28 @@ PURE: the lock is passed in (a ``gevent.lock.BoundedSemaphore`` in the server,
 ``contextlib.nullcontext()`` in tests) and held only to read or change these
 maps, never across I/O.  Broadcasts read ``Room.members``, an immutable tuple
 swapped here under the lock, so the fan-out path takes no lock at all.
+
+With several servers, an optional ``Directory`` (``core.directory``) holds the
+cluster-wide truth: a nick is claimed there before it is added here, and
+released after it is removed; joins, moves and leaves are reported to it.
+Every call to the directory happens outside the lock, since it may wait on
+the network.  Claims are per server: if two local users claim one nick at
+once, both claims succeed and the local insert decides; the loser must not
+release the claim, which the winner now holds.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
+from .directory import Directory
 from .errors import NickTaken
 from .names import check_new_nick, check_new_room
 from .names import name_key as casefold
-from .rooms import DEFAULT_ROOM, Room
+from .rooms import DEFAULT_ROOM, HistoryEntry, Room
 
 __all__ = ["Registry"]
 
@@ -35,9 +44,12 @@ class Registry(Generic[M]):
         self,
         lock: AbstractContextManager[Any] | None = None,
         history_size: int = 0,
+        directory: Directory | None = None,
     ) -> None:
         self._lock: AbstractContextManager[Any] = lock or contextlib.nullcontext()
         self._history_size = history_size
+        #: The cluster-wide view (None: this server is the whole chat).
+        self.directory = directory
         self._members: dict[str, M] = {}
         self._nicks: dict[str, str] = {}  # folded -> as registered
         self._room_of: dict[str, Room[M]] = {}
@@ -69,15 +81,21 @@ class Registry(Generic[M]):
     def add(self, nick: str, member: M, room: str = DEFAULT_ROOM) -> Room[M]:
         """Register ``nick``; raises ``NickTaken`` or ``NickInvalid``.  Returns the room joined."""
         key = casefold(nick)
+        if key not in self._members:
+            check_new_nick(nick)  # before any claim: an invalid nick must claim nothing
+        if self.directory is not None:
+            self._claim(key, nick)
         with self._lock:
             if key in self._members:
                 raise NickTaken(f"nickname {nick} is taken, choose another")
-            check_new_nick(nick)
             if casefold(room) not in self._rooms:
                 check_new_room(room)
             self._members[key] = member
             self._nicks[key] = nick
-            return self._enter(key, member, room)
+            joined = self._enter(key, member, room)
+        if self.directory is not None:
+            self.directory.enter(nick, joined.name)
+        return joined
 
     def remove(self, nick: str) -> Room[M] | None:
         """Forget ``nick``; returns the room it was in (None if unknown)."""
@@ -87,20 +105,42 @@ class Registry(Generic[M]):
             if member is None:
                 return None
             del self._nicks[key]
-            return self._leave(key, member)
+            left = self._leave(key, member)
+        if self.directory is not None:
+            self.directory.leave(nick)
+            self.directory.release(nick)
+        return left
 
     def rename(self, old: str, new: str) -> None:
         """Give the holder of ``old`` the nick ``new``; raises ``NickTaken`` or ``NickInvalid``."""
         okey, nkey = casefold(old), casefold(new)
+        if nkey in self._members and nkey != okey:
+            raise NickTaken(f"nickname {new} is taken, choose another")
+        check_new_nick(new)  # before any claim, as in ``add``
+        if self.directory is not None:
+            if nkey != okey:
+                self._claim(nkey, new)
+            else:
+                self.directory.claim(new)  # already held: only its spelling changes
         with self._lock:
             if nkey in self._members and nkey != okey:
                 raise NickTaken(f"nickname {new} is taken, choose another")
-            check_new_nick(new)
+            if okey not in self._members:  # renamed by the server while the claim waited
+                raise NickTaken(f"nickname {old} is no longer yours")
             member = self._members.pop(okey)
             del self._nicks[okey]
             self._members[nkey] = member
             self._nicks[nkey] = new
-            self._room_of[nkey] = self._room_of.pop(okey)
+            self._room_of[nkey] = room = self._room_of.pop(okey)
+        directory = self.directory
+        if directory is not None:
+            if nkey != okey:  # entering first keeps the room's subscription open
+                directory.enter(new, room.name)
+                directory.leave(old)
+                directory.release(old)
+            else:
+                directory.leave(old)
+                directory.enter(new, room.name)
 
     def move(self, nick: str, room: str) -> tuple[Room[M], Room[M]]:
         """Move ``nick`` to ``room`` (created if new); returns (old, new).
@@ -113,7 +153,41 @@ class Registry(Generic[M]):
                 check_new_room(room)
             member = self._members[key]
             old = self._leave(key, member)
-            return old, self._enter(key, member, room)
+            new = self._enter(key, member, room)
+        if self.directory is not None:
+            self.directory.leave(nick)
+            self.directory.enter(self._nicks.get(key, nick), new.name)
+        return old, new
+
+    # -- the cluster-wide view: the directory's answer, else this server's ----------
+
+    def _claim(self, key: str, nick: str) -> None:
+        """Claim ``nick`` in the directory (outside the lock); raises ``NickTaken``."""
+        assert self.directory is not None
+        if key in self._members or not self.directory.claim(nick):
+            raise NickTaken(f"nickname {nick} is taken, choose another")
+
+    def users_online(self) -> int:
+        """Users on every server (this one's alone without a directory, or when it cannot tell)."""
+        counts = self.directory.rooms() if self.directory is not None else None
+        return len(self._members) if counts is None else max(len(self._members), sum(counts.values()))
+
+    def who(self, room: Room[M]) -> list[str] | None:
+        """The nicks in ``room`` on every server, sorted; None: use the room's local members."""
+        return self.directory.who(room.name) if self.directory is not None else None
+
+    def room_counts(self) -> dict[str, int] | None:
+        """Rooms on every server -> users; None: use ``rooms()``."""
+        return self.directory.rooms() if self.directory is not None else None
+
+    def history_of(self, room: Room[M]) -> Sequence[HistoryEntry]:
+        """The room's remembered lines: the cluster's, else this server's."""
+        found = self.directory.history(room.name) if self.directory is not None else None
+        return room.history if found is None else found
+
+    def private(self, nick: str, line: bytes) -> bool | None:
+        """Send ``line`` to ``nick`` on another server: True sent, False nobody, None cannot tell."""
+        return self.directory.private(nick, line) if self.directory is not None else False
 
     # The two helpers below run with the lock held.
 

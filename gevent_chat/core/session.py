@@ -125,11 +125,11 @@ class Session(Generic[M]):
             return [Send(protocol.notice(str(err)) + protocol.NICK_PROMPT)]
         self.nick, self.room = nick, room
         self._prefix = f"{nick}: ".encode()
-        n = len(self.registry)
+        n = self.registry.users_online()
         return [
             Registered(nick),
             Reply(f"Welcome, {nick}! {n} user{'s' if n != 1 else ''} online"),
-            *commands.history(room),
+            *commands.history(room, self.registry),
             ToRoom(room, protocol.notice(f"{nick} joined")),
         ]
 
@@ -149,6 +149,23 @@ class Session(Generic[M]):
             elif isinstance(effect, Close):
                 self.closed = True
         return effects
+
+    def force_rename(self, new: str, why: str) -> list[Effect]:
+        """Rename the user on the server's initiative (``why`` tells them); raises ``ClientError``.
+
+        For a nick another server took while this one was cut off.
+        """
+        old, room = self.nick, self.room
+        if old is None or room is None or self.closed:
+            return []
+        self.registry.rename(old, protocol.validate_nick(new))
+        self.nick = new
+        self._prefix = f"{new}: ".encode()
+        return [
+            Renamed(new, old),
+            Reply(f"{why}; you are now known as {new}"),
+            ToRoom(room, protocol.notice(f"{old} is now known as {new}")),
+        ]
 
     def leave(self, reason: str | None) -> list[Effect]:
         """Leave the registry as the connection ends; the room's notice, if any."""

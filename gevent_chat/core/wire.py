@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ChatError
-from .protocol import is_clean_ascii, sanitise
+from .protocol import casefold, is_clean_ascii, is_valid_nick, sanitise
 
 __all__ = [
     "MAGIC",
@@ -33,14 +33,20 @@ __all__ = [
     "WireError",
     "decode_entry",
     "decode_message",
+    "decode_private",
     "encode_header",
     "encode_message",
+    "encode_private",
     "is_valid_token",
     "offset_of",
 ]
 
 #: First word of every published message: format version 1.
 MAGIC = b"gc1"
+#: First word of a private message, sent on the channel of the recipient's node::
+#:
+#:     gcp1 <folded nick>\n<one line>
+PRIVATE_MAGIC = b"gcp1"
 
 #: Largest payload accepted from Redis: a batch is at most half an outbox of
 #: lines of at most a few KiB each, far below this.
@@ -165,3 +171,27 @@ def decode_entry(fields: dict[bytes, bytes]) -> Entry:
     if header is None or payload is None:
         raise WireError("entry without h and d fields")
     return _entry(header, payload)
+
+
+def encode_private(nick: str, line: bytes) -> bytes:
+    """A private message for ``nick``: one complete line."""
+    return b"%s %s\n%s" % (PRIVATE_MAGIC, casefold(nick).encode(), line)
+
+
+def decode_private(data: bytes) -> tuple[str, bytes]:
+    """The (folded nick, line) of a private message; raises ``WireError``."""
+    end = data.find(b"\n", 0, 256)
+    if end < 0:
+        raise WireError("no header line")
+    magic, _, raw_nick = data[:end].partition(b" ")
+    if magic != PRIVATE_MAGIC:
+        raise WireError(f"not a {PRIVATE_MAGIC.decode()} message: {data[:40]!r}")
+    try:
+        nick = raw_nick.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WireError("nick is not UTF-8") from exc
+    if not is_valid_nick(nick):
+        raise WireError(f"bad nick: {raw_nick[:40]!r}")
+    line = data[end + 1 :]
+    _check_payload(line, 1)
+    return nick, line

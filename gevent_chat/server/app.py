@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gevent
 from gevent.event import Event
@@ -28,7 +29,7 @@ from ..core import config as cfg
 from ..core import protocol
 from ..core.address import format_address
 from ..core.config import Config, parse_args
-from ..core.errors import ConfigError
+from ..core.errors import ChatError, ClientError, ConfigError
 from ..core.limits import ConnectionLimits, FailureBudget
 from ..core.registry import Registry
 from . import tls
@@ -38,6 +39,9 @@ from .member import Member
 from .metrics import Metrics
 from .tcp import Listener, TcpTransport
 from .writers import WriterPool
+
+if TYPE_CHECKING:
+    from .redis import RedisBus
 
 __all__ = ["ChatServer", "ListenError", "main"]
 
@@ -61,7 +65,12 @@ class ChatServer:
 
     def __init__(self, config: Config, bus: Bus | None = None) -> None:
         self.config = config
-        self.registry: Registry[Member] = Registry(BoundedSemaphore(1), config.history)
+        #: The Redis engine with ``--redis-url`` (also the registry's directory); raises
+        #: ``RedisUnavailable`` for a URL it cannot use.
+        self.cluster: RedisBus | None = None
+        if bus is None and config.redis_url is not None:
+            bus = self.cluster = self._redis_bus(config)
+        self.registry: Registry[Member] = Registry(BoundedSemaphore(1), config.history, self.cluster)
         self.connections: set[Member] = set()
         self.writers = WriterPool(config.outbox_size)
         self.stopping = False
@@ -77,6 +86,41 @@ class ChatServer:
         self.tls_context = tls.server_context(config.certfile, config.keyfile) if config.certfile else None
         self.tcp = TcpTransport(self)
         self._sweeper: gevent.Greenlet[[float], None] | None = None
+        if self.cluster is not None:
+            cluster = self.cluster
+            cluster.subscriber.on_private = self.hub.receive_private
+            self.metrics.watch_cluster(lambda: dataclasses.asdict(cluster.metrics), lambda: cluster.redis_up)
+
+    def _redis_bus(self, config: Config) -> RedisBus:
+        from .redis import RedisBus  # only with --redis-url: a lone server never loads redis-py
+
+        return RedisBus(
+            config.redis_url or "",
+            cluster=config.cluster,
+            history=config.history,
+            nick_ttl=config.nick_ttl,
+            on_lost_nick=self._lost_nick,
+        )
+
+    def _lost_nick(self, nick: str) -> None:
+        gevent.spawn(self._rename_lost, nick)  # it waits on Redis; the bus's callbacks must not
+
+    def _rename_lost(self, nick: str) -> None:
+        """Another server took ``nick`` while this one was cut off: rename our user, and say so."""
+        member = self.registry.get(nick)
+        if member is None or member.nick is None:
+            return
+        why = f"nickname {member.nick} was taken on another server"
+        for candidate in _alternatives(member.nick):
+            if self.registry.get(candidate) is not None:
+                continue
+            try:
+                effects = member.session.force_rename(candidate, why)
+            except ClientError:
+                continue
+            self.hub.apply(member, effects)
+            return
+        member.finish(protocol.notice(f"{why}, and no other was free"), "nick lost")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -92,10 +136,21 @@ class ChatServer:
         # about 1 KB more per connection, and nothing here needs its links.
         # The stubs know only Greenlet-returning spawns; any callable works.
         config = self.config
-        listener = Listener((config.host, config.port), self.tcp.handle, spawn=gevent.spawn_raw)
+        if self.cluster is not None:
+            self.cluster.start()  # raises RedisUnavailable
         try:
+            if config.reuse_port:
+                from .supervisor import reusable_socket
+
+                listener = Listener(
+                    reusable_socket(config.host, config.port), self.tcp.handle, spawn=gevent.spawn_raw
+                )
+            else:
+                listener = Listener((config.host, config.port), self.tcp.handle, spawn=gevent.spawn_raw)
             listener.start()
         except OSError as err:
+            if self.cluster is not None:
+                self.cluster.close(timeout=0)
             raise ListenError(config.host, config.port, err) from err
         self._listener = listener
         log.info("listening on %s%s", format_address(*self.address), " (TLS)" if self.tls_context else "")
@@ -157,6 +212,15 @@ class ChatServer:
         log.info("stopped")
 
 
+def _alternatives(nick: str) -> list[str]:
+    """Nicks to offer a user whose nick was lost: ``nick_``, ``nick__``, ``nick_3``... ``nick_9``."""
+    found = []
+    for attempt in range(1, 10):
+        suffix = "_" * attempt if attempt < 3 else f"_{attempt}"
+        found.append(nick[: protocol.MAX_NICK_CHARS - len(suffix)] + suffix)
+    return found
+
+
 def _with_password_file(config: Config) -> Config:
     """Read ``--password-file`` (shell work kept out of the pure config)."""
     if config.password_file is None:
@@ -208,15 +272,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(message)s",
     )
+    if config.workers > 1:
+        from .supervisor import supervise
+
+        return supervise(config, list(sys.argv[1:] if argv is None else argv))
     _raise_descriptor_limit(config.max_clients)
     try:
         server = ChatServer(config)
     except OSError as err:  # unreadable certificate or key
         log.error("cannot load TLS certificate: %s", err.strerror or err)
         return 1
+    except ChatError as err:  # RedisUnavailable: a --redis-url it cannot use
+        log.error("%s", err)
+        return 1
     try:
         server.start()
-    except ListenError as err:
+    except (ListenError, ChatError) as err:  # ChatError: RedisUnavailable
         log.error("%s", err)
         return 1
     stop = Event()

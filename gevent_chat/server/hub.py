@@ -144,3 +144,12 @@ class Hub:
         self.broadcast(local, payload, lines, self._inbound)
         if self._inbound:
             self.drain(self._inbound)
+
+    def receive_private(self, nick: str, line: bytes) -> None:
+        """A private message from elsewhere for ``nick``, if that user is here."""
+        member = self.registry.get(nick)
+        if member is None:
+            return  # gone meanwhile: private messages are at most once
+        self.send(member, line, 1, self._inbound)
+        if self._inbound:
+            self.drain(self._inbound)

@@ -14,22 +14,31 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
+from typing import ClassVar
 
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ..core.gate import HTTP, TOO_MANY_LINES, WRONG_PASSWORD
-from ..core.limits import PER_IP, SERVER_FULL
+from ..core.limits import PASSWORD_FAILURES, PER_IP, SERVER_FULL
 
-__all__ = ["REFUSAL_REASONS", "REJECTION_REASONS", "TIMEOUT_KINDS", "Metrics", "Tally"]
+__all__ = ["REFUSAL_REASONS", "REJECTION_REASONS", "TIMEOUT_KINDS", "ClusterCollector", "Metrics", "Tally"]
 
 #: Every label value of the labelled counters.  Each series exists at 0 from
 #: the start, so ``rate()`` and alerts work before the first event.
 REJECTION_REASONS = ("too_long",)
-REFUSAL_REASONS = (SERVER_FULL, PER_IP, "tls_handshake", HTTP, WRONG_PASSWORD, TOO_MANY_LINES)
+REFUSAL_REASONS = (
+    SERVER_FULL,
+    PER_IP,
+    PASSWORD_FAILURES,
+    "tls_handshake",
+    HTTP,
+    WRONG_PASSWORD,
+    TOO_MANY_LINES,
+)
 TIMEOUT_KINDS = ("register", "idle")
 
 log = logging.getLogger("gevent_chat")
@@ -100,6 +109,36 @@ class _TallyCollector(Collector):
         )
 
 
+class ClusterCollector(Collector):
+    """Exposes a Redis bus's counters (``BusMetrics``) and whether Redis answers.
+
+    ``counters`` returns the counter values by name; no labels, so one node's
+    scrape is bounded whatever the cluster does.
+    """
+
+    HELP: ClassVar[dict[str, str]] = {
+        "publishes": "Batches of lines stored in Redis and published to the other servers",
+        "receives": "Batches from other servers delivered here (live or recovered)",
+        "recoveries": "Times a gap was filled from a room's Stream",
+        "recovered": "Batches among receives read back from a Stream after a gap or an outage",
+        "epoch_changes": "Rooms whose data Redis lost (users were told lines may be missing)",
+        "drops": "Invalid messages or entries read from Redis, dropped",
+        "overflows": "Batches dropped from a full outage buffer",
+        "publish_errors": "Batches Redis refused, dropped",
+        "privates": "Private messages sent to a user on another server",
+    }
+
+    def __init__(self, counters: Callable[[], dict[str, int]], up: Callable[[], bool]) -> None:
+        self.counters = counters
+        self.up = up
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        values = self.counters()
+        for name, text in self.HELP.items():
+            yield CounterMetricFamily(f"gevent_chat_cluster_{name}", text, value=values.get(name, 0))
+        yield GaugeMetricFamily("gevent_chat_redis_up", "1 while Redis answers, else 0", value=int(self.up()))
+
+
 class Metrics:
     """The server's counters and gauges, registered in ``self.registry``."""
 
@@ -150,6 +189,10 @@ class Metrics:
             for value in values:
                 counter.labels(value)
         self._http: WSGIServer | None = None
+
+    def watch_cluster(self, counters: Callable[[], dict[str, int]], up: Callable[[], bool]) -> None:
+        """Export a Redis bus's counters and the Redis-up gauge (``ClusterCollector``)."""
+        self.registry.register(ClusterCollector(counters, up))
 
     def serve(self, host: str, port: int) -> tuple[str, int]:
         """Serve ``/metrics`` over HTTP in this process's hub; returns the bound address."""

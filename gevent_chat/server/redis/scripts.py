@@ -12,7 +12,7 @@ is not stored or delivered twice.
 
 from __future__ import annotations
 
-__all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PUBLISH", "RELEASE"]
+__all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "RELEASE"]
 
 #: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq.
 #: Returns {offset, epoch}; offset 0 means "already published".
@@ -73,4 +73,15 @@ LIVE_NODES = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
+"""
+
+#: KEYS: nick.  ARGV: node channel prefix, message.  Publishes the message on
+#: the channel of the node holding the nick; returns that node, or nil if nobody holds it.
+PRIVATE = """
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  return false
+end
+redis.call('PUBLISH', ARGV[1] .. holder, ARGV[2])
+return holder
 """

@@ -1,0 +1,47 @@
+"""What the registry asks of the servers it shares a chat with: the ``Directory``.
+
+PURE: an interface and nothing else.  A server on its own has no directory
+(``Registry(directory=None)``), and its registry is the whole truth.  With
+several servers (``--redis-url``), the directory is the cluster-wide view:
+nick claims, who is in which room on every server, and each room's history.
+The registry calls it outside its lock (a directory may wait on the network),
+and every read may answer None, meaning "not known now" (Redis is down): the
+caller then uses its local view, so a server cut off from the others keeps
+serving its own users.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .rooms import HistoryEntry
+
+__all__ = ["Directory"]
+
+
+class Directory(Protocol):
+    """The cluster-wide side of the registry."""
+
+    def claim(self, nick: str) -> bool:
+        """Take ``nick`` for this server; False if another server holds it."""
+
+    def release(self, nick: str) -> None:
+        """Give ``nick`` up (disconnect, rename)."""
+
+    def enter(self, nick: str, room: str) -> None:
+        """``nick``, a user here, is now in ``room``."""
+
+    def leave(self, nick: str) -> None:
+        """``nick`` left its room (or the server)."""
+
+    def who(self, room: str) -> list[str] | None:
+        """The nicks in ``room`` on every server, sorted; None if not known now."""
+
+    def rooms(self) -> dict[str, int] | None:
+        """Each room with users on some server -> how many; None if not known now."""
+
+    def history(self, room: str) -> list[HistoryEntry] | None:
+        """The room's remembered lines, oldest first; None if not known now."""
+
+    def private(self, nick: str, line: bytes) -> bool | None:
+        """Send ``line`` to ``nick`` on another server: True sent, False no such user, None unknown."""

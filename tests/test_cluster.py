@@ -1,0 +1,422 @@
+"""Several server processes, one chat: ``--redis-url`` and ``--workers`` over real sockets.
+
+Every node is ``python -m gevent_chat.server`` in a child process, all sharing
+one real ``redis-server`` (``tests/redis_server.py``; skipped without the
+binary unless ``GEVENT_CHAT_REQUIRE_ALL=1``).  Clients are raw TCP clients,
+as ``nc`` would be.  Every process started here is killed by PID.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess as stdsubprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import gevent
+import pytest
+import redis
+
+from gevent_chat.core.config import Config, parse_args
+from gevent_chat.core.errors import ConfigError
+from tests.helpers import ChatClient, ServerProcess, wait_until
+from tests.redis_server import RedisServer, running_redis
+from tests.test_e2e_hardening import scrape
+
+#: Short, so that a killed node's nicks and users go within the tests' deadlines.
+TTL = 2
+
+Nodes = Callable[..., list[ServerProcess]]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with running_redis(tmp_path) as srv:
+        yield srv
+
+
+@pytest.fixture
+def nodes(redis_server: RedisServer) -> Iterator[Nodes]:
+    """Start ``n`` cluster nodes at once (``extra`` arguments for each); all killed after."""
+    procs: list[ServerProcess] = []
+
+    def start(n: int, *extra: str) -> list[ServerProcess]:
+        args = ["--rate-limit", "0", "--redis-url", redis_server.url, "--cluster", "t"]
+        args += ["--nick-ttl", str(TTL), *extra]
+        started = [ServerProcess(*args) for _ in range(n)]
+        procs.extend(started)
+        for proc in started:
+            proc.wait_listening(10)
+        return started
+
+    try:
+        yield start
+    finally:
+        for proc in procs:
+            proc.kill()
+
+
+@pytest.fixture
+def clients() -> Iterator[Callable[[ServerProcess, str | None], ChatClient]]:
+    opened: list[ChatClient] = []
+
+    def open_client(node: ServerProcess, nick: str | None = None) -> ChatClient:
+        client = ChatClient(node.wait_listening())
+        opened.append(client)
+        if nick is not None:
+            client.register(nick)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()
+
+
+def _metrics_address(node: ServerProcess) -> tuple[str, int]:
+    pattern = r"metrics on http://127\.0\.0\.1:(\d+)/metrics"
+    wait_until(lambda: re.search(pattern, node.log_text()) is not None, what="the metrics line")
+    match = re.search(pattern, node.log_text())
+    assert match is not None
+    return ("127.0.0.1", int(match.group(1)))
+
+
+def _who(client: ChatClient) -> str:
+    client.send("/who")
+    return client.expect(r"^\*\*\* \d+ users? in #").string
+
+
+# -- one chat across nodes -----------------------------------------------------------
+
+
+def test_users_on_two_nodes_chat_as_on_one_server(nodes: Nodes, clients: Callable[..., ChatClient]) -> None:
+    """Joins, chat, /who, /rooms, /msg, renames, /join, history and leaves, across two nodes."""
+    a, b = nodes(2)
+    alice = clients(a, "alice")
+    bob = clients(b)
+    bob.expect_prompt()
+    bob.send("bob")
+    assert bob.expect(r"^\*\*\* Welcome").string == "*** Welcome, bob! 2 users online"
+    alice.expect(r"^\*\*\* bob joined$")
+    alice.send("hello bob")
+    bob.expect(r"^alice: hello bob$")
+    bob.send("hi alice")
+    bob.send("/me waves")
+    alice.expect(r"^bob: hi alice$")
+    alice.expect(r"^\* bob waves$")
+    assert _who(alice) == "*** 2 users in #lobby: alice, bob"
+    bob.send("/rooms")
+    assert bob.expect(r"^\*\*\* \d+ rooms?:").string == "*** 1 room: #lobby (2)"
+    bob.send("/msg Alice psst")
+    assert alice.expect(r"^\*bob\*").string == "*bob* psst"
+    assert bob.expect(r"^-> ").string == "-> *Alice* psst"
+    bob.send("/msg nobody hello?")
+    bob.expect(r"^\*\*\* no such user: nobody$")
+    alice.send("/nick alicia")
+    alice.expect(r"^\*\*\* you are now known as alicia$")
+    bob.expect(r"^\*\*\* alice is now known as alicia$")
+    # History: a joiner on either node gets the same replay, oldest first.
+    dave = clients(b, "dave")
+    carol = clients(a, "carol")
+    for joiner in (dave, carol):
+        joiner.expect(r"^\[\d\d:\d\d\] alice: hello bob$")
+        joiner.expect(r"^\[\d\d:\d\d\] bob: hi alice$")
+        joiner.expect(r"^\[\d\d:\d\d\] \* bob waves$")
+    bob.send("/join dev")
+    bob.expect(r"^\*\*\* you joined #dev$")
+    alice.expect(r"^\*\*\* bob left #lobby$")
+    alice.send("/rooms")
+    assert alice.expect(r"^\*\*\* \d+ rooms?:").string == "*** 2 rooms: #dev (1), #lobby (3)"
+    assert _who(bob) == "*** 1 user in #dev: bob"
+    dave.send("/quit")
+    alice.expect(r"^\*\*\* dave left$")
+    carol.expect(r"^\*\*\* dave left$")
+    assert _who(alice) == "*** 2 users in #lobby: alicia, carol"
+
+
+def test_one_nick_on_two_nodes_at_once_has_exactly_one_winner(
+    nodes: Nodes, clients: Callable[..., ChatClient]
+) -> None:
+    a, b = nodes(2)
+    for nick in ("zed", "Yan", "xi"):
+        contenders = [clients(node) for node in (a, b, a, b, a, b)]
+        for client in contenders:
+            client.expect_prompt()
+        # All at once: each send is one segment, and both servers read them in the same instant.
+        gevent.joinall(
+            [gevent.spawn(c.send, nick.swapcase() if i % 2 else nick) for i, c in enumerate(contenders)]
+        )
+        answers = [c.expect(r"^\*\*\* (Welcome|nickname .* is taken)").group(1) for c in contenders]
+        assert answers.count("Welcome") == 1, (nick, answers)
+        for client in contenders:
+            client.close()
+
+
+def test_taken_nick_is_free_on_another_node_as_soon_as_its_holder_leaves(
+    nodes: Nodes, clients: Callable[..., ChatClient]
+) -> None:
+    a, b = nodes(2)
+    alice = clients(a, "alice")
+    other = clients(b)
+    other.expect_prompt()
+    other.send("alice")
+    other.expect(r"^\*\*\* nickname alice is taken")
+    other.expect_prompt()
+    alice.send("/nick alice2")
+    alice.expect(r"now known as alice2")
+    other.send("alice")  # released by the rename at once, not after the TTL
+    other.expect(r"^\*\*\* Welcome, alice!")
+    # A clean shutdown releases every nick and presence of the node.
+    a.proc.terminate()
+    assert a.wait(10) == 0
+    newcomer = clients(b, "alice2")
+    assert _who(newcomer) == "*** 2 users in #lobby: alice, alice2"
+
+
+def test_killed_node_frees_its_nicks_within_the_ttl_and_the_rooms_are_told(
+    nodes: Nodes, clients: Callable[..., ChatClient]
+) -> None:
+    a, b = nodes(2)
+    alice = clients(a, "alice")
+    bob = clients(b, "bob")
+    alice.expect(r"^\*\*\* bob joined$")
+    taker = clients(b)
+    taker.expect_prompt()
+    os.kill(a.pid, signal.SIGKILL)
+    killed = time.monotonic()
+    bob.expect(r"^\*\*\* alice left$", timeout=TTL + 3)
+    assert time.monotonic() - killed < TTL + 2
+    taker.send("alice")  # the claim expired with the TTL
+    taker.expect(r"^\*\*\* Welcome, alice!")
+    assert time.monotonic() - killed < TTL + 2.5
+    assert _who(bob) == "*** 2 users in #lobby: alice, bob"
+
+
+def test_nick_lost_during_an_outage_renames_the_user_and_says_so(
+    nodes: Nodes, clients: Callable[..., ChatClient], redis_server: RedisServer
+) -> None:
+    (a,) = nodes(1)
+    dana = clients(a, "dana")
+    watcher = clients(a, "walt")
+    # As if the claim expired while the node was cut off and another node took it.
+    redis.Redis.from_url(redis_server.url).set("gc:t:nick:dana", "othernode", ex=60)
+    dana.expect(r"^\*\*\* nickname dana was taken on another server; you are now known as dana_$")
+    watcher.expect(r"^\*\*\* dana is now known as dana_$")
+    dana.send("/msg walt still here")
+    watcher.expect(r"^\*dana_\* still here$")
+
+
+# -- Redis faults --------------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)  # a Redis restart, then both nodes reconnect with backoff
+def test_chat_resumes_across_nodes_after_redis_restarts(
+    nodes: Nodes, clients: Callable[..., ChatClient], redis_server: RedisServer
+) -> None:
+    a, b = nodes(2)
+    alice = clients(a, "alice")
+    bob = clients(b, "bob")
+    alice.expect(r"bob joined")
+    alice.send("before")
+    bob.expect(r"^alice: before$")
+    redis_server.restart()  # all data lost: claims, presence, Streams
+    alice.send("after")
+    bob.expect(r"^alice: after$", timeout=15)
+    bob.send("back")
+    alice.expect(r"^bob: back$", timeout=15)
+    # Claims and presence were written again by their nodes.
+    wait_until(lambda: _who(bob) == "*** 2 users in #lobby: alice, bob", timeout=10, what="presence back")
+    taker = clients(b)
+    taker.expect_prompt()
+    taker.send("alice")
+    taker.expect(r"^\*\*\* nickname alice is taken")
+
+
+@pytest.mark.timeout(40)  # the pause must outlast the Redis timeout (2 s), then everything drains
+def test_paused_redis_loses_no_line_between_nodes(
+    nodes: Nodes, clients: Callable[..., ChatClient], redis_server: RedisServer
+) -> None:
+    a, b = nodes(2, "--metrics-port", "0")
+    alice = clients(a, "alice")
+    bob = clients(b, "bob")
+    alice.expect(r"bob joined")
+    metrics = [_metrics_address(a), _metrics_address(b)]
+    assert all(scrape(m)["gevent_chat_redis_up"] == 1 for m in metrics)
+    counts = {"alice": 0, "bob": 0}
+    talking = True
+
+    def talk(client: ChatClient, nick: str) -> None:
+        while talking:
+            client.send(f"{nick} line {counts[nick]}")
+            counts[nick] += 1
+            gevent.sleep(0.02)  # pacing: a person typing, not synchronisation
+
+    talkers = [gevent.spawn(talk, alice, "alice"), gevent.spawn(talk, bob, "bob")]
+    try:
+        wait_until(lambda: min(counts.values()) >= 10, what="talk before the pause")
+        redis_server.pause()
+        try:
+            wait_until(
+                lambda: all(scrape(m)["gevent_chat_redis_up"] == 0 for m in metrics),
+                timeout=15,
+                what="both nodes to see Redis down",
+            )
+        finally:
+            redis_server.resume()
+        wait_until(
+            lambda: all(scrape(m)["gevent_chat_redis_up"] == 1 for m in metrics), timeout=15, what="Redis up"
+        )
+        start = dict(counts)
+        wait_until(lambda: min(c - start[n] for n, c in counts.items()) >= 10, what="talk after the pause")
+    finally:
+        talking = False
+        gevent.joinall(talkers, raise_error=True)
+    for reader, sender in ((alice, "bob"), (bob, "alice")):
+        expected = [f"{sender}: {sender} line {i}" for i in range(counts[sender])]
+        got: list[str] = []
+        deadline = time.monotonic() + 15
+        while len(got) < len(expected):
+            line = reader.read_line(max(0.001, deadline - time.monotonic()))
+            if line.startswith(f"{sender}: "):
+                got.append(line)
+        assert got == expected  # every line, each sender's in order, none twice
+    stats = scrape(metrics[0])
+    assert stats["gevent_chat_cluster_publishes_total"] >= counts["alice"]
+    assert stats["gevent_chat_cluster_receives_total"] >= 1
+    assert stats["gevent_chat_cluster_drops_total"] == 0
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def _run_server(*args: str, env: dict[str, str] | None = None) -> stdsubprocess.CompletedProcess[str]:
+    return stdsubprocess.run(
+        [sys.executable, "-m", "gevent_chat.server", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=8,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_unreachable_or_wrong_redis_url_is_a_one_line_error_and_status_1(redis_server: RedisServer) -> None:
+    for url, message in (
+        (f"redis://127.0.0.1:{redis_server.port + 1}/0", "cannot reach Redis"),
+        ("http://127.0.0.1/", "unsupported Redis URL"),
+    ):
+        done = _run_server("--redis-url", url)
+        assert done.returncode == 1, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1, done.stderr
+        assert message in lines[0], done.stderr
+
+
+def test_workers_without_redis_server_exit_2_and_say_what_to_do(tmp_path: Path) -> None:
+    done = _run_server("--workers", "2", env={"PATH": str(tmp_path)})
+    assert done.returncode == 2
+    assert "install redis-server" in done.stderr
+    assert "--redis-url" in done.stderr
+
+
+def test_cluster_options_are_validated() -> None:
+    assert parse_args([]).redis_url is None
+    config = parse_args(["--redis-url", "redis://h:1/0", "--cluster", "prod", "--nick-ttl", "5"])
+    assert (config.redis_url, config.cluster, config.nick_ttl) == ("redis://h:1/0", "prod", 5)
+    assert Config().cluster == "gevent-chat"
+    assert Config().nick_ttl == 30
+    assert Config().workers == 1
+    for bad in (
+        {"nick_ttl": 0},
+        {"workers": 0},
+        {"cluster": "a b"},
+        {"cluster": ""},
+        {"redis_url": " "},
+    ):
+        with pytest.raises(ConfigError):
+            Config(**bad)  # type: ignore[arg-type]
+
+
+# -- --workers -------------------------------------------------------------------------
+
+
+def _worker_pids(proc: ServerProcess) -> dict[int, int]:
+    """Worker number -> pid of its latest start, from the supervisor's log."""
+    return {int(n): int(p) for n, p in re.findall(r"worker (\d+) started \(pid (\d+)\)", proc.log_text())}
+
+
+def _worker_of(proc: ServerProcess, client: ChatClient) -> int | None:
+    port = client.sock.getsockname()[1]
+    match = re.search(rf"connect from 127\.0\.0\.1:{port} \[worker (\d+)\]", proc.log_text())
+    return int(match.group(1)) if match else None
+
+
+@pytest.mark.timeout(40)  # two workers and a private redis-server start, one worker restarts
+def test_workers_share_one_port_form_one_chat_and_a_dead_worker_comes_back(
+    clients: Callable[..., ChatClient],
+) -> None:
+    if not any(os.access(os.path.join(d, "redis-server"), os.X_OK) for d in os.environ["PATH"].split(":")):
+        if os.environ.get("GEVENT_CHAT_REQUIRE_ALL") == "1":
+            pytest.fail("redis-server is not installed; GEVENT_CHAT_REQUIRE_ALL=1")
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    sup = ServerProcess("--workers", "2", "--rate-limit", "0", "--nick-ttl", str(TTL))
+    try:
+        sup.wait_listening(15)
+        assert re.search(r"2 workers listening on", sup.log_text())
+        users: list[ChatClient] = []
+        by_worker: dict[int, list[ChatClient]] = {1: [], 2: []}
+        while not (by_worker[1] and by_worker[2]):
+            assert len(users) < 40, "every connection went to one worker"
+            user = clients(sup, f"u{len(users)}")
+            users.append(user)
+            wait_until(lambda u=user: _worker_of(sup, u) is not None, what="the connect line")
+            by_worker[_worker_of(sup, user) or 0].append(user)
+        speaker = by_worker[1][0]
+        speaker.send("hello everyone")
+        for user in users:
+            if user is not speaker:
+                user.expect(r"^u\d+: hello everyone$")
+        # Kill worker 2: it is restarted, and the chat goes on across both.
+        old = _worker_pids(sup)[2]
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: _worker_pids(sup).get(2, old) != old, timeout=10, what="worker 2 restarted")
+        assert re.search(rf"worker 2 \(pid {old}\) exited with status -9; restarting", sup.log_text())
+        lost = f"u{users.index(by_worker[2][0])}"
+        speaker_nick = f"u{users.index(speaker)}"
+        for user in by_worker[1]:
+            user.expect(rf"^\*\*\* {lost} left$", timeout=TTL + 3)
+        newcomers: list[ChatClient] = []
+        while not any(_worker_of(sup, c) == 2 for c in newcomers):
+            assert len(newcomers) < 40, "the restarted worker got no connection"
+            newcomer = clients(sup, f"n{len(newcomers)}")
+            newcomers.append(newcomer)
+            wait_until(lambda c=newcomer: _worker_of(sup, c) is not None, what="the connect line")
+        speaker.send("welcome back")
+        for newcomer in newcomers:
+            newcomer.expect(rf"^{speaker_nick}: welcome back$")
+        sup.proc.send_signal(signal.SIGTERM)
+        assert sup.wait(15) == 0
+        assert "stopped" in sup.log[-1]
+        private = re.search(r"private redis-server on (\S+) \(pid (\d+)\)", sup.log_text())
+        assert private is not None
+        assert not os.path.exists(private.group(1))
+        wait_until(lambda: not _alive(int(private.group(2))), what="the private redis-server to stop")
+    finally:
+        for pid in _worker_pids(sup).values():
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        sup.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie waiting for its parent counts as gone
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False

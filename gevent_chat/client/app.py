@@ -1,4 +1,4 @@
-"""The terminal client: ``python -m gevent_chat.client`` (console script ``gevent-chat``).
+"""The terminal client's connection and event loop (``Client``); ``cli`` is its command line.
 
 SHELL.  One main greenlet owns the connection and acts on events, in order,
 from a single queue: lines and prompts from the socket-reader greenlet, lines
@@ -34,24 +34,18 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import random
 import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import gevent
 from gevent import socket as gsocket
-from gevent import ssl
 from gevent.event import Event
 from gevent.queue import Empty, Queue
 
-from ..core.config import password_from_file
-from ..core.errors import ConfigError
-from ..core.version import VersionAction
 from . import render, tls
 from .fronts import (
     EXIT_ERROR,
@@ -60,15 +54,13 @@ from .fronts import (
     EXIT_REFUSED,
     EXIT_SIGINT,
     EXIT_SIGTERM,
-    EXIT_USAGE,
     INTERRUPT,
-    PipeFront,
     Stop,
-    TerminalFront,
 )
 from .reconnect import alternate_nick, backoff_delay
+from .tls import describe_error
 
-__all__ = ["main"]
+__all__ = ["PROG", "Client"]
 
 #: The client's one name in usage and error lines, however it was started.
 PROG = "gevent-chat"
@@ -147,7 +139,7 @@ class Client:
         try:
             self.sock = self._connect()
         except OSError as err:
-            return self._fail(EXIT_ERROR, f"cannot connect to {self._where()}: {_reason(err)}")
+            return self._fail(EXIT_ERROR, f"cannot connect to {self._where()}: {describe_error(err)}")
         main = gevent.getcurrent()
         hub = gevent.get_hub()
 
@@ -274,7 +266,7 @@ class Client:
                 for is_prompt, text in frames.feed(data):
                     self.events.put(("prompt" if is_prompt else "line", sock, text))
         except OSError as err:
-            error = _reason(err)
+            error = describe_error(err)
         tail = frames.close()
         if tail is not None:
             self.events.put(("line", sock, tail))
@@ -465,7 +457,7 @@ class Client:
             try:
                 sock = self._connect()
             except OSError as err:
-                why = f"cannot connect to {self._where()}: {_reason(err)}"
+                why = f"cannot connect to {self._where()}: {describe_error(err)}"
                 continue
             self._note(f"reconnected to {self._where()}")
             return sock
@@ -504,95 +496,3 @@ def _pong_token(text: str) -> str | None:
     if text.startswith("*** pong "):
         return text[len("*** pong ") :].strip()
     return None
-
-
-#: OpenSSL's reasons when the peer's first bytes are not a TLS record.
-_NOT_TLS_REASONS = frozenset(
-    {
-        "WRONG_VERSION_NUMBER",
-        "PACKET_LENGTH_TOO_LONG",
-        "RECORD_LAYER_FAILURE",
-        "UNKNOWN_PROTOCOL",
-        "HTTP_REQUEST",
-    }
-)
-
-
-def _reason(err: OSError) -> str:
-    if isinstance(err, TimeoutError | socket.timeout):
-        return "timed out"
-    if isinstance(err, ssl.SSLCertVerificationError):
-        return f"TLS certificate verify failed: {err.verify_message} (see --cafile, --insecure)"
-    if isinstance(err, ssl.SSLError) and err.reason in _NOT_TLS_REASONS:
-        return "the server does not speak TLS: try without --tls"
-    if isinstance(err, ssl.SSLError):
-        return f"TLS handshake failed: {err.reason or err.strerror or err}"
-    return err.strerror or str(err) or type(err).__name__
-
-
-# -- command line ------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog=PROG,
-        description="Terminal client for gevent-chat. Type a line to send it; /quit or Ctrl-D to leave.",
-    )
-    p.add_argument("--version", action=VersionAction, help="print the version and exit")
-    p.add_argument("--host", default="127.0.0.1", help="server address (default %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="server port (default %(default)s)")
-    p.add_argument("--nick", help="register with this nickname instead of answering the prompt")
-    p.add_argument(
-        "--reconnect",
-        action="store_true",
-        help="if the connection drops, retry with backoff and register again",
-    )
-    p.add_argument("--tls", action="store_true", help="connect over TLS (implied by --cafile, --insecure)")
-    p.add_argument("--cafile", help="PEM file of the CA (or self-signed certificate) to trust")
-    p.add_argument(
-        "--insecure", action="store_true", help="TLS without checking the certificate (testing only)"
-    )
-    p.add_argument(
-        "--password-file",
-        help="file whose first line is the server password (else asked on a terminal)",
-    )
-    return p
-
-
-def _setup(args: argparse.Namespace) -> tuple[Any, str | None]:
-    """The TLS context (or None) and the password file's password; ``Stop`` if unusable."""
-    if args.cafile is not None and args.insecure:
-        raise Stop(EXIT_USAGE, "--cafile and --insecure contradict each other")
-    context = None
-    if args.tls or args.cafile is not None or args.insecure:
-        try:
-            context = tls.client_context(cafile=args.cafile, insecure=args.insecure)
-        except OSError as err:  # ssl.SSLError included: not a PEM certificate
-            why = err.reason if isinstance(err, ssl.SSLError) else None
-            raise Stop(EXIT_USAGE, f"--cafile {args.cafile}: {why or _reason(err)}") from None
-    password = None
-    if args.password_file is not None:
-        try:
-            with open(args.password_file, encoding="utf-8", errors="surrogateescape") as f:
-                password = password_from_file(f.read())
-        except (OSError, ConfigError) as err:
-            why = _reason(err) if isinstance(err, OSError) else str(err)
-            raise Stop(EXIT_USAGE, f"--password-file {args.password_file}: {why}") from None
-    return context, password
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the client; returns the exit status (see the EXIT_* constants)."""
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-    interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-    try:
-        context, password = _setup(args)
-    except Stop as stop:
-        print(f"{PROG}: {stop.message}", file=sys.stderr, flush=True)
-        return stop.code
-    try:
-        front = TerminalFront() if interactive else PipeFront()
-        return Client(args, front, colour, context, password).run()
-    except KeyboardInterrupt:  # Ctrl-C before our own handler is installed
-        return EXIT_SIGINT

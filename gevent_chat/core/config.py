@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 from .errors import ConfigError
+from .web import normalise_origin
 
 __all__ = ["PASSWORD_ENV", "Config", "parse_args", "password_from_file"]
 
@@ -79,6 +80,16 @@ class Config:
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
 
+    # -- the browser client ------------------------------------------------------------
+    #: Serve the web page and its WebSocket on this port (None: off).
+    web_port: int | None = None
+    #: Address for ``web_port``; None means ``host``.
+    web_host: str | None = None
+    #: Origins besides the page's own whose pages may open the WebSocket.
+    web_origins: tuple[str, ...] = ()
+    #: Seconds of silence on a WebSocket before a ping; as long again for its answer.
+    web_ping_interval: float = 30.0
+
     @property
     def tls(self) -> bool:
         return self.certfile is not None
@@ -99,6 +110,20 @@ class Config:
         if self.log_level not in _LOG_LEVELS:
             raise ConfigError(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
         self._check_hardening()
+        self._check_web()
+
+    def _check_web(self) -> None:
+        if self.web_port is not None and not 0 <= self.web_port <= 65535:
+            raise ConfigError(f"--web-port must be 0-65535, not {self.web_port}")
+        if self.web_ping_interval <= 0:
+            raise ConfigError("--web-ping-interval must be positive")
+        origins = []
+        for origin in self.web_origins or ():
+            try:
+                origins.append(normalise_origin(origin))
+            except ValueError as err:
+                raise ConfigError(f"--web-origin: {err}") from None
+        object.__setattr__(self, "web_origins", tuple(origins))
 
     def _check_hardening(self) -> None:
         if self.rate_limit < 0:
@@ -167,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--log-level", default=d.log_level, choices=_LOG_LEVELS, help="(default %(default)s)")
     _add_hardening(p, d)
+    _add_web(p, d)
     return p
 
 
@@ -229,6 +255,25 @@ def _add_hardening(p: argparse.ArgumentParser, d: Config) -> None:
     )
 
 
+def _add_web(p: argparse.ArgumentParser, d: Config) -> None:
+    g = p.add_argument_group("browser client")
+    g.add_argument("--web-port", type=int, help="serve the browser client and its WebSocket on this port")
+    g.add_argument("--web-host", help="address for --web-port (default: --host)")
+    g.add_argument(
+        "--web-origin",
+        dest="web_origins",
+        action="append",
+        metavar="URL",
+        help="another origin (scheme://host[:port]) whose pages may open the chat; repeatable",
+    )
+    g.add_argument(
+        "--web-ping-interval",
+        type=float,
+        default=d.web_ping_interval,
+        help="seconds of WebSocket silence before a ping, and for its answer (default %(default)s)",
+    )
+
+
 def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Config:
     """Build a ``Config`` from command-line arguments and ``env``; raises ``ConfigError``.
 
@@ -238,6 +283,7 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Con
     ns = build_parser().parse_args(list(argv))
     fields = {f.name for f in dataclasses.fields(Config)}
     values = {k: v for k, v in vars(ns).items() if k in fields}
+    values["web_origins"] = tuple(ns.web_origins or ())
     if ns.password_file is None and env is not None and env.get(PASSWORD_ENV):
         values["password"] = env[PASSWORD_ENV]
     return Config(**values)

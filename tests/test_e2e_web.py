@@ -324,6 +324,32 @@ def test_connection_limits_are_shared_with_the_tcp_port(web: Make, clients: list
     assert b"too many connections from your address" in refused.value.body
 
 
+def test_a_full_server_answers_503(web: Make, clients: list[Any]) -> None:
+    server = web(max_clients=1)
+    ws(server, clients, "alice")
+    with pytest.raises(HandshakeRefused) as refused:
+        ws(server, clients)
+    assert refused.value.status == 503
+    assert b"server full" in refused.value.body
+    assert (
+        server.metrics.registry.get_sample_value(
+            "gevent_chat_refused_connections_total", {"reason": "server_full"}
+        )
+        == 1
+    )
+
+
+def test_flood_control_paces_a_websocket_sender_and_loses_nothing(web: Make, clients: list[Any]) -> None:
+    server = web(rate_limit=50, rate_burst=5)
+    alice = ws(server, clients, "alice")
+    bob = tcp(server, clients, "bob")
+    alice.read_line()
+    for i in range(30):
+        alice.send(f"line {i}")
+    assert [bob.read_line() for _ in range(30)] == [f"alice: line {i}" for i in range(30)]
+    assert (server.metrics.registry.get_sample_value("gevent_chat_flood_throttles_total") or 0) >= 1
+
+
 def test_wss_with_the_same_certificate(web: Make, clients: list[Any], cert: tuple[str, str]) -> None:
     certfile, keyfile = cert
     server = web(certfile=certfile, keyfile=keyfile)

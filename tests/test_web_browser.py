@@ -105,6 +105,12 @@ def say(page: Any, line: str) -> None:
     page.press("#input", "Enter")
 
 
+def watch_close(page: Any) -> None:
+    """Record how the page's current WebSocket closes (code, clean) in ``window.wsClosed``."""
+    script = "e => { window.wsClosed = [e.code, e.wasClean]; }"
+    page.evaluate(f"() => window.geventChat.state.ws.addEventListener('close', {script})")
+
+
 def sees(browser: BrowserPage, text: str) -> None:
     """The page's log shows ``text`` (as text) within the call timeout."""
     browser.expect(browser.page.locator("#log li", has_text=text).last).to_be_visible()
@@ -327,8 +333,10 @@ def test_reconnects_after_a_server_restart_and_rejoins_the_room(
     page = login(browser_page, first, "alice")
     say(page, "/join dev")
     browser_page.expect(page.locator("#room")).to_have_text("#dev")
+    watch_close(page)
     servers.stop(first)  # the page is told, then closed with 1001
     sees(browser_page, "*** server shutting down")
+    assert page.evaluate("() => window.wsClosed") == [1001, True]
     second = servers.start(web_port=port)  # the same port, a new server
     sees(browser_page, "registered again as alice")
     browser_page.expect(page.locator("#status")).to_have_text("online")
@@ -349,8 +357,12 @@ def test_quit_returns_to_the_login_without_reconnecting(
     bob = servers.terminal(chat, "bob")
     page = login(browser_page, chat, "alice")
     bob.expect(r"^\*\*\* alice joined$")
+    watch_close(page)
     say(page, "/quit lunch")
     assert bob.read_line() == "*** alice left (lunch)"
+    browser_page.expect(page.locator("#log li", has_text="*** bye")).to_have_count(1)  # the log is hidden now
+    browser_page.page.wait_for_function("() => window.wsClosed !== undefined")
+    assert page.evaluate("() => window.wsClosed") == [1000, True]
     browser_page.expect(page.locator("#login-error")).to_have_text("You left the chat.")
     browser_page.expect(page.locator("#status")).to_have_text("left")
     # No reconnect: three times the first retry's longest delay, and no new connection.

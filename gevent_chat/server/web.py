@@ -7,8 +7,9 @@ within ``HEAD_SECONDS`` and lets ``core.web.WebGate`` answer it.  A page or
 an error is sent and the connection closed; ``GET /ws`` becomes a
 ``Member`` like a TCP one, with two transport hooks: ``frame`` turns the
 outbox's lines into one text frame each (after any pong or ping waiting),
-and ``last_bytes`` is the close frame (1001 when the server shuts down,
-else 1000, or the peer's own code echoed).  ``read_frames`` is the read
+and ``last_bytes`` sends the close frame (1001 when the server shuts down,
+else 1000, or the peer's own code echoed) and waits a moment for the
+peer's answer, so the close is a clean one.  ``read_frames`` is the read
 loop: frames in, lines to the member, as ``tcp.read_lines`` does for bytes.
 
 Keepalive: one greenlet for the whole port pings every WebSocket silent
@@ -19,13 +20,17 @@ vanished peer too, but only after minutes, and never a stuck proxy.)
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import socket
+import struct
+import termios
 import time
 from typing import TYPE_CHECKING
 
 import gevent
 
+from ..core import protocol
 from ..core.limits import PASSWORD_FAILURES, PER_IP, SERVER_FULL
 from ..core.web import (
     GOING_AWAY,
@@ -60,6 +65,10 @@ SEND_SECONDS = 5.0
 #: connection under a response it has not read yet.
 LINGER_SECONDS = 1.0
 LINGER_BYTES = 65536
+#: Seconds to wait for the peer's close frame after ours, before closing the socket.
+CLOSE_SECONDS = 1.0
+#: How often a read side we shut down is looked at for the peer's close frame.
+CLOSE_POLL_SECONDS = 0.01
 #: The cut reason of a WebSocket that did not answer a ping.
 PING_TIMEOUT = "ping timeout"
 
@@ -143,16 +152,20 @@ class WebTransport(Admission):
             _respond(sock, result)
             return
         upgrade = result
+        lines = upgrade.lines
         try:
             sock.settimeout(SEND_SECONDS)
             sock.sendall(upgrade.data)
+            if app.stopping:  # stop() came while the 101 went out: it cannot reach us
+                sock.sendall(lines.frames(protocol.notice("server shutting down")) + lines.close(GOING_AWAY))
+                return
             sock.settimeout(None)
         except OSError:
             return
-        lines = upgrade.lines
 
         def last_bytes() -> bytes:
-            return lines.close(GOING_AWAY if app.stopping else NORMAL_CLOSURE)
+            _close_handshake(sock, lines, lines.close(GOING_AWAY if app.stopping else NORMAL_CLOSURE))
+            return b""  # sent already
 
         member = Member(app, sock, addr, frame=lines.frames, last_bytes=last_bytes)
         link = Link(lines)
@@ -242,6 +255,48 @@ def _take(member: Member, lines: WebSocketLines, got: Received) -> bool:
     if lines.wants_write:
         member.deliver(b"", lines=0)  # a pong: the writer frames it
     return not got.closed
+
+
+def _close_handshake(sock: socket.socket, lines: WebSocketLines, frame: bytes) -> None:
+    """Send our close frame (best effort, never blocking), then wait for the peer's.
+
+    Closing the socket as soon as ours is out would reset the connection
+    under the peer's answer, and a browser then reports an unclean close.
+    A cut (server shutdown, a timeout) has shut our read side down, so
+    ``recv`` returns b"" at once; Linux still queues what the peer sends,
+    so then the peer's answer is looked for until the deadline.
+    """
+    try:
+        sock.settimeout(0.0)
+        if frame:
+            sock.send(frame)
+        deadline = time.monotonic() + CLOSE_SECONDS
+        shut = False
+        while not lines.is_closed:  # closed once both close frames have passed
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if shut and not _queued_bytes(sock):
+                gevent.sleep(min(remaining, CLOSE_POLL_SECONDS))
+                continue
+            sock.settimeout(remaining)
+            data = sock.recv(RECV_BYTES)
+            if data:
+                lines.receive_data(data)
+            elif shut:
+                return  # queued bytes, yet nothing to read: nothing will come
+            else:
+                shut = True
+    except OSError:
+        pass
+
+
+def _queued_bytes(sock: socket.socket) -> int:
+    """Bytes the kernel holds for ``sock`` to read (0 if it cannot tell)."""
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0])
+    except OSError:
+        return 0
 
 
 def _respond(sock: socket.socket, response: Response) -> None:

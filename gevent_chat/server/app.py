@@ -1,7 +1,8 @@
 """The chat server: the wiring of config, registry, hub and transports.
 
 SHELL.  ``ChatServer`` owns the listening ``StreamServer`` (one greenlet per
-connection, running ``TcpTransport.handle``), the registry and its
+connection, running ``TcpTransport.handle``), with ``--web-port`` the web
+port's ``WebTransport`` (the browser client), the registry and its
 ``BoundedSemaphore``, the ``Hub`` and its ``Bus``, graceful shutdown, and the
 protections that act across all connections (the idle sweep, the metrics
 endpoint).  ``main`` is the command line: ``python -m gevent_chat.server``.

@@ -47,6 +47,7 @@ __all__ = [
     "Chromium",
     "Remote",
     "browser_page",
+    "browser_pages",
     "chromium",
     "chromium_path",
     "save_screenshot",
@@ -222,28 +223,47 @@ def chromium() -> Iterator[Chromium]:
         browser.close()
 
 
+def open_page(chromium: Chromium, opened: list[Remote]) -> BrowserPage:
+    """A new page in a fresh context whose console errors and dialogs are recorded."""
+    context = chromium.new_context(viewport={"width": 900, "height": 640})
+    opened.append(context)
+    page = context.new_page()
+    seen = BrowserPage(chromium, context, page)
+
+    def on_console(message: Any) -> None:  # runs on the browser thread
+        if message.type == "error":
+            seen.errors.append(f"console: {message.text}")
+
+    def on_dialog(dialog: Any) -> None:  # runs on the browser thread
+        seen.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda exc: seen.errors.append(f"pageerror: {exc}"))
+    page.on("dialog", on_dialog)
+    return seen
+
+
 @pytest.fixture
 def browser_page(chromium: Chromium) -> Iterator[BrowserPage]:
     """A new page whose console errors and dialogs are recorded."""
-    context = chromium.new_context(viewport={"width": 900, "height": 640})
+    opened: list[Remote] = []
     try:
-        page = context.new_page()
-        seen = BrowserPage(chromium, context, page)
-
-        def on_console(message: Any) -> None:  # runs on the browser thread
-            if message.type == "error":
-                seen.errors.append(f"console: {message.text}")
-
-        def on_dialog(dialog: Any) -> None:  # runs on the browser thread
-            seen.dialogs.append(dialog.message)
-            dialog.dismiss()
-
-        page.on("console", on_console)
-        page.on("pageerror", lambda exc: seen.errors.append(f"pageerror: {exc}"))
-        page.on("dialog", on_dialog)
-        yield seen
+        yield open_page(chromium, opened)
     finally:
-        context.close()
+        for context in opened:
+            context.close()
+
+
+@pytest.fixture
+def browser_pages(chromium: Chromium) -> Iterator[Callable[[], BrowserPage]]:
+    """Open more pages, each in a context of its own (one user each); all closed after."""
+    opened: list[Remote] = []
+    try:
+        yield lambda: open_page(chromium, opened)
+    finally:
+        for context in opened:
+            context.close()
 
 
 def save_screenshot(page: Remote, path: Path = SCREENSHOT, width: int = 900, height: int = 560) -> Path:

@@ -1,167 +1,126 @@
-"""The browser client in Chromium, against a stand-in WebSocket server.
+"""The browser client in Chromium, against the real chat server.
 
-The stand-in (``StubServer``) is scaffolding until the chat server has its
-WebSocket transport: a gevent ``StreamServer`` that serves the real page
-through ``core.web`` and hands each WebSocket to the test, which plays the
-chat server's side of the line protocol itself.  It proves the harness (the
-browser on its own thread while gevent serves in-process), the page's
-security headers and its handling of the protocol's lines.
+Each test starts a ``ChatServer`` in this process with its web port on, and
+drives pages in headless Chromium (``tests.browser``: Playwright runs on its
+own thread, so the server keeps serving while a test waits on the browser).
+Other users are raw TCP clients, as ``nc`` would be: browser and terminal
+users meet in the same rooms.
+
+``test_conversation_between_browsers_and_a_terminal`` also makes the README's
+screenshot: with ``GEVENT_CHAT_SCREENSHOT=1`` it writes ``docs/screenshot.png``,
+otherwise a copy in the test's temporary directory.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
-import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gevent
 import pytest
-from gevent.event import Event
-from gevent.pool import Pool
-from gevent.queue import Empty, Queue
-from gevent.server import StreamServer
-from gevent.socket import socket
 
 from gevent_chat.client.render import nick_colour
-from gevent_chat.core.web import CSP, Response, Site, WebGate, WebSocketLines
-from gevent_chat.server import static
+from gevent_chat.core.config import Config
+from gevent_chat.core.web import CSP
+from gevent_chat.server import ChatServer
+from tests.helpers import ChatClient
 
 if TYPE_CHECKING:  # imported at run time as the plugin below, not before it
     from tests.browser import BrowserPage
 
 pytest_plugins = ["tests.browser"]
 
-WAIT = 5.0
-_CLOSE = object()
+Pages = Callable[[], "BrowserPage"]
 
 
-class StubConnection:
-    """One accepted WebSocket: lines the page sent arrive in ``received``."""
-
-    def __init__(self, sock: socket, lines: WebSocketLines) -> None:
-        self.sock = sock
-        self.lines = lines
-        self.received: Queue[str] = Queue()
-        self.closed = Event()
-        self._outbox: Queue[object] = Queue()
-        self._writer = gevent.spawn(self._write)
-
-    def send(self, *texts: str) -> None:
-        """Send lines (each gets its newline) or a prompt (pass ``end=""`` text as is)."""
-        for text in texts:
-            self._outbox.put(text.encode())
-
-    def expect(self, timeout: float = WAIT) -> str:
-        try:
-            return self.received.get(timeout=timeout)
-        except Empty:
-            raise AssertionError("the page sent nothing") from None
-
-    def close(self) -> None:
-        """Start the close handshake (1001, as a server shutting down)."""
-        self._outbox.put(_CLOSE)
-
-    def _write(self) -> None:
-        while True:
-            item = self._outbox.get()
-            try:
-                if item is _CLOSE:
-                    self.sock.sendall(self.lines.close(1001, "server shutting down"))
-                    return
-                assert isinstance(item, bytes)
-                self.sock.sendall(self.lines.frames(item))
-            except OSError:
-                return
-
-    def read(self) -> None:
-        """The reader: frames in, lines to ``received``, until the WebSocket ends."""
-        try:
-            while not self.lines.is_closed:
-                got = self.lines.receive_data(self.sock.recv(65536))
-                for line in got.lines:
-                    self.received.put("<too long>" if line is None else line.decode())
-                if got.replies or self.lines.wants_write:
-                    self._outbox.put(b"".join(got.replies))
-                if got.closed:
-                    self.sock.sendall(self.lines.close())
-                    break
-        except OSError:
-            pass
-        finally:
-            self._writer.kill()
-            self.sock.close()
-            self.closed.set()
-
-
-class StubServer:
-    """The web port's HTTP side for real, the chat side left to the test."""
+class Servers:
+    """Chat servers with a web port, all stopped after the test."""
 
     def __init__(self) -> None:
-        self.site = Site(static.assets(), max_line_bytes=64)
-        self.connections: Queue[StubConnection] = Queue()
-        self.live: list[StubConnection] = []
-        self.server = StreamServer(("127.0.0.1", 0), self._handle, spawn=Pool(20))
-        self.server.start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/"
+        self.running: list[ChatServer] = []
+        self.clients: list[ChatClient] = []
 
-    def _handle(self, sock: socket, addr: tuple[str, int]) -> None:
-        gate = WebGate(self.site)
-        result = None
-        try:
-            while result is None:
-                result = gate.receive_data(sock.recv(65536))
-            sock.sendall(result.data)
-        except OSError:
-            return
-        if isinstance(result, Response):
-            return
-        conn = StubConnection(sock, result.lines)
-        self.live.append(conn)
-        self.connections.put(conn)
-        conn.read()
+    def start(self, web_port: int = 0, **overrides: Any) -> ChatServer:
+        overrides.setdefault("rate_limit", 0)
+        server = ChatServer(Config(host="127.0.0.1", port=0, web_port=web_port, **overrides))
+        server.start()
+        self.running.append(server)
+        return server
 
-    def accept(self, timeout: float = WAIT) -> StubConnection:
-        try:
-            return self.connections.get(timeout=timeout)
-        except Empty:
-            raise AssertionError("the page did not open a WebSocket") from None
+    def stop(self, server: ChatServer) -> None:
+        self.running.remove(server)
+        server.stop(timeout=1)
 
-    def stop(self) -> None:
-        for conn in self.live:
-            conn.sock.close()
-        self.server.stop(timeout=1)
+    def terminal(self, server: ChatServer, nick: str) -> ChatClient:
+        """A raw TCP user, registered."""
+        client = ChatClient(server.address)
+        self.clients.append(client)
+        client.register(nick)
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        for server in self.running:
+            server.stop(timeout=1)
 
 
 @pytest.fixture
-def stub() -> Iterator[StubServer]:
-    server = StubServer()
+def servers() -> Iterator[Servers]:
+    started = Servers()
     try:
-        yield server
+        yield started
     finally:
-        server.stop()
+        started.close()
 
 
-def join(browser: BrowserPage, stub: StubServer, nick: str = "alice") -> StubConnection:
-    """Open the page, log in as ``nick``, answer as a chat server would."""
+@pytest.fixture
+def chat(servers: Servers) -> ChatServer:
+    return servers.start()
+
+
+def url(server: ChatServer) -> str:
+    return "http://{}:{}/".format(*server.web_address)
+
+
+def login(browser: BrowserPage, server: ChatServer, nick: str) -> Any:
+    """Open the page, join as ``nick``, wait until online with the user list shown."""
     page = browser.page
-    page.goto(stub.url)
+    page.goto(url(server))
     page.fill("#nick", nick)
     page.click("#join")
-    conn = stub.accept()
-    conn.send("Enter your nickname: ")
-    assert conn.expect() == nick
-    conn.send(f"*** Welcome, {nick}! 2 users online\n")
     browser.expect(page.locator("#status")).to_have_text("online")
-    assert conn.expect() == "/who"
-    return conn
+    browser.expect(page.locator("#me")).to_have_text(nick)
+    browser.expect(page.locator("#user-list")).to_contain_text(nick)
+    return page
 
 
-def test_page_loads_with_csp_and_no_console_errors(browser_page: BrowserPage, stub: StubServer) -> None:
-    response = browser_page.page.goto(stub.url)
+def say(page: Any, line: str) -> None:
+    page.fill("#input", line)
+    page.press("#input", "Enter")
+
+
+def watch_close(page: Any) -> None:
+    """Record how the page's current WebSocket closes (code, clean) in ``window.wsClosed``."""
+    script = "e => { window.wsClosed = [e.code, e.wasClean]; }"
+    page.evaluate(f"() => window.geventChat.state.ws.addEventListener('close', {script})")
+
+
+def sees(browser: BrowserPage, text: str) -> None:
+    """The page's log shows ``text`` (as text) within the call timeout."""
+    browser.expect(browser.page.locator("#log li", has_text=text).last).to_be_visible()
+
+
+# -- the page itself ----------------------------------------------------------------------
+
+
+def test_page_loads_with_csp_and_no_console_errors(browser_page: BrowserPage, chat: ChatServer) -> None:
+    response = browser_page.page.goto(url(chat))
     assert response.status == 200
     headers = response.headers
     assert headers["content-security-policy"] == CSP
@@ -171,49 +130,8 @@ def test_page_loads_with_csp_and_no_console_errors(browser_page: BrowserPage, st
     assert browser_page.errors == []
 
 
-def test_nick_is_sent_and_markup_is_shown_as_text(browser_page: BrowserPage, stub: StubServer) -> None:
-    page = browser_page.page
-    conn = join(browser_page, stub)
-    attack = "<img src=x onerror=alert(1)>"
-    conn.send(f"{attack}\n", f"mallory: {attack}\n", "*** 2 users in #lobby: alice, mallory\n")
-    log = page.locator("#log")
-    browser_page.expect(log.locator("li").nth(-2)).to_contain_text(f"mallory: {attack}")
-    browser_page.expect(log.locator("li").nth(-3)).to_contain_text(attack)
-    assert page.locator("#log img").count() == 0
-    browser_page.expect(page.locator("#user-list li")).to_have_count(2)
-    page.fill("#input", "hello there")
-    page.press("#input", "Enter")
-    assert conn.expect() == "hello there"
-    browser_page.expect(log.locator("li.self").last).to_contain_text("alice: hello there")
-    assert browser_page.dialogs == []
-    assert browser_page.errors == []
-
-
-def test_line_kinds_get_their_marks(browser_page: BrowserPage, stub: StubServer) -> None:
-    page = browser_page.page
-    conn = join(browser_page, stub)
-    conn.send(
-        "[14:02] bob: earlier\n",
-        "*bob* psst\n",
-        "-> *bob* hi\n",
-        "* bob waves\n",
-        "*** bob joined\n",
-    )
-    items = page.locator("#log li")
-    browser_page.expect(items.last).to_have_class(re.compile(r"kind-notice"))
-    history = items.filter(has_text="earlier")
-    browser_page.expect(history.locator(".stamp.history")).to_have_text("14:02")
-    browser_page.expect(history).to_have_class(re.compile("kind-chat"))
-    browser_page.expect(items.filter(has_text="psst")).to_have_class(re.compile("kind-private"))
-    browser_page.expect(items.filter(has_text="-> *bob* hi")).to_have_class(re.compile("kind-private_out"))
-    browser_page.expect(items.filter(has_text="waves")).to_have_class(re.compile("kind-action"))
-    colour = nick_colour("bob")
-    browser_page.expect(history.locator(".nick")).to_have_class(re.compile(rf"\bc{colour}\b"))
-    assert browser_page.errors == []
-
-
-def test_nick_colours_match_the_terminal_client(browser_page: BrowserPage, stub: StubServer) -> None:
-    browser_page.page.goto(stub.url)
+def test_nick_colours_match_the_terminal_client(browser_page: BrowserPage, chat: ChatServer) -> None:
+    browser_page.page.goto(url(chat))
     # Case folding is where JavaScript and Python differ; these are the hard cases.
     names = ["alice", "Bob", "BOB", "ß", "ẞtraße", "ΑΣ", "ΟΔΥΣΣΕΥΣ", "ﬁsh", "İstanbul", "Ꭰꭰ", "ǅ", "µ", "K"]
     letters = [chr(c) for c in range(0x30, 0x3000) if chr(c).isalnum()]
@@ -230,9 +148,9 @@ def _has_case(ch: str) -> bool:
     return ch.casefold() != ch or ch.lower() != ch or ch.upper() != ch
 
 
-def test_casefold_matches_python_for_every_code_point(browser_page: BrowserPage, stub: StubServer) -> None:
+def test_casefold_matches_python_for_every_code_point(browser_page: BrowserPage, chat: ChatServer) -> None:
     """Nick colours hash the case-folded nick, so JavaScript must fold exactly as Python does."""
-    browser_page.page.goto(stub.url)
+    browser_page.page.goto(url(chat))
     chars = [chr(c) for c in range(0x110000) if _has_case(chr(c))]
     got = browser_page.page.evaluate("cs => cs.map(c => window.geventChat.casefold(c))", chars)
     assert [(c, f) for c, f in zip(chars, got, strict=True) if f != c.casefold()] == []
@@ -242,43 +160,151 @@ def test_casefold_matches_python_for_every_code_point(browser_page: BrowserPage,
     ]
 
 
-def test_password_prompt_shows_the_password_field(browser_page: BrowserPage, stub: StubServer) -> None:
+# -- browsers and terminals in one chat ---------------------------------------------------
+
+
+def test_conversation_between_browsers_and_a_terminal(
+    browser_page: BrowserPage, browser_pages: Pages, servers: Servers, chat: ChatServer, tmp_path: Path
+) -> None:
+    grace = servers.terminal(chat, "grace")
+    grace.send("morning! the build is green again")
+    alice = browser_page
+    alice_page = login(alice, chat, "alice")
+    sees(alice, "the build is green again")  # history, with the time it was said
+    alice.expect(alice_page.locator("#log li.kind-chat .stamp.history")).to_have_count(1)
+    bob = browser_pages()
+    bob_page = login(bob, chat, "bob")
+    grace.expect(r"^\*\*\* bob joined$")
+    say(alice_page, "hi both, I am in a browser")
+    assert grace.read_line() == "alice: hi both, I am in a browser"
+    sees(bob, "alice: hi both, I am in a browser")
+    say(bob_page, "/me waves from another tab")
+    assert grace.read_line() == "* bob waves from another tab"
+    sees(alice, "bob waves from another tab")
+    grace.send("nice, and I am on nc")
+    sees(alice, "grace: nice, and I am on nc")
+    sees(bob, "grace: nice, and I am on nc")
+    grace.send("/msg alice the page looks good")
+    sees(alice, "the page looks good")
+    alice.expect(alice_page.locator("#log li.kind-private")).to_have_count(1)
+    say(alice_page, "thanks! try /join dev to move rooms")
+    assert grace.expect(r"^alice: ").string == "alice: thanks! try /join dev to move rooms"
+    sees(bob, "try /join dev to move rooms")
+    alice.expect(alice_page.locator("#user-list li")).to_have_count(3)
+    assert bob_page.locator("#log li", has_text="the page looks good").count() == 0  # private
+    # The README's picture: this conversation, as alice's page shows it.
+    if os.environ.get("GEVENT_CHAT_SCREENSHOT") == "1":
+        shot = alice.screenshot()  # docs/screenshot.png
+    else:
+        shot = alice.screenshot(tmp_path / "screenshot.png")
+    assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert alice.errors == bob.errors == []
+
+
+def test_join_moves_a_browser_user(
+    browser_page: BrowserPage, browser_pages: Pages, servers: Servers, chat: ChatServer
+) -> None:
+    carol = servers.terminal(chat, "carol")
+    carol.send("/join dev")
+    carol.expect(r"^\*\*\* you joined #dev$")
+    bob = browser_pages()
+    login(bob, chat, "bob")
+    page = login(browser_page, chat, "alice")
+    sees(bob, "*** alice joined")
+    say(page, "/join dev")
+    browser_page.expect(page.locator("#room")).to_have_text("#dev")
+    carol.expect(r"^\*\*\* alice joined #dev$")
+    sees(bob, "alice left #lobby")
+    users = page.locator("#user-list li")
+    browser_page.expect(users).to_have_count(2)
+    browser_page.expect(users.nth(0)).to_contain_text("alice")
+    browser_page.expect(users.nth(1)).to_contain_text("carol")
+    say(page, "hello dev")
+    assert carol.read_line() == "alice: hello dev"
+    carol.send("welcome to dev")
+    sees(browser_page, "carol: welcome to dev")
+    assert bob.page.locator("#log li", has_text="dev").count() == 0  # bob stayed in #lobby
+
+
+def test_html_and_script_are_shown_as_text(
+    browser_page: BrowserPage, browser_pages: Pages, servers: Servers, chat: ChatServer
+) -> None:
+    mallory = servers.terminal(chat, "mallory")
+    page = login(browser_page, chat, "alice")
+    img = "<img src=x onerror=alert(1)>"
+    script = "<script>alert(2)</script>"
+    mallory.send(img)
+    mallory.send(script)
+    mallory.send('<a href="javascript:alert(3)">click</a> <b>bold</b>')
+    sees(browser_page, f"mallory: {img}")
+    sees(browser_page, f"mallory: {script}")
+    sees(browser_page, "<b>bold</b>")
+    bob = browser_pages()
+    bob_page = login(bob, chat, "bob")
+    say(page, f"{img} {script}")  # from one browser to another
+    sees(bob, f"alice: {img} {script}")
+    for one in (page, bob_page):
+        assert one.locator("#log img, #log script, #log a, #log b").count() == 0
+        assert one.locator("img, a, b").count() == 0
+    assert browser_page.dialogs == bob.dialogs == []
+    assert browser_page.errors == bob.errors == []
+
+
+def test_line_kinds_get_their_marks(browser_page: BrowserPage, servers: Servers, chat: ChatServer) -> None:
+    bob = servers.terminal(chat, "bob")
+    bob.send("earlier")
+    page = login(browser_page, chat, "alice")
+    bob.expect(r"^\*\*\* alice joined$")
+    bob.send("/msg alice psst")
+    say(page, "/msg bob hi")
+    bob.send("/me waves")
+    items = page.locator("#log li")
+    history = items.filter(has_text="earlier")
+    browser_page.expect(history.locator(".stamp.history")).to_have_text(re.compile(r"^\d\d:\d\d$"))
+    browser_page.expect(history).to_have_class(re.compile("kind-chat"))
+    browser_page.expect(items.filter(has_text="psst")).to_have_class(re.compile("kind-private"))
+    browser_page.expect(items.filter(has_text="-> *bob* hi")).to_have_class(re.compile("kind-private_out"))
+    browser_page.expect(items.filter(has_text="waves")).to_have_class(re.compile("kind-action"))
+    browser_page.expect(items.filter(has_text="Welcome")).to_have_class(re.compile("kind-notice"))
+    colour = nick_colour("bob")
+    browser_page.expect(history.locator(".nick")).to_have_class(re.compile(rf"\bc{colour}\b"))
+    assert browser_page.errors == []
+
+
+def test_password_prompt_shows_the_password_field(browser_page: BrowserPage, servers: Servers) -> None:
+    server = servers.start(password="s3cret", password_delay=0)
     page = browser_page.page
-    page.goto(stub.url)
+    page.goto(url(server))
     page.fill("#nick", "alice")
     page.click("#join")
-    conn = stub.accept()
-    conn.send("Password: ")
     browser_page.expect(page.locator("#password")).to_be_visible()
+    page.fill("#password", "wrong")
+    page.click("#join")
+    browser_page.expect(page.locator("#login-error")).to_have_text("Wrong password.")
     page.fill("#password", "s3cret")
     page.click("#join")
-    assert conn.expect() == "s3cret"
-    conn.send("Enter your nickname: ")
-    assert conn.expect() == "alice"
+    browser_page.expect(page.locator("#status")).to_have_text("online")
+    browser_page.expect(page.locator("#me")).to_have_text("alice")
 
 
-def test_taken_nick_asks_again(browser_page: BrowserPage, stub: StubServer) -> None:
+def test_taken_nick_asks_again(browser_page: BrowserPage, servers: Servers, chat: ChatServer) -> None:
+    servers.terminal(chat, "alice")
     page = browser_page.page
-    page.goto(stub.url)
-    page.fill("#nick", "alice")
+    page.goto(url(chat))
+    page.fill("#nick", "Alice")
     page.click("#join")
-    conn = stub.accept()
-    conn.send("Enter your nickname: ")
-    assert conn.expect() == "alice"
-    conn.send("*** nickname alice is taken, choose another\n", "Enter your nickname: ")
     browser_page.expect(page.locator("#login-error")).to_contain_text("taken")
     page.fill("#nick", "alice2")
     page.click("#join")
-    assert conn.expect() == "alice2"
+    browser_page.expect(page.locator("#me")).to_have_text("alice2")
 
 
-def test_history_recalls_sent_lines(browser_page: BrowserPage, stub: StubServer) -> None:
-    page = browser_page.page
-    conn = join(browser_page, stub)
+def test_history_recalls_sent_lines(browser_page: BrowserPage, servers: Servers, chat: ChatServer) -> None:
+    bob = servers.terminal(chat, "bob")
+    page = login(browser_page, chat, "alice")
     for line in ("first", "second"):
-        page.fill("#input", line)
-        page.press("#input", "Enter")
-        assert conn.expect() == line
+        say(page, line)
+        assert bob.expect(r"^alice: ").string == f"alice: {line}"
     page.press("#input", "ArrowUp")
     browser_page.expect(page.locator("#input")).to_have_value("second")
     page.press("#input", "ArrowUp")
@@ -288,58 +314,58 @@ def test_history_recalls_sent_lines(browser_page: BrowserPage, stub: StubServer)
     browser_page.expect(page.locator("#input")).to_have_value("")
 
 
-def test_reconnects_and_rejoins_the_room(browser_page: BrowserPage, stub: StubServer) -> None:
-    page = browser_page.page
-    conn = join(browser_page, stub)
-    page.fill("#input", "/join dev")
-    page.press("#input", "Enter")
-    assert conn.expect() == "/join dev"
-    conn.send("*** you joined #dev\n")
-    assert conn.expect() == "/who"
-    browser_page.expect(page.locator("#room")).to_have_text("#dev")
-    conn.send("*** server shutting down\n")
-    conn.close()
-    assert conn.closed.wait(WAIT)
-    started = time.monotonic()
-    again = stub.accept()  # the first retry comes after 0.25-0.5 s
-    assert time.monotonic() - started >= 0.2
-    again.send("Enter your nickname: ")
-    assert again.expect() == "alice"
-    again.send("*** nickname alice is taken, choose another\n", "Enter your nickname: ")
-    assert again.expect() == "alice_"
-    again.send("*** Welcome, alice_! 1 user online\n")
-    assert again.expect() == "/join dev"
-    browser_page.expect(page.locator("#status")).to_have_text("online")
-
-
-def test_binary_and_overlong_lines_get_error_lines(browser_page: BrowserPage, stub: StubServer) -> None:
-    page = browser_page.page
-    conn = join(browser_page, stub)
+def test_binary_and_overlong_lines_get_error_lines(browser_page: BrowserPage, servers: Servers) -> None:
+    server = servers.start(max_line_bytes=64)
+    page = login(browser_page, server, "alice")
     page.evaluate("() => window.geventChat.state.ws.send(new Uint8Array([1, 2, 3]))")
-    browser_page.expect(page.locator("#log li").last).to_contain_text("binary messages are not supported")
-    page.fill("#input", "x" * 65)
-    page.press("#input", "Enter")
-    assert conn.expect() == "<too long>"
+    sees(browser_page, "binary messages are not supported")
+    say(page, "x" * 65)
+    sees(browser_page, "line too long (limit 64 bytes)")
+    browser_page.expect(page.locator("#status")).to_have_text("online")  # the connection stays
 
 
-def test_screenshot_helper_writes_a_png(browser_page: BrowserPage, stub: StubServer, tmp_path: Path) -> None:
-    conn = join(browser_page, stub)
-    conn.send("bob: hello alice\n")
-    browser_page.expect(browser_page.page.locator("#log li").last).to_contain_text("hello alice")
-    path = browser_page.screenshot(tmp_path / "shot.png")
-    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+@pytest.mark.timeout(20)  # a restart, then the page's reconnect backoff
+def test_reconnects_after_a_server_restart_and_rejoins_the_room(
+    browser_page: BrowserPage, servers: Servers
+) -> None:
+    first = servers.start()
+    port = first.web_address[1]
+    page = login(browser_page, first, "alice")
+    say(page, "/join dev")
+    browser_page.expect(page.locator("#room")).to_have_text("#dev")
+    watch_close(page)
+    servers.stop(first)  # the page is told, then closed with 1001
+    sees(browser_page, "*** server shutting down")
+    assert page.evaluate("() => window.wsClosed") == [1001, True]
+    second = servers.start(web_port=port)  # the same port, a new server
+    sees(browser_page, "registered again as alice")
+    browser_page.expect(page.locator("#status")).to_have_text("online")
+    sees(browser_page, "*** you joined #dev")
+    browser_page.expect(page.locator("#room")).to_have_text("#dev")
+    carol = servers.terminal(second, "carol")
+    carol.send("/join dev")
+    carol.expect(r"^\*\*\* you joined #dev$")
+    carol.send("/who")
+    assert carol.expect(r"users? in #dev").string == "*** 2 users in #dev: alice, carol"
+    carol.send("welcome back")
+    sees(browser_page, "carol: welcome back")
 
 
-def test_quit_returns_to_the_login_without_reconnecting(browser_page: BrowserPage, stub: StubServer) -> None:
-    page = browser_page.page
-    conn = join(browser_page, stub)
-    page.fill("#input", "/quit lunch")
-    page.press("#input", "Enter")
-    assert conn.expect() == "/quit lunch"
-    conn.send("*** bye\n")
-    conn.close()
-    assert conn.closed.wait(WAIT)
+def test_quit_returns_to_the_login_without_reconnecting(
+    browser_page: BrowserPage, servers: Servers, chat: ChatServer
+) -> None:
+    bob = servers.terminal(chat, "bob")
+    page = login(browser_page, chat, "alice")
+    bob.expect(r"^\*\*\* alice joined$")
+    watch_close(page)
+    say(page, "/quit lunch")
+    assert bob.read_line() == "*** alice left (lunch)"
+    browser_page.expect(page.locator("#log li", has_text="*** bye")).to_have_count(1)  # the log is hidden now
+    browser_page.page.wait_for_function("() => window.wsClosed !== undefined")
+    assert page.evaluate("() => window.wsClosed") == [1000, True]
     browser_page.expect(page.locator("#login-error")).to_have_text("You left the chat.")
     browser_page.expect(page.locator("#status")).to_have_text("left")
-    with pytest.raises(AssertionError):
-        stub.accept(timeout=1.5)  # three times the first retry's longest delay
+    # No reconnect: three times the first retry's longest delay, and no new connection.
+    with pytest.raises(gevent.Timeout), gevent.Timeout(1.5):
+        bob.expect(r"joined")
+    assert len(chat.connections) == 1

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from .errors import ConfigError
 from .protocol import is_valid_nick
 from .version import VersionAction
+from .web import normalise_origin
 
 __all__ = ["PASSWORD_ENV", "PROG", "Config", "parse_args", "password_from_file"]
 
@@ -95,6 +96,15 @@ class Config:
     workers: int = 1
     #: Bind the port with SO_REUSEPORT (set for the processes ``--workers`` starts).
     reuse_port: bool = False
+    # -- the browser client ------------------------------------------------------------
+    #: Serve the web page and its WebSocket on this port (None: off).
+    web_port: int | None = None
+    #: Address for ``web_port``; None means ``host``.
+    web_host: str | None = None
+    #: Origins besides the page's own whose pages may open the WebSocket.
+    web_origins: tuple[str, ...] = ()
+    #: Seconds of silence on a WebSocket before a ping; as long again for its answer.
+    web_ping_interval: float = 30.0
 
     @property
     def tls(self) -> bool:
@@ -127,6 +137,20 @@ class Config:
             raise ConfigError("--nick-ttl must be at least 1 second")
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1")
+        self._check_web()
+
+    def _check_web(self) -> None:
+        if self.web_port is not None and not 0 <= self.web_port <= 65535:
+            raise ConfigError(f"--web-port must be 0-65535, not {self.web_port}")
+        if self.web_ping_interval <= 0:
+            raise ConfigError("--web-ping-interval must be positive")
+        origins = []
+        for origin in self.web_origins or ():
+            try:
+                origins.append(normalise_origin(origin))
+            except ValueError as err:
+                raise ConfigError(f"--web-origin: {err}") from None
+        object.__setattr__(self, "web_origins", tuple(origins))
 
     def _check_hardening(self) -> None:
         if self.rate_limit < 0:
@@ -199,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_hardening(p, d)
     _add_cluster(p, d)
+    _add_web(p, d)
     return p
 
 
@@ -288,6 +313,25 @@ def _add_hardening(p: argparse.ArgumentParser, d: Config) -> None:
     )
 
 
+def _add_web(p: argparse.ArgumentParser, d: Config) -> None:
+    g = p.add_argument_group("browser client")
+    g.add_argument("--web-port", type=int, help="serve the browser client and its WebSocket on this port")
+    g.add_argument("--web-host", help="address for --web-port (default: --host)")
+    g.add_argument(
+        "--web-origin",
+        dest="web_origins",
+        action="append",
+        metavar="URL",
+        help="another origin (scheme://host[:port]) whose pages may open the chat; repeatable",
+    )
+    g.add_argument(
+        "--web-ping-interval",
+        type=float,
+        default=d.web_ping_interval,
+        help="seconds of WebSocket silence before a ping, and for its answer (default %(default)s)",
+    )
+
+
 def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Config:
     """Build a ``Config`` from command-line arguments and ``env``; raises ``ConfigError``.
 
@@ -297,6 +341,7 @@ def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Con
     ns = build_parser().parse_args(list(argv))
     fields = {f.name for f in dataclasses.fields(Config)}
     values = {k: v for k, v in vars(ns).items() if k in fields}
+    values["web_origins"] = tuple(ns.web_origins or ())
     if ns.password_file is None and env is not None and env.get(PASSWORD_ENV):
         values["password"] = env[PASSWORD_ENV]
     return Config(**values)

@@ -67,6 +67,7 @@ __all__ = [
     "Upgrade",
     "WebGate",
     "WebSocketLines",
+    "error_response",
     "is_same_origin",
     "normalise_origin",
 ]
@@ -216,6 +217,11 @@ def _response(
 
 def _error(status: int, text: str, extra: tuple[tuple[str, str], ...] = ()) -> Response:
     return _response(status, f"{status} {http.HTTPStatus(status).phrase}: {text}\n".encode(), extra=extra)
+
+
+def error_response(status: int, text: str) -> Response:
+    """A plain-text 4xx/5xx that ends the connection, as ``WebGate`` gives them."""
+    return _error(status, text)
 
 
 class WebGate:

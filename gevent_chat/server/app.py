@@ -1,7 +1,8 @@
 """The chat server: the wiring of config, registry, hub and transports.
 
 SHELL.  ``ChatServer`` owns the listening ``StreamServer`` (one greenlet per
-connection, running ``TcpTransport.handle``), the registry and its
+connection, running ``TcpTransport.handle``), with ``--web-port`` the web
+port's ``WebTransport`` (the browser client), the registry and its
 ``BoundedSemaphore``, the ``Hub`` and its ``Bus``, graceful shutdown, and the
 protections that act across all connections (the idle sweep, the metrics
 endpoint).  ``main`` is the command line: ``python -m gevent_chat.server``.
@@ -38,6 +39,7 @@ from .hub import Hub
 from .member import Member
 from .metrics import Metrics
 from .tcp import Listener, TcpTransport
+from .web import WebTransport
 from .writers import WriterPool
 
 if TYPE_CHECKING:
@@ -85,6 +87,11 @@ class ChatServer:
         self.metrics_address: tuple[str, int] | None = None
         self.tls_context = tls.server_context(config.certfile, config.keyfile) if config.certfile else None
         self.tcp = TcpTransport(self)
+        #: The browser client's port (``--web-port``), if any.
+        self.web = WebTransport(self) if config.web_port is not None else None
+        self.metrics.connected_by_transport.labels("tcp").set_function(
+            lambda: len(self.connections) - (len(self.web.links) if self.web is not None else 0)
+        )
         self._sweeper: gevent.Greenlet[[float], None] | None = None
         if self.cluster is not None:
             cluster = self.cluster
@@ -154,6 +161,8 @@ class ChatServer:
             raise ListenError(config.host, config.port, err) from err
         self._listener = listener
         log.info("listening on %s%s", format_address(*self.address), " (TLS)" if self.tls_context else "")
+        if self.web is not None:
+            self._start_web(self.web)
         if config.metrics_port is not None:
             try:
                 self.metrics_address = self.metrics.serve(config.metrics_host, config.metrics_port)
@@ -163,6 +172,24 @@ class ChatServer:
             log.info("metrics on http://%s/metrics", format_address(*self.metrics_address))
         if config.idle_timeout:
             self._sweeper = gevent.spawn(self._sweep_idle, config.idle_timeout)
+
+    def _start_web(self, web: WebTransport) -> None:
+        config = self.config
+        host = config.host if config.web_host is None else config.web_host
+        try:
+            web.start()
+        except OSError as err:
+            assert self._listener is not None
+            self._listener.stop(timeout=0)
+            raise ListenError(host, config.web_port or 0, err) from err
+        scheme = "https" if self.tls_context else "http"
+        log.info("browser client on %s://%s/", scheme, format_address(*web.address))
+
+    @property
+    def web_address(self) -> tuple[str, int]:
+        """The web port's bound address; ``--web-port`` must be set."""
+        assert self.web is not None, "no --web-port"
+        return self.web.address
 
     def _sweep_idle(self, limit: float) -> None:
         """Disconnect registered users silent for ``limit`` seconds; runs until stop."""
@@ -190,6 +217,8 @@ class ChatServer:
         self.stopping = True
         if self._listener is not None:
             self._listener.close()
+        if self.web is not None:
+            self.web.close()
         if self._sweeper is not None:
             self._sweeper.kill()
         conns = list(self.connections)
@@ -207,6 +236,8 @@ class ChatServer:
             log.warning("%d connection(s) did not close in time", len(self.connections))
         if self._listener is not None:
             self._listener.stop(timeout=0)
+        if self.web is not None:
+            self.web.stop()
         self.metrics.close()
         self.bus.close()
         log.info("stopped")

@@ -232,12 +232,14 @@ class Member(Outbox):
             log.warning("%s (%s) cut: outbox full (%d lines)", nick, self.peer, self.pending)
             app.metrics.slow_consumers.inc()
             if self.outbox is None:  # no writer mid-line: the notice cannot split a line
-                self.send_last_words(protocol.notice("disconnected: too slow"))
+                notice = protocol.notice("disconnected: too slow")
+                self.send_last_words(notice if self.frame is None else self.frame(notice))
         elif self._cut:
             pass  # the outbox was dropped: only a writer stuck in send is left
         elif not self.wait_flushed(CLOSE_FLUSH_SECONDS):
             log.debug("%s: output not flushed in time", self.peer)
-        if self.last_bytes is not None and not self._cut:
+        # After a cut too (server shutdown cuts once flushed), if no writer is mid-write.
+        if self.last_bytes is not None and (not self._cut or self.outbox is None):
             self.send_last_words(self.last_bytes())
         self.sock.close()  # a writer still in send fails and ends
         self.crowded.clear()  # the leave notice may have noted recipients

@@ -188,6 +188,19 @@ class Metrics:
         ):
             for value in values:
                 counter.labels(value)
+        #: Each transport sets its child's function (``labels("tcp").set_function``).
+        self.connected_by_transport = Gauge(
+            "gevent_chat_transport_connected_clients",
+            "Open client connections by transport (tcp, web), registered or not",
+            ["transport"],
+            registry=r,
+        )
+        self.web_responses = Counter(
+            "gevent_chat_web_responses_total",
+            "HTTP answers of the web port, by status (101: a WebSocket opened)",
+            ["status"],
+            registry=r,
+        )
         self._http: WSGIServer | None = None
 
     def watch_cluster(self, counters: Callable[[], dict[str, int]], up: Callable[[], bool]) -> None:

@@ -1,11 +1,12 @@
 """The TCP line transport, plain or TLS: bytes in, lines to the member.
 
-SHELL.  ``TcpTransport.handle`` is what ``StreamServer`` spawns for each
-accepted socket: it applies what must happen before a user exists
-(connection limits, TCP keepalive, the TLS handshake), then runs a
-``Member`` with ``read_lines``, which frames the byte stream with
-``LineBuffer``.  Everything after framing (session, hub, outbox) is shared
-with every other transport.
+SHELL.  ``Admission.handle`` is what ``StreamServer`` spawns for each
+accepted socket, on every port: it applies what must happen before a user
+exists (connection limits, the password-failure budget, TCP keepalive, the
+TLS handshake), then hands the socket to its transport's ``serve``.
+``TcpTransport.serve`` runs a ``Member`` with ``read_lines``, which frames
+the byte stream with ``LineBuffer``; the web port (``web.py``) is the other
+transport.  Everything after framing (session, hub, outbox) is shared.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from .member import Member
 if TYPE_CHECKING:
     from .app import ChatServer
 
-__all__ = ["Listener", "TcpTransport"]
+__all__ = ["Admission", "Listener", "TcpTransport"]
 
 log = logging.getLogger("gevent_chat")
 
@@ -48,7 +49,7 @@ TLS_SILENCE_SECONDS = 2.0
 #: The first byte of a TLS handshake record.
 _TLS_HANDSHAKE = 0x16
 _REQUIRES_TLS = protocol.notice("this port requires TLS")
-_REFUSALS = {
+REFUSALS = {
     SERVER_FULL: "server full",
     PER_IP: "too many connections from your address",
     PASSWORD_FAILURES: "too many wrong passwords from your address, try later",
@@ -57,13 +58,31 @@ _REFUSALS = {
 ACCEPT_PAUSE_SECONDS = 1.0
 
 
-class TcpTransport:
-    """Accepts TCP (or TLS) connections for one ``ChatServer``."""
+class Admission:
+    """Admits connections to one port of a ``ChatServer``; ``serve`` does the rest.
+
+    Subclasses say what the port speaks: ``serve``, and how a refused or a
+    plaintext client is told (``refusal``, ``requires_tls``).
+    """
+
+    #: What a plaintext client on a TLS port is sent.
+    requires_tls = _REQUIRES_TLS
 
     def __init__(self, app: ChatServer) -> None:
         self.app = app
         self.tls_context = app.tls_context
         self.refusal_handshakes = 0  # in progress now
+
+    def serve(self, sock: socket.socket, addr: tuple[str, int], deadline: float) -> None:
+        """Serve an admitted (and, on a TLS port, secured) socket until it ends.
+
+        ``deadline`` (monotonic) ends the registration window, opened at accept.
+        """
+        raise NotImplementedError
+
+    def refusal(self, reason: str) -> bytes:
+        """What a client refused for ``reason`` (a ``core.limits`` name) is sent."""
+        return protocol.notice(REFUSALS[reason])
 
     def handle(self, sock: socket.socket, addr: tuple[str, int]) -> None:
         """Serve one accepted socket until it closes; called by ``StreamServer``."""
@@ -92,9 +111,7 @@ class TcpTransport:
             if refusal is not None:
                 self._refuse(sock, addr, refusal)
                 return
-            member = Member(app, sock, addr)
-            app.connections.add(member)
-            member.run(lambda: read_lines(member, sock), deadline)
+            self.serve(sock, addr, deadline)
         finally:
             if refusal is None:
                 app.limits.release(ip)
@@ -124,7 +141,7 @@ class TcpTransport:
                     pass
                 try:
                     sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
-                    sock.sendall(_REQUIRES_TLS)
+                    sock.sendall(self.requires_tls)
                 except OSError:
                     pass
                 return None
@@ -141,13 +158,21 @@ class TcpTransport:
     def _refuse(self, sock: socket.socket, addr: tuple[str, int], reason: str) -> None:
         """Tell a client over a limit why, best effort, and let the handler close it."""
         self.app.metrics.refused.labels(reason).inc()
-        text = _REFUSALS[reason]
-        log.info("refused %s: %s", addr[0], text)  # info: a connection flood must not flood the log
+        log.info("refused %s: %s", addr[0], REFUSALS[reason])  # info: a flood must not flood the log
         try:
             sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
-            sock.sendall(protocol.notice(text))
+            sock.sendall(self.refusal(reason))
         except OSError:
             pass
+
+
+class TcpTransport(Admission):
+    """The line protocol over TCP (or TLS) for one ``ChatServer``."""
+
+    def serve(self, sock: socket.socket, addr: tuple[str, int], deadline: float) -> None:
+        member = Member(self.app, sock, addr)
+        self.app.connections.add(member)
+        member.run(lambda: read_lines(member, sock), deadline)
 
 
 def _speaks_tls(sock: socket.socket, timeout: float) -> bool:

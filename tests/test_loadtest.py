@@ -14,6 +14,7 @@ import csv
 import os
 import re
 import signal
+import socket as stdsocket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,11 +135,22 @@ def faulty_server() -> Iterator[str]:
         faulty.server.stop(timeout=1)
 
 
+def _free_port() -> int:
+    """A port free on 127.0.0.1 right now (bound, then released)."""
+    with stdsocket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def run_locust(
     host: str, tmp_path: Path, *extra: str, users: int = 5, run_time: str = "3s"
 ) -> tuple[int, dict[str, dict[str, str]], str]:
     """Run the locustfile headless (3 s, 5 users); returns (exit code, CSV rows by name, output)."""
     prefix = tmp_path / "run"
+    if "--processes" in extra:
+        # locust's master binds 5557 by default; an ephemeral one keeps parallel runs apart.
+        port = str(_free_port())
+        extra = (*extra, "--master-bind-port", port, "--master-port", port)
     # A session of its own: with --processes locust forks workers, and on a
     # timeout the whole group (locust and its workers, by the group id that is
     # locust's pid) is killed, so no worker keeps our pipes open.

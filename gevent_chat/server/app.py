@@ -133,9 +133,7 @@ class ChatServer:
     def address(self) -> tuple[str, int]:
         """The address actually bound (the port is real even with ``port=0``)."""
         assert self._listener is not None, "start() first"
-        address = self._listener.address
-        assert isinstance(address, tuple)
-        return str(address[0]), int(address[1])
+        return self._listener.bound
 
     def start(self) -> None:
         """Bind and start accepting in the background; raises ``ListenError``."""

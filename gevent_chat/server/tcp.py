@@ -221,6 +221,13 @@ class Listener(StreamServer):
                 self._paused.start(self._resume)
             return None
 
+    @property
+    def bound(self) -> tuple[str, int]:
+        """The address actually bound (the port is real even with port 0)."""
+        address = self.address
+        assert isinstance(address, tuple)
+        return str(address[0]), int(address[1])
+
     def _resume(self) -> None:
         self._paused = None
         if self.started:

@@ -107,9 +107,7 @@ class WebTransport(Admission):
     def address(self) -> tuple[str, int]:
         """The address actually bound."""
         assert self._listener is not None, "start() first"
-        address = self._listener.address
-        assert isinstance(address, tuple)
-        return str(address[0]), int(address[1])
+        return self._listener.bound
 
     def start(self) -> None:
         """Bind ``--web-host``:``--web-port`` and accept; raises ``OSError``."""

@@ -38,7 +38,8 @@ class Session(Generic[M]):
     def __init__(self, member: M, registry: Registry[M], gate: Gate, max_line_bytes: int) -> None:
         self.member = member
         self.registry = registry
-        self.gate = gate
+        #: Until registration; None after.
+        self.gate: Gate | None = gate
         self.max_line_bytes = max_line_bytes
         self.nick: str | None = None
         self.room: Room[M] | None = None
@@ -47,6 +48,7 @@ class Session(Generic[M]):
 
     def opening(self) -> list[Effect]:
         """What to send on connect: the first prompt."""
+        assert self.gate is not None
         return [Send(self.gate.opening(), lines=0)]
 
     def receive(self, lines: list[bytes | None]) -> list[Effect]:
@@ -94,6 +96,7 @@ class Session(Generic[M]):
         error = protocol.notice(f"error: line too long (limit {self.max_line_bytes} bytes)")
         if self.nick is not None:
             return [Send(error)]
+        assert self.gate is not None
         verdict = self.gate.overlong()
         if verdict is not None:
             return self._refuse(verdict)
@@ -114,6 +117,7 @@ class Session(Generic[M]):
 
     def _register(self, line: bytes) -> list[Effect]:
         """The gate's verdict on ``line``, then (if it is a nickname) registration."""
+        assert self.gate is not None
         verdict = self.gate.check(line)
         if not verdict.is_nick:
             return self._refuse(verdict)
@@ -125,6 +129,7 @@ class Session(Generic[M]):
             return [Send(protocol.notice(str(err)) + protocol.NICK_PROMPT)]
         self.nick, self.room = nick, room
         self._prefix = f"{nick}: ".encode()
+        self.gate = None  # registered: the gate has no more to say, so it is not kept
         n = self.registry.users_online()
         return [
             Registered(nick),

@@ -78,9 +78,10 @@ class Member(Outbox):
         self.crowded: list[Outbox] = []
         #: Lines acted on per turn: half an outbox, so one chunk cannot fill a reading client.
         self.turn_lines = max(1, config.outbox_size >> 1)
+        #: Flood control, made at the first paced line: an idle user holds none.
+        #: (A bucket starts full and an untouched one stays full, so making it
+        #: late changes nothing.)
         self.bucket: TokenBucket | None = None
-        if config.rate_limit:
-            self.bucket = TokenBucket(config.rate_limit, config.rate_burst, time.monotonic())
         self.heard = time.monotonic()  # when data last arrived: the idle sweep reads it
         self._reg_timer: gevent.Timeout | None = None
         #: What the log says of why this connection ended, if not ``cut_reason``:
@@ -146,13 +147,16 @@ class Member(Outbox):
         if None in lines:
             metrics.too_long.inc(lines.count(None))
         bucket = self.bucket
+        rate = self.app.config.rate_limit
         i, n = 0, len(lines)
         while i < n and not self.closing:
-            if bucket is None:
+            if not rate:
                 granted = n - i
             elif self.session.nick is None:  # registration lines are not paced; the gate caps them
                 granted = 1
             else:
+                if bucket is None:
+                    bucket = self.bucket = TokenBucket(rate, self.app.config.rate_burst, now)
                 granted = bucket.take(n - i, now)
                 if not granted:
                     metrics.throttles.inc()

@@ -1,11 +1,15 @@
 """One connection's way out: a bounded outbox and the writer that drains it.
 
-SHELL.  ``deliver`` puts bytes on a bounded ``gevent.queue.Queue``; a writer
-greenlet, the only code that writes to the socket, takes everything queued
-and sends it in one write.  Memory per idle connection is what limits how
-many one process holds, so the writer and its queue exist only while there
-is output: ``deliver`` creates them when there are none, and the writer
-ends, handing both back to the ``WriterPool``, as soon as the queue is empty.
+SHELL.  Two ways out, never both at once.  With no writer, ``deliver``
+keeps the bytes until the end of the loop turn, when ``send_direct`` sends
+them in one non-blocking ``send``; what the kernel does not take goes on a
+bounded ``gevent.queue.Queue``, and a writer greenlet takes everything
+queued and sends it in one write until the queue is empty.  Memory per idle
+connection is what limits how many one process holds, so the writer and its
+queue exist only while the socket is backed up: they are made when a direct
+send leaves bytes over (at once on TLS and framed transports), and the
+writer ends, handing both back to the ``WriterPool``, as soon as the queue
+is empty.
 Nothing kills a writer: closing the socket fails its ``send``, and that is
 how a stuck one is stopped.
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.server import StreamServer
+from gevent.socket import socket as GeventSocket
 
 from ..core import config as cfg
 from ..core import protocol
@@ -233,14 +234,47 @@ class Listener(StreamServer):
         if self.started:
             self.start_accepting()
 
+    def do_handle(self, *args: Any) -> None:
+        """Start the handler greenlet on ``_serve`` itself.
+
+        gevent's own ``do_handle`` runs the handler as ``handle(*args)`` from
+        a wrapper, a call CPython cannot inline: a parked reader then keeps
+        one more C frame in its saved stack (about 0.4 KB a connection).
+        """
+        try:
+            self._spawn(self._serve, *args)  # type: ignore[attr-defined]
+        except BaseException:
+            self.do_close(*args)
+            raise
+
+    def _serve(self, sock: socket.socket, address: Any) -> None:
+        try:
+            self._handle(sock, address)  # type: ignore[attr-defined]
+        finally:
+            self.do_close(sock, address)
+
 
 def read_lines(member: Member, sock: socket.socket) -> None:
     """Frame what ``sock`` receives into lines for ``member``, until EOF or close."""
     recv = sock.recv
+    # Plain TCP: receive from the OS socket and park on its read watcher
+    # directly, as gevent's ``recv`` does but one layer down, so that an
+    # idle reader's saved C stack is smaller.
+    raw = sock._sock if type(sock) is GeventSocket else None  # type: ignore[attr-defined]
+    wait = gevent.get_hub().wait
     frames = LineBuffer(member.app.config.max_line_bytes)
     unyielded = 0  # chunks handled since this reader last gave way
     while not member.closing:
-        data = recv(RECV_BYTES)
+        if raw is None:
+            data = recv(RECV_BYTES)
+        else:
+            while True:
+                try:
+                    data = raw.recv(RECV_BYTES)
+                    break
+                except BlockingIOError:
+                    pass  # parked outside the handler: the exception is not kept
+                wait(sock._read_event)  # type: ignore[attr-defined]
         if not data:
             last = frames.close()
             if last is not None:

@@ -4,7 +4,7 @@
 [--seed-go PATH] [--repeat N] [--json]``
 
 Why: a Python generator runs out of CPU before the server does, so these
-figures come from chatbench, a compiled generator (``/work/shared/chatbench``,
+figures come from chatbench, a compiled generator (``../shared/chatbench``,
 not part of this project: build it with ``go build -o /tmp/chatbench .``).
 With ``--seed-go`` the same runs go against ``seed-go``, a Go re-implementation
 of the design gevent-chat descends from, as a yardstick: the ratio column

@@ -1,6 +1,6 @@
 """The chat server: the wiring of config, registry, hub and transports.
 
-SHELL.  ``ChatServer`` owns the listening ``StreamServer`` (one greenlet per
+SHELL.  ``ChatServer`` owns the listening ``StreamServer`` (a greenlet starts each
 connection, running ``TcpTransport.handle``), with ``--web-port`` the web
 port's ``WebTransport`` (the browser client), the registry and its
 ``BoundedSemaphore``, the ``Hub`` and its ``Bus``, graceful shutdown, and the

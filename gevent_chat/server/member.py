@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
@@ -83,7 +83,7 @@ class Member(Outbox):
         #: late changes nothing.)
         self.bucket: TokenBucket | None = None
         self.heard = time.monotonic()  # when data last arrived: the idle sweep reads it
-        self._reg_timer: gevent.Timeout | None = None
+        self._reg_timer: Any = None  # the loop timer of the registration window
         #: What the log says of why this connection ended, if not ``cut_reason``:
         #: a ``/quit`` reason is something the user said, and is never logged.
         self.log_reason: str | None = None
@@ -96,27 +96,34 @@ class Member(Outbox):
     def room(self) -> Room[Member] | None:
         return self.session.room
 
-    # -- the reader greenlet -------------------------------------------------------
+    # -- the read loop -------------------------------------------------------------
 
-    def run(self, read_loop: Callable[[], None], deadline: float) -> None:
-        """Serve this connection with the transport's ``read_loop`` until it ends.
+    def run(self, read_loop: Callable[[], bool | None], deadline: float) -> bool:
+        """Serve this connection with the transport's ``read_loop`` until it ends or parks.
 
         ``deadline`` (monotonic) ends the registration window, which opened
-        when the connection was accepted.
+        when the connection was accepted.  True means the read loop parked
+        (see ``proceed``): the connection lives on with no greenlet.
         """
-        app = self.app
         log.info("connect from %s", self.peer)
-        self._reg_timer = gevent.Timeout(max(0.001, deadline - time.monotonic()))
-        self._reg_timer.start()
+        # A loop timer, not a ``gevent.Timeout``: a parked reader has no greenlet to raise into.
+        timer = self._reg_timer = gevent.get_hub().loop.timer(max(0.001, deadline - time.monotonic()))
+        timer.start(self._registration_expired)
+        return self.proceed(read_loop, opening=True)
+
+    def proceed(self, read_loop: Callable[[], bool | None], opening: bool = False) -> bool:
+        """Run ``read_loop`` (after the prompt, if ``opening``); tear down when it ends.
+
+        A read loop that returns True has parked: nothing is torn down, and
+        it has arranged to be continued, by another ``proceed`` on whatever
+        greenlet resumes it.  So teardown runs exactly once, in the greenlet
+        that sees the end (EOF, close, cut, timeout or error).
+        """
+        parked = False
         try:
-            app.hub.apply(self, self.session.opening())
-            read_loop()
-        except gevent.Timeout as t:
-            if self._reg_timer is None or t is not self._reg_timer:
-                raise
-            self.deliver(protocol.notice("registration timed out, goodbye"))
-            self.cut_reason = "registration timeout"
-            app.metrics.timeouts.labels("register").inc()
+            if opening:
+                self.app.hub.apply(self, self.session.opening())
+            parked = bool(read_loop())
         except OSError as exc:
             if not self.closing:
                 log.debug("%s: %s", self.peer, exc)
@@ -124,10 +131,22 @@ class Member(Outbox):
             log.exception("error on connection from %s", self.peer)
             self.cut_reason = "server error"
         finally:
-            if self._reg_timer is not None:
-                self._reg_timer.close()
-                self._reg_timer = None
-            self._teardown()
+            if not parked:
+                self._teardown()
+        return parked
+
+    def _registration_expired(self) -> None:
+        """In the hub: the registration window closed with no nick taken."""
+        self._close_reg_timer()
+        if self.closing:
+            return
+        self.app.metrics.timeouts.labels("register").inc()
+        self.finish(protocol.notice("registration timed out, goodbye"), "registration timeout")
+
+    def _close_reg_timer(self) -> None:
+        if self._reg_timer is not None:
+            self._reg_timer.close()
+            self._reg_timer = None  # about 300 bytes a connection, kept for nothing
 
     def receive(self, lines: list[bytes | None]) -> None:
         """Count a chunk's lines and act on them in turns, pacing a flooder.
@@ -197,9 +216,7 @@ class Member(Outbox):
     def act(self, effect: Effect) -> None:
         """Carry out an effect that concerns this connection only."""
         if isinstance(effect, Registered):
-            if self._reg_timer is not None:
-                self._reg_timer.close()
-                self._reg_timer = None  # about 300 bytes a connection, kept for nothing
+            self._close_reg_timer()
             log.info("%s registered as %s", self.peer, effect.nick)
         elif isinstance(effect, Renamed):
             log.info("%s (%s) is now known as %s", effect.old, self.peer, effect.nick)
@@ -219,6 +236,7 @@ class Member(Outbox):
 
     def _teardown(self) -> None:
         """Leave the registry, tell the room, flush or stop the writer, close."""
+        self._close_reg_timer()
         self.closing = True
         app = self.app
         reason = self.cut_reason

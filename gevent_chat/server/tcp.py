@@ -4,9 +4,17 @@ SHELL.  ``Admission.handle`` is what ``StreamServer`` spawns for each
 accepted socket, on every port: it applies what must happen before a user
 exists (connection limits, the password-failure budget, TCP keepalive, the
 TLS handshake), then hands the socket to its transport's ``serve``.
-``TcpTransport.serve`` runs a ``Member`` with ``read_lines``, which frames
+``TcpTransport.serve`` runs a ``Member`` with a ``LineReader``, which frames
 the byte stream with ``LineBuffer``; the web port (``web.py``) is the other
 transport.  Everything after framing (session, hub, outbox) is shared.
+
+The greenlet ``StreamServer`` spawns starts each connection, but on plain
+TCP it ends as soon as the connection goes idle: the reader parks on its
+socket's read watcher, and a pooled greenlet continues it when bytes come
+(see ``LineReader``).  Whichever greenlet sees the end (EOF, close, cut,
+timeout, error) runs what the handler's ``finally`` blocks would: the
+member's teardown, the release of the connection limits, the close.  TLS
+readers keep their greenlet.
 """
 
 from __future__ import annotations
@@ -74,10 +82,12 @@ class Admission:
         self.tls_context = app.tls_context
         self.refusal_handshakes = 0  # in progress now
 
-    def serve(self, sock: socket.socket, addr: tuple[str, int], deadline: float) -> None:
+    def serve(self, sock: socket.socket, addr: tuple[str, int], deadline: float) -> bool | None:
         """Serve an admitted (and, on a TLS port, secured) socket until it ends.
 
         ``deadline`` (monotonic) ends the registration window, opened at accept.
+        True means the connection lives on, parked (see ``LineReader``):
+        whoever resumes it releases and closes it when it ends.
         """
         raise NotImplementedError
 
@@ -85,11 +95,11 @@ class Admission:
         """What a client refused for ``reason`` (a ``core.limits`` name) is sent."""
         return protocol.notice(REFUSALS[reason])
 
-    def handle(self, sock: socket.socket, addr: tuple[str, int]) -> None:
-        """Serve one accepted socket until it closes; called by ``StreamServer``."""
+    def handle(self, sock: socket.socket, addr: tuple[str, int]) -> bool:
+        """Serve one accepted socket until it closes or parks (True); called by ``StreamServer``."""
         app = self.app
         if app.stopping:
-            return
+            return False
         _tune(sock)
         ip = addr[0]
         refusal = app.limits.admit(ip)
@@ -98,26 +108,29 @@ class Admission:
             refusal = PASSWORD_FAILURES
         # One registration window from accept: the TLS handshake spends it too.
         deadline = time.monotonic() + app.config.register_timeout
+        parked = False
         try:
             if self.tls_context is not None:
                 if refusal is not None and self.refusal_handshakes >= MAX_REFUSAL_HANDSHAKES:
                     app.metrics.refused.labels(refusal).inc()
-                    return  # closed at once: telling costs more than a refusal may
+                    return False  # closed at once: telling costs more than a refusal may
                 secure = self._secure(sock, addr, refusal)
                 if secure is None:
-                    return
+                    return False
                 sock = secure
                 if app.stopping:  # stop() came while the handshake went on
-                    return
+                    return False
             if refusal is not None:
                 self._refuse(sock, addr, refusal)
-                return
-            self.serve(sock, addr, deadline)
+                return False
+            parked = bool(self.serve(sock, addr, deadline))
+            return parked
         finally:
-            if refusal is None:
-                app.limits.release(ip)
-            if self.tls_context is not None:
-                sock.close()  # StreamServer closes only the socket it accepted
+            if not parked:  # else LineReader.resume does this when the connection ends
+                if refusal is None:
+                    app.limits.release(ip)
+                if self.tls_context is not None:
+                    sock.close()  # StreamServer closes only the socket it accepted
 
     def _secure(
         self, sock: socket.socket, addr: tuple[str, int], refusal: str | None
@@ -170,10 +183,10 @@ class Admission:
 class TcpTransport(Admission):
     """The line protocol over TCP (or TLS) for one ``ChatServer``."""
 
-    def serve(self, sock: socket.socket, addr: tuple[str, int], deadline: float) -> None:
+    def serve(self, sock: socket.socket, addr: tuple[str, int], deadline: float) -> bool:
         member = Member(self.app, sock, addr)
         self.app.connections.add(member)
-        member.run(lambda: read_lines(member, sock), deadline)
+        return member.run(LineReader(member).read, deadline)
 
 
 def _speaks_tls(sock: socket.socket, timeout: float) -> bool:
@@ -238,8 +251,8 @@ class Listener(StreamServer):
         """Start the handler greenlet on ``_serve`` itself.
 
         gevent's own ``do_handle`` runs the handler as ``handle(*args)`` from
-        a wrapper, a call CPython cannot inline: a parked reader then keeps
-        one more C frame in its saved stack (about 0.4 KB a connection).
+        a wrapper, a call CPython cannot inline: a waiting TLS reader then
+        keeps one more C frame in its saved stack (about 0.4 KB a connection).
         """
         try:
             self._spawn(self._serve, *args)  # type: ignore[attr-defined]
@@ -248,49 +261,91 @@ class Listener(StreamServer):
             raise
 
     def _serve(self, sock: socket.socket, address: Any) -> None:
+        parked = False
         try:
-            self._handle(sock, address)  # type: ignore[attr-defined]
+            parked = self._handle(sock, address)  # type: ignore[attr-defined]
         finally:
-            self.do_close(sock, address)
+            if not parked:  # a parked connection is closed by whoever ends it
+                self.do_close(sock, address)
 
 
-def read_lines(member: Member, sock: socket.socket) -> None:
-    """Frame what ``sock`` receives into lines for ``member``, until EOF or close."""
-    recv = sock.recv
-    # Plain TCP: receive from the OS socket and park on its read watcher
-    # directly, as gevent's ``recv`` does but one layer down, so that an
-    # idle reader's saved C stack is smaller.
-    raw = sock._sock if type(sock) is GeventSocket else None  # type: ignore[attr-defined]
-    wait = gevent.get_hub().wait
-    frames = LineBuffer(member.app.config.max_line_bytes)
-    unyielded = 0  # chunks handled since this reader last gave way
-    while not member.closing:
-        if raw is None:
-            data = recv(RECV_BYTES)
-        else:
-            while True:
-                try:
-                    data = raw.recv(RECV_BYTES)
-                    break
-                except BlockingIOError:
-                    pass  # parked outside the handler: the exception is not kept
-                wait(sock._read_event)  # type: ignore[attr-defined]
-        if not data:
-            last = frames.close()
-            if last is not None:
-                member.receive([last])
-            return
-        member.receive(frames.feed(data))
-        # A short chunk means the socket is drained: the next recv parks,
-        # and the writers run after every reader ready in this loop turn,
-        # each sending what all of them queued in one send.  A full chunk
-        # means more is waiting: give way now, so one fast sender cannot
-        # hold the hub.  (A TLS recv returns one record, 16 KiB at most, so
-        # there the 8-chunk bound is what applies.)
-        unyielded += 1
-        if len(data) == RECV_BYTES or unyielded >= MAX_UNYIELDED_CHUNKS or member.crowded:
-            member.drain()
-            unyielded = 0
+class LineReader:
+    """Frames what a member's socket receives into lines, until EOF or close.
+
+    On plain TCP, a reader with nothing to read parks instead of waiting:
+    ``read`` starts the socket's read watcher with ``_readable`` and
+    returns True, so the greenlet that ran it ends or goes back to the
+    pool, and an idle connection holds no greenlet (a parked one costs
+    about 7 KB, most of an idle connection).  Readability (data, EOF, or
+    the ``shutdown`` of a cut or a finish) continues the loop on a pooled
+    greenlet; one greenlet at a time runs it, in order.  TLS keeps waiting
+    inside ``recv``: the TLS object may hold decrypted bytes that the
+    watcher cannot see.
+    """
+
+    __slots__ = ("frames", "member", "source")
+
+    def __init__(self, member: Member) -> None:
+        self.member = member
+        sock = member.sock
+        # Plain TCP: the non-blocking OS socket, which says when it would block.
+        self.source = sock._sock if type(sock) is GeventSocket else sock  # type: ignore[attr-defined]
+        self.frames = LineBuffer(member.app.config.max_line_bytes)  # a partial line outlives a park
+
+    def read(self) -> bool:
+        """Read and act until the connection ends (False) or the reader parks (True)."""
+        member, frames = self.member, self.frames
+        recv = self.source.recv
+        unyielded = 0  # chunks handled since this reader last gave way
+        while not member.closing:
+            try:
+                data = recv(RECV_BYTES)
+            except BlockingIOError:
+                if type(member.sock) is not GeventSocket:
+                    raise  # never so: gevent's TLS recv waits instead
+                member.sock._read_event.start(_readable, self)  # type: ignore[attr-defined]
+                return True
+            if not data:
+                last = frames.close()
+                if last is not None:
+                    member.receive([last])
+                return False
+            member.receive(frames.feed(data))
+            # A short chunk means the socket is drained: the next recv parks,
+            # and the writers run after every reader ready in this loop turn,
+            # each sending what all of them queued in one send.  A full chunk
+            # means more is waiting: give way now, so one fast sender cannot
+            # hold the hub.  (A TLS recv returns one record, 16 KiB at most, so
+            # there the 8-chunk bound is what applies.)
+            unyielded += 1
+            if len(data) == RECV_BYTES or unyielded >= MAX_UNYIELDED_CHUNKS or member.crowded:
+                member.drain()
+                unyielded = 0
+        return False
+
+    def resume(self) -> None:
+        """Continue the read loop after a park, on a pooled greenlet, to its end or next park."""
+        member = self.member
+        parked = False
+        try:
+            parked = member.proceed(self.read)
+        finally:
+            if not parked:
+                # What ``Admission.handle`` and ``Listener._serve`` do after
+                # their handler ends: they returned when this reader first parked.
+                member.app.limits.release(member.addr[0])
+                member.sock.close()
+
+
+def _readable(reader: LineReader) -> None:
+    """In the hub: a parked reader's socket is readable; continue its loop.
+
+    A plain function, not a bound method: if the socket were closed while
+    parked, gevent would try to throw into the callback's ``__self__``.
+    """
+    member = reader.member
+    member.sock._read_event.stop()  # type: ignore[attr-defined]
+    member.app.writers.run_now(reader.resume)
 
 
 def _tune(sock: socket.socket) -> None:

@@ -10,7 +10,7 @@ outbox's lines into one text frame each (after any pong or ping waiting),
 and ``last_bytes`` sends the close frame (1001 when the server shuts down,
 else 1000, or the peer's own code echoed) and waits a moment for the
 peer's answer, so the close is a clean one.  ``read_frames`` is the read
-loop: frames in, lines to the member, as ``tcp.read_lines`` does for bytes.
+loop: frames in, lines to the member, as ``tcp.LineReader`` does for bytes.
 
 Keepalive: one greenlet for the whole port pings every WebSocket silent
 for ``--web-ping-interval`` seconds and cuts one that has sent nothing for
@@ -239,7 +239,7 @@ def read_frames(member: Member, sock: socket.socket, link: Link, first: Received
         link.heard = time.monotonic()
         if not _take(member, lines, lines.receive_data(data)):
             return
-        unyielded += 1  # as in tcp.read_lines: give way after a full chunk, or 8 in a row
+        unyielded += 1  # as in tcp.LineReader: give way after a full chunk, or 8 in a row
         if len(data) == RECV_BYTES or unyielded >= MAX_UNYIELDED_CHUNKS or member.crowded:
             member.drain()
             unyielded = 0

@@ -1,10 +1,12 @@
-"""Run connection writers on reused greenlets, and direct sends once per loop turn.
+"""Run connection writers (and woken readers) on reused greenlets, and direct sends.
 
 SHELL.  A writer exists only while its connection has output, so writers
 start and end all the time.  Starting a fresh greenlet is not cheap: CPython
 gives each new greenlet its own data stack, an ``mmap`` and ``munmap`` pair
 that costs about ten times a greenlet switch.  ``WriterPool`` keeps a bounded
 number of finished writer greenlets parked and hands them the next task.
+A plain-TCP reader woken from its park (see ``tcp.LineReader``) runs on one
+of them too.
 
 Outboxes are reused the same way: making a ``Queue`` costs more than the
 rest of a delivery, and a finished writer's outbox is empty and open.
@@ -80,6 +82,17 @@ class WriterPool:
             self._hub.loop.run_callback(self._idle.pop().switch, task, args)
         else:
             gevent.spawn_raw(self._work, task, args)
+
+    def run_now(self, task: Callable[..., object], *args: Any) -> None:
+        """Like ``start``, but from the hub only: switch to the greenlet at once.
+
+        A watcher's callback does this to wake a parked reader with no
+        extra loop callback, as gevent's own waits do.
+        """
+        if self._idle:
+            self._idle.pop().switch(task, args)
+        else:
+            greenlet(self._work, self._hub).switch(task, args)
 
     def _work(self, task: Callable[..., object], args: tuple[Any, ...]) -> None:
         idle, hub, me = self._idle, self._hub, gevent.getcurrent()

@@ -21,6 +21,14 @@ from gevent.event import Event
 DEFAULT_WAIT = 5.0
 
 
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (bound, then released), for programs
+    that cannot bind port 0 and report it (redis-server, locust's master)."""
+    with stdsocket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float = DEFAULT_WAIT, what: str = "condition") -> None:
     """Poll ``predicate`` (yielding to other greenlets) until it is true or time runs out."""
     deadline = time.monotonic() + timeout

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket as stdsocket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,14 +21,10 @@ import gevent
 import pytest
 from gevent import socket, subprocess
 
+from tests.helpers import free_port
+
 #: Seconds a fresh redis-server has to answer PING.
 START_DEADLINE = 10.0
-
-
-def _free_port() -> int:
-    with stdsocket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _pings(port: int) -> bool:
@@ -57,7 +52,7 @@ class RedisServer:
     def start(self, port: int | None = None) -> None:
         """Start on ``port`` (a free one when None, retried if someone takes it first)."""
         for _ in range(5):
-            self.port = port or _free_port()
+            self.port = port or free_port()
             if self._spawn():
                 return
         raise RuntimeError(f"redis-server did not start; see {self.workdir / 'redis.log'}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import gevent
 import pytest
 
 from gevent_chat.server import ChatServer
@@ -26,7 +25,6 @@ def test_a_partial_line_outlives_a_park(server: ChatServer, connect: Callable[..
     alice, bob = connect("alice"), connect("bob")
     alice.expect(r"^\*\*\* bob joined$")
     bob.send_raw(b"hel")
-    gevent.sleep(0.05)
     wait_until(lambda: _parked(_member(server, "bob")), what="bob's reader to park")
     bob.send("lo there")
     alice.expect(r"^bob: hello there$")

@@ -14,7 +14,6 @@ import csv
 import os
 import re
 import signal
-import socket as stdsocket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from gevent_chat.core import protocol
+from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 LOCUST = Path(sys.executable).with_name("locust")
@@ -135,13 +135,6 @@ def faulty_server() -> Iterator[str]:
         faulty.server.stop(timeout=1)
 
 
-def _free_port() -> int:
-    """A port free on 127.0.0.1 right now (bound, then released)."""
-    with stdsocket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def run_locust(
     host: str, tmp_path: Path, *extra: str, users: int = 5, run_time: str = "3s"
 ) -> tuple[int, dict[str, dict[str, str]], str]:
@@ -149,7 +142,7 @@ def run_locust(
     prefix = tmp_path / "run"
     if "--processes" in extra:
         # locust's master binds 5557 by default; an ephemeral one keeps parallel runs apart.
-        port = str(_free_port())
+        port = str(free_port())
         extra = (*extra, "--master-bind-port", port, "--master-port", port)
     # A session of its own: with --processes locust forks workers, and on a
     # timeout the whole group (locust and its workers, by the group id that is

@@ -176,8 +176,10 @@ def test_paused_redis_loses_nothing(make_node: Any, server: RedisServer) -> None
     finally:
         server.resume()
     wait_until(lambda: len(hub_b.got) == 41, timeout=15, what="everything after the pause")
-    gevent.sleep(0.3)  # lets a duplicate, if any, arrive at b's subscriber
-    assert hub_b.payloads() == [b"alice: before\n", *sent]
+    # A marker published after: a duplicate, if any, would arrive before it.
+    a.publish("lobby", b"alice: after\n", 1, True)
+    wait_until(lambda: hub_b.payloads()[-1:] == [b"alice: after\n"], what="the marker")
+    assert hub_b.payloads() == [b"alice: before\n", *sent, b"alice: after\n"]
     wait_until(lambda: a.redis_up)
     assert a.metrics.publishes >= 41
 

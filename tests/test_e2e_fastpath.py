@@ -77,14 +77,15 @@ def test_deliveries_in_one_turn_leave_in_one_direct_send(pair: tuple[socket.sock
     outbox = make_outbox(ours)
     outbox.deliver(b"a\n")
     outbox.deliver(b"b\nc\n", 2)
-    assert outbox.pending == 3
+    outbox.deliver(b"d\n")
+    assert outbox.pending == 4
     assert outbox.outbox is None
     gevent.sleep(0)
-    assert read_exactly(peer, 6) == b"a\nb\nc\n"
+    assert read_exactly(peer, 8) == b"a\nb\nc\nd\n"
     assert outbox.pending == 0
     assert outbox.outbox is None
     assert outbox._direct is None
-    assert outbox.tally.bytes_out == 6
+    assert outbox.tally.bytes_out == 8
 
 
 def test_bytes_keep_their_order_from_direct_to_writer_and_back(
@@ -110,7 +111,7 @@ def test_bytes_keep_their_order_from_direct_to_writer_and_back(
     assert outbox.pending == 0
     assert outbox.outbox is None
     outbox.deliver(b"third\n")
-    assert outbox._direct == [b"third\n"]  # direct again
+    assert outbox._direct == b"third\n"  # direct again
     gevent.sleep(0)
     assert read_exactly(peer, 6) == b"third\n"
     assert outbox.pending == 0

@@ -1,7 +1,7 @@
 """One connection's way out: a bounded outbox and the writer that drains it.
 
 SHELL.  Two ways out, never both at once.  With no writer, ``deliver``
-keeps the bytes until the end of the loop turn, when ``send_direct`` sends
+keeps the bytes until the end of the loop turn, when ``send_due`` sends
 them in one non-blocking ``send``; what the kernel does not take goes on a
 bounded ``gevent.queue.Queue``, and a writer greenlet takes everything
 queued and sends it in one write until the queue is empty.  Memory per idle
@@ -32,6 +32,7 @@ import struct
 import termios
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gevent.event import Event
 from gevent.queue import Queue, ShutDown
@@ -39,9 +40,11 @@ from gevent.socket import socket as gsocket
 
 from .metrics import Tally
 from .tls import shutdown_fd
-from .writers import WriterPool
 
-__all__ = ["SLOW", "Outbox"]
+if TYPE_CHECKING:
+    from .writers import WriterPool
+
+__all__ = ["SLOW", "Outbox", "send_due"]
 
 log = logging.getLogger("gevent_chat")
 
@@ -110,7 +113,7 @@ class Outbox:
         # direct send, and the non-blocking OS socket to send it on.  Plain
         # TCP only: a TLS record or a frame cannot be resumed halfway by the
         # writer, so those transports always go through it.
-        self._direct: list[bytes] | None = None
+        self._direct: bytes | list[bytes] | None = None
         self._raw = sock._sock if type(sock) is gsocket and frame is None else None  # type: ignore[attr-defined]
 
     # -- called from any greenlet -------------------------------------------------
@@ -121,7 +124,7 @@ class Outbox:
         While a writer runs, the payload joins its queue.  Otherwise (the
         usual case for a client that keeps up) it waits in ``_direct`` until
         the end of this loop turn, when ``WriterPool`` sends everything due
-        with one ``send`` per client from the hub (``send_direct``); only
+        with one ``send`` per client from the hub (``send_due``); only
         what the kernel does not take starts a writer.  So bytes for one
         client always leave in the order they were delivered: the writer
         exists only after the direct send, and the direct path only when
@@ -136,13 +139,23 @@ class Outbox:
         outbox = self.outbox
         if outbox is not None:
             outbox.put_nowait(payload)
-        elif self._direct is not None:
-            self._direct.append(payload)
-        elif self._raw is not None:
-            self._direct = [payload]
-            self.writers.send_soon(self)
+            return
+        direct = self._direct
+        if direct is None:
+            if self._raw is None:
+                self._start_writer([payload])
+                return
+            # The first delivery this turn (the usual case): the bytes
+            # themselves, and this outbox on the pool's list of what is due.
+            self._direct = payload
+            due = self.writers.due
+            if not due:
+                self.writers.arm()
+            due.append(self)
+        elif isinstance(direct, bytes):
+            self._direct = [direct, payload]
         else:
-            self._start_writer([payload])
+            direct.append(payload)
 
     def _start_writer(self, payloads: list[bytes]) -> None:
         writers = self.writers
@@ -151,36 +164,6 @@ class Outbox:
             outbox.put_nowait(payload)
         writers.start(self._write_loop, outbox)
         self._progress = time.monotonic()
-
-    def send_direct(self) -> None:
-        """Send what is due at once, from the hub at the end of a loop turn; never blocks.
-
-        What the kernel does not take goes to a new writer, which then owns
-        the socket until it has sent everything.
-        """
-        direct, self._direct = self._direct, None
-        raw = self._raw
-        if direct is None or raw is None or self._cut:
-            return
-        data = direct[0] if len(direct) == 1 else b"".join(direct)
-        try:
-            sent = raw.send(data)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:  # reset, or closed under us
-            log.debug("%s: send failed: %s", self.peer, exc)
-            self.cut(None)
-            return
-        self.tally.bytes_out += sent
-        if sent == len(data):
-            self.pending -= direct[0].count(b"\n") if len(direct) == 1 else data.count(b"\n")
-        else:
-            self.pending -= data.count(b"\n", 0, sent)
-            self._start_writer([data[sent:]])
-            # The send queue is full here: what a stall is judged by (as in the writer).
-            self._unsent = _unsent_bytes(self.sock)
-        if self._drained is not None:
-            self._drained.set()
 
     def cut(self, reason: str | None, force: bool = False) -> None:
         """End this connection from any greenlet, without waiting for its peer.
@@ -319,6 +302,45 @@ class Outbox:
                 self.writers.recycle(outbox)
             if self._drained is not None:
                 self._drained.set()
+
+
+def send_due(due: list[Outbox]) -> None:
+    """Send each outbox in ``due`` what waits for this turn, one ``send`` each.
+
+    From the hub at the end of a loop turn (``WriterPool``): the hot loop of
+    a quiet chat or a big room, so the usual case, where the kernel takes
+    everything, costs one ``send`` and a few attribute updates.  While
+    nothing but the direct path holds lines, ``pending`` counts exactly the
+    lines in ``_direct``.  What the kernel does not take starts a writer,
+    which then owns the socket until it has sent everything.
+    """
+    sent_bytes = 0
+    for outbox in due:
+        direct = outbox._direct
+        if direct is None:
+            continue  # cut meanwhile: nothing to send
+        outbox._direct = None
+        data = direct if isinstance(direct, bytes) else b"".join(direct)
+        try:
+            sent = outbox._raw.send(data)  # type: ignore[union-attr]
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:  # reset, or closed under us
+            log.debug("%s: send failed: %s", outbox.peer, exc)
+            outbox.cut(None)
+            continue
+        sent_bytes += sent
+        if sent == len(data):
+            outbox.pending = 0
+        else:
+            outbox.pending -= data.count(b"\n", 0, sent)
+            outbox._start_writer([data[sent:]])
+            # The send queue is full here: what a stall is judged by (as in the writer).
+            outbox._unsent = _unsent_bytes(outbox.sock)
+        if outbox._drained is not None:
+            outbox._drained.set()
+    if due:
+        due[0].tally.bytes_out += sent_bytes
 
 
 def _unsent_bytes(sock: socket.socket) -> int | None:

@@ -296,14 +296,16 @@ class LineReader:
         """Read and act until the connection ends (False) or the reader parks (True)."""
         member, frames = self.member, self.frames
         recv = self.source.recv
+        # Plain TCP parks on the socket's read watcher; TLS waits in recv.
+        watcher = member.sock._read_event if type(member.sock) is GeventSocket else None  # type: ignore[attr-defined]
         unyielded = 0  # chunks handled since this reader last gave way
         while not member.closing:
             try:
                 data = recv(RECV_BYTES)
             except BlockingIOError:
-                if type(member.sock) is not GeventSocket:
+                if watcher is None:
                     raise  # never so: gevent's TLS recv waits instead
-                member.sock._read_event.start(_readable, self)  # type: ignore[attr-defined]
+                watcher.start(_readable, self)
                 return True
             if not data:
                 last = frames.close()
@@ -311,16 +313,21 @@ class LineReader:
                     member.receive([last])
                 return False
             member.receive(frames.feed(data))
-            # A short chunk means the socket is drained: the next recv parks,
-            # and the writers run after every reader ready in this loop turn,
-            # each sending what all of them queued in one send.  A full chunk
-            # means more is waiting: give way now, so one fast sender cannot
-            # hold the hub.  (A TLS recv returns one record, 16 KiB at most, so
-            # there the 8-chunk bound is what applies.)
+            # A full chunk means more is waiting: give way now, so one fast
+            # sender cannot hold the hub.  (A TLS recv returns one record,
+            # 16 KiB at most, so there the 8-chunk bound is what applies.)
+            # A short chunk means the socket is drained: park at once rather
+            # than ask again for the EAGAIN (the watcher is level-triggered,
+            # so bytes that came meanwhile wake it in this loop turn).  The
+            # writers run after every reader ready in this turn, each sending
+            # what all of them queued in one send.
             unyielded += 1
             if len(data) == RECV_BYTES or unyielded >= MAX_UNYIELDED_CHUNKS or member.crowded:
                 member.drain()
                 unyielded = 0
+            elif watcher is not None and not member.closing:
+                watcher.start(_readable, self)
+                return True
         return False
 
     def resume(self) -> None:

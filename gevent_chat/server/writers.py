@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import gevent
 from gevent.queue import Queue
 from greenlet import greenlet
+
+from .outbox import Outbox, send_due
 
 __all__ = ["WriterPool"]
 
@@ -34,10 +36,6 @@ log = logging.getLogger("gevent_chat")
 
 #: A parked greenlet costs about 8 KB; this many are kept for reuse.
 DEFAULT_MAX_IDLE = 256
-
-
-class DirectSender(Protocol):
-    def send_direct(self) -> None: ...
 
 
 class WriterPool:
@@ -49,23 +47,22 @@ class WriterPool:
         self._idle: list[greenlet] = []
         self._spare: list[Queue[bytes]] = []
         self._hub = gevent.get_hub()
-        self._due: list[DirectSender] = []  # outboxes with output for this loop turn
+        #: Outboxes with output for the end of this loop turn (see ``arm``).
+        self.due: list[Outbox] = []
 
-    def send_soon(self, outbox: DirectSender) -> None:
-        """Have ``outbox.send_direct()`` run once this loop turn's greenlets have run.
+    def arm(self) -> None:
+        """Have everything on ``due`` sent once this loop turn's greenlets have run.
 
         Like Redis's ``beforeSleep``: every reader woken in one turn queues
         first, then each client gets everything in one ``send``, from the
-        hub itself, with no greenlet to switch to.
+        hub itself, with no greenlet to switch to.  An outbox arms the pool
+        when it puts itself on an empty ``due``.
         """
-        if not self._due:
-            self._hub.loop.run_callback(self._send_due)
-        self._due.append(outbox)
+        self._hub.loop.run_callback(self._send_due)
 
     def _send_due(self) -> None:
-        due, self._due = self._due, []
-        for outbox in due:
-            outbox.send_direct()
+        due, self.due = self.due, []
+        send_due(due)
 
     def outbox(self) -> Queue[bytes]:
         """An empty outbox of ``outbox_size`` entries, reused if one is spare."""

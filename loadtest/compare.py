@@ -38,7 +38,7 @@ from loadtest.fanout.measure import machine_busy
 
 SERVER_CPU = 0
 GENERATOR_CPU = 1
-#: Descriptors for the servers and chatbench: 5000 connections each side, and room to spare.
+#: Descriptors for the servers and chatbench: up to 10,000 connections each side, and room to spare.
 NOFILE = 20000
 #: Seconds chatbench may take beyond its own estimate before it is killed.
 RUN_SLACK = 120.0
@@ -93,7 +93,11 @@ SCENARIOS: dict[str, list[Case]] = {
         _case(
             "bigroom",
             "-mode load -clients 5000 -senders 1 -rate 2 -connect-rate 3000 -duration 10s -warmup 2s",
-        )
+        ),
+        _case(
+            "bigroom-10k",
+            "-mode load -clients 10000 -senders 1 -rate 2 -connect-rate 3000 -duration 10s -warmup 2s",
+        ),
     ],
     "idle": [_case("idle", "-mode conns -clients 5000 -connect-rate 2000 -duration 5s", CONNS_FIELDS)],
     "heavy": [

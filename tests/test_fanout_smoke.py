@@ -1,4 +1,5 @@
-"""Smoke run of the fan-out benchmark: a tiny closed-loop scenario end to end.
+"""Smoke runs of the benchmarks: a tiny closed-loop fan-out scenario end to end,
+and the per-delivery micro-benchmark.
 
 The full benchmark is run by hand (``python -m loadtest.fanout``); this only
 proves that it starts the server, sees deliveries and checks them.
@@ -31,3 +32,17 @@ def test_tiny_fanout_run_reports_deliveries_and_no_losses() -> None:
     assert (row["lost"], row["dup"], row["ooo"], row["seq_gaps"]) == (0, 0, 0, 0)
     assert row["server_cpu_pct"] > 0
     assert row["server_rss_mb"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_delivery_benchmark_checks_every_byte_and_prints_its_figures() -> None:
+    argv = [sys.executable, "-m", "loadtest.delivery", "--recipients", "20", "--per-turn", "3"]
+    argv += ["--rounds", "50", "--repeat", "1"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=50, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("20 recipients, 3 line(s) each per turn")
+    figures = {line.split()[0]: float(line.split()[1]) for line in lines[1:4]}
+    assert set(figures) == {"bare", "hub", "queue"}
+    assert all(value > 0 for value in figures.values())
+    assert lines[4].startswith("python cost of a delivery (hub - bare): ")

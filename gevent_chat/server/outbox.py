@@ -339,7 +339,7 @@ def send_due(due: list[Outbox]) -> None:
             outbox._unsent = _unsent_bytes(outbox.sock)
         if outbox._drained is not None:
             outbox._drained.set()
-    if due:
+    if due:  # one pool per server, so one tally for everything on ``due``
         due[0].tally.bytes_out += sent_bytes
 
 

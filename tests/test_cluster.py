@@ -349,7 +349,7 @@ def _worker_pids(proc: ServerProcess) -> dict[int, int]:
 
 def _worker_of(proc: ServerProcess, client: ChatClient) -> int | None:
     port = client.sock.getsockname()[1]
-    match = re.search(rf"connect from 127\.0\.0\.1:{port} \[worker (\d+)\]", proc.log_text())
+    match = re.search(rf"connect from 127\.0\.0\.1:{port} over tcp \[worker (\d+)\]", proc.log_text())
     return int(match.group(1)) if match else None
 
 

@@ -7,6 +7,7 @@ TCP users are the raw ``ChatClient``.  Both talk to one in-process server.
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import gevent
 import pytest
 from wsproto.frame_protocol import CloseReason
 
+from gevent_chat.client import tls as client_tls
 from gevent_chat.core.config import parse_args
 from gevent_chat.core.errors import ConfigError
 from gevent_chat.core.web import CSP, SUBPROTOCOL
@@ -399,3 +401,32 @@ def test_command_line_serves_the_web_port(spawn_server: Callable[..., ServerProc
         assert client.register("alice").startswith("*** Welcome, alice!")
     finally:
         client.close()
+
+
+def test_the_connect_log_line_names_the_transport(
+    web: Make, clients: list[Any], cert: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator reading ``connect from PEER over X`` knows how the user came in."""
+    caplog.set_level("INFO", logger="gevent_chat")
+    certfile, keyfile = cert
+    seen: dict[str, str] = {}
+    for server, secure in ((web(), False), (web(certfile=certfile, keyfile=keyfile), True)):
+        if secure:
+            raw = socket.create_connection(server.address, timeout=5)
+            context = client_tls.client_context(cafile=certfile)
+            line_client = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            clients.append(line_client)
+            web_client = ws(server, clients, "alice", cafile=certfile)
+        else:
+            line_client = socket.create_connection(server.address, timeout=5)
+            clients.append(line_client)
+            web_client = ws(server, clients, "alice")
+        assert line_client.recv(100).startswith(b"Enter your nickname")  # past the connect line
+        web_client.send("/who")
+        assert web_client.read_line().startswith("*** ")
+        for name, sock in (("line", line_client), ("web", web_client.sock)):
+            host, port = sock.getsockname()[:2]
+            match = re.search(rf"connect from {re.escape(host)}:{port} over (\w+)", caplog.text)
+            assert match, caplog.text
+            seen[f"{name}{'-tls' if secure else ''}"] = match.group(1)
+    assert seen == {"line": "tcp", "web": "ws", "line-tls": "tls", "web-tls": "wss"}

@@ -51,6 +51,7 @@ class Member(Outbox):
         "heard",
         "last_bytes",
         "log_reason",
+        "scheme",
         "session",
         "turn_lines",
     )
@@ -60,18 +61,21 @@ class Member(Outbox):
         app: ChatServer,
         sock: socket.socket,
         addr: tuple[str, int],
+        scheme: str,
         frame: Callable[[bytes], bytes] | None = None,
         last_bytes: Callable[[], bytes] | None = None,
     ) -> None:
-        """``frame`` and ``last_bytes`` are the transport's: how lines become
-        bytes on the wire, and what to send (best effort) just before the
-        socket closes, such as a WebSocket close frame."""
+        """``scheme`` names the transport in the log (``tcp``, ``tls``,
+        ``ws``, ``wss``); ``frame`` and ``last_bytes`` are the transport's:
+        how lines become bytes on the wire, and what to send (best effort)
+        just before the socket closes, such as a WebSocket close frame."""
         config = app.config
         peer = format_address(addr[0], addr[1])
         super().__init__(sock, peer, config.outbox_size, app.writers, app.metrics.tally, frame)
         self.last_bytes = last_bytes
         self.app = app
         self.addr = addr
+        self.scheme = scheme
         gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
         self.session: Session[Member] = Session(self, app.registry, gate, config.max_line_bytes)
         #: Recipients this reader's last turn left past half full (see ``Hub.drain``).
@@ -105,7 +109,7 @@ class Member(Outbox):
         when the connection was accepted.  True means the read loop parked
         (see ``proceed``): the connection lives on with no greenlet.
         """
-        log.info("connect from %s", self.peer)
+        log.info("connect from %s over %s", self.peer, self.scheme)
         # A loop timer, not a ``gevent.Timeout``: a parked reader has no greenlet to raise into.
         timer = self._reg_timer = gevent.get_hub().loop.timer(max(0.001, deadline - time.monotonic()))
         timer.start(self._registration_expired)

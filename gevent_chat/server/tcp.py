@@ -76,10 +76,13 @@ class Admission:
 
     #: What a plaintext client on a TLS port is sent.
     requires_tls = _REQUIRES_TLS
+    #: What the log calls this port's connections, without and with TLS.
+    schemes = ("tcp", "tls")
 
     def __init__(self, app: ChatServer) -> None:
         self.app = app
         self.tls_context = app.tls_context
+        self.scheme = self.schemes[self.tls_context is not None]
         self.refusal_handshakes = 0  # in progress now
 
     def serve(self, sock: socket.socket, addr: tuple[str, int], deadline: float) -> bool | None:
@@ -184,7 +187,7 @@ class TcpTransport(Admission):
     """The line protocol over TCP (or TLS) for one ``ChatServer``."""
 
     def serve(self, sock: socket.socket, addr: tuple[str, int], deadline: float) -> bool:
-        member = Member(self.app, sock, addr)
+        member = Member(self.app, sock, addr, self.scheme)
         self.app.connections.add(member)
         return member.run(LineReader(member).read, deadline)
 

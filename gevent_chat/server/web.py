@@ -90,6 +90,7 @@ class WebTransport(Admission):
     """The web port of one ``ChatServer``: the page, its assets and ``/ws``."""
 
     requires_tls = error_response(400, "this port requires TLS: use https://").data
+    schemes = ("ws", "wss")
 
     def __init__(self, app: ChatServer) -> None:
         super().__init__(app)
@@ -165,7 +166,7 @@ class WebTransport(Admission):
             _close_handshake(sock, lines, lines.close(GOING_AWAY if app.stopping else NORMAL_CLOSURE))
             return b""  # sent already
 
-        member = Member(app, sock, addr, frame=lines.frames, last_bytes=last_bytes)
+        member = Member(app, sock, addr, self.scheme, frame=lines.frames, last_bytes=last_bytes)
         link = Link(lines)
         app.connections.add(member)
         self.links[member] = link

@@ -23,9 +23,8 @@ import redis
 
 from gevent_chat.core.config import Config, parse_args
 from gevent_chat.core.errors import ConfigError
-from tests.helpers import ChatClient, ServerProcess, wait_until
+from tests.helpers import ChatClient, ServerProcess, scrape, wait_until
 from tests.redis_server import RedisServer, running_redis
-from tests.test_e2e_hardening import scrape
 
 #: Short, so that a killed node's nicks and users go within the tests' deadlines.
 TTL = 2

@@ -28,13 +28,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from loadtest.fanout.measure import machine_busy
+from loadtest.processes import LoggedProcess
 
 SERVER_CPU = 0
 GENERATOR_CPU = 1
@@ -209,44 +209,19 @@ def _child_setup(cpu: int) -> Callable[[], None]:
     return prepare
 
 
-class Server:
+class Server(LoggedProcess):
     """A chat server subprocess on CPU 0; ``address`` once it says it listens."""
 
     def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="compare-server-", suffix=".log", delete=False)  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
-            env=env,
-            preexec_fn=_child_setup(SERVER_CPU),
-        )
-        self.pid = self.proc.pid
+        setup = _child_setup(SERVER_CPU)
+        super().__init__(argv, "compare-server-", stdin=subprocess.DEVNULL, env=env, preexec_fn=setup)
 
     def wait_listening(self, timeout: float = 10.0) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.log.name, "rb") as f:
-                for line in f:
-                    if b"listening on " in line:
-                        return line.split(b"listening on ", 1)[1].split()[0].decode()
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
+        found = self.listening_on(timeout)
+        if found is not None:
+            return found.split()[0].decode()
         self.stop()
         raise RuntimeError(f"server did not start: {self.proc.args!r}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        os.unlink(self.log.name)
 
 
 def start_gevent_chat() -> Server:
@@ -262,13 +237,6 @@ def start_seed_go(binary: str) -> Server:
     return Server([binary, "-addr", f"127.0.0.1:{port}"], env={**os.environ, "GOMAXPROCS": "1"})
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a live process, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_case(chatbench: str, case: Case, start: Callable[[], Server]) -> dict[str, Any]:
     """One chatbench run against a fresh server; its JSON result.
 
@@ -279,7 +247,7 @@ def run_case(chatbench: str, case: Case, start: Callable[[], Server]) -> dict[st
     server = start()
     try:
         address = server.wait_listening()
-        t0, busy0, srv0 = time.monotonic(), machine_busy(), process_cpu_seconds(server.pid)
+        t0, busy0, srv0 = time.monotonic(), machine_busy(), server.cpu_seconds()
         gen0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         argv = [chatbench, "-addr", address, "-wait-prompt", "-server-pid", str(server.pid), *case.flags]
         done = subprocess.run(
@@ -293,7 +261,7 @@ def run_case(chatbench: str, case: Case, start: Callable[[], Server]) -> dict[st
         )
         gen1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         gen = gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime
-        srv = process_cpu_seconds(server.pid) - srv0 if server.proc.poll() is None else 0.0
+        srv = server.cpu_seconds() - srv0 if server.proc.poll() is None else 0.0
         other = machine_busy() - busy0 - srv - gen
         other_pct = round(max(0.0, 100 * other / (time.monotonic() - t0)), 1)
         try:

@@ -9,10 +9,11 @@ from typing import Any
 
 import gevent
 import pytest
+from gevent import socket
 
 from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient, ServerProcess
+from tests.helpers import ChatClient, ServerProcess, SourcedChatClient, TLSChatClient
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +75,31 @@ def connect(server: ChatServer) -> Iterator[Callable[..., ChatClient]]:
 
     yield open_client
     for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def dial() -> Iterator[Callable[..., ChatClient]]:
+    """Open clients (plain, TLS with ``cafile=``, or from ``source=`` address); closed after."""
+    opened: list[ChatClient] = []
+
+    def open_client(
+        addr: tuple[str, int], cafile: str | None = None, source: str | None = None
+    ) -> ChatClient:
+        sock = socket.create_connection(addr, timeout=5, source_address=(source or "127.0.0.1", 0))
+        if cafile is None:
+            client: ChatClient = SourcedChatClient(sock)
+        else:
+            try:
+                client = TLSChatClient(sock, cafile, addr[0])
+            except BaseException:
+                sock.close()
+                raise
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
         client.close()
 
 

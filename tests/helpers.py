@@ -1,5 +1,8 @@
 """Test helpers: a line-oriented chat client on gevent sockets, and waiting.
 
+Also a server in a child process, raw and TLS clients on a given socket,
+reading to the end, and the metrics (scraped over HTTP or sampled in-process).
+
 In-process tests must use gevent sockets: a blocking stdlib socket would block
 the hub, and the server under test (in the same process) would never run.
 """
@@ -17,6 +20,9 @@ from collections.abc import Callable, Mapping
 import gevent
 from gevent import socket, subprocess
 from gevent.event import Event
+
+from gevent_chat.client import tls as client_tls
+from gevent_chat.server import ChatServer
 
 DEFAULT_WAIT = 5.0
 
@@ -248,3 +254,88 @@ def send_burst_read_paced(sender: ChatClient, reader: ChatClient, n: int, nick: 
         return got
     finally:
         writer.kill()
+
+
+# -- reading raw bytes, pairs of users ---------------------------------------------
+
+
+def read_raw_line(client: ChatClient, timeout: float = 5.0) -> bytes:
+    """The next line exactly as sent (no decoding), without its ``\\n``."""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in client.buf:
+        if not client._fill(deadline):
+            raise AssertionError(f"connection closed; partial: {client.buf!r}")
+    raw, client.buf = client.buf.split(b"\n", 1)
+    return raw
+
+
+def pair(connect: Callable[..., ChatClient]) -> tuple[ChatClient, ChatClient]:
+    """alice and bob registered; alice has seen bob join."""
+    alice = connect("alice")
+    bob = connect("bob")
+    alice.expect(r"^\*\*\* bob joined$")
+    return alice, bob
+
+
+# -- clients on a connected socket, reading to the end, metrics --------------------
+
+
+class TLSChatClient(ChatClient):
+    """A ``ChatClient`` over TLS, verifying the server against ``cafile``."""
+
+    def __init__(self, sock: socket.socket, cafile: str, host: str) -> None:
+        self.timeout = 5.0
+        self.buf = b""
+        self.lines: list[str] = []
+        self.sock = client_tls.client_context(cafile=cafile).wrap_socket(sock, server_hostname=host)
+
+
+class SourcedChatClient(ChatClient):
+    """A plain ``ChatClient`` on an already connected socket."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.timeout = 5.0
+        self.buf = b""
+        self.lines: list[str] = []
+        self.sock = sock
+
+
+def read_all(client: ChatClient, timeout: float = 5.0) -> bytes:
+    """Everything the server sends until it closes (a reset counts as closed)."""
+    data = client.buf
+    client.sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            chunk = client.sock.recv(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except ConnectionResetError:
+        return data
+    raise AssertionError(f"still open after {timeout} s; got {data!r}")
+
+
+def scrape(addr: tuple[str, int]) -> dict[str, float]:
+    """GET /metrics over a gevent socket; returns ``{'name{labels}': value}``."""
+    sock = socket.create_connection(addr, timeout=5)
+    try:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    finally:
+        sock.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.0 200") or head.startswith(b"HTTP/1.1 200"), head
+    samples = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            samples[name] = float(value)
+    return samples
+
+
+def sample(server: ChatServer, name: str, **labels: str) -> float:
+    value = server.metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value

@@ -23,9 +23,8 @@ import redis
 
 from gevent_chat.core.config import Config, parse_args
 from gevent_chat.core.errors import ConfigError
-from tests.helpers import ChatClient, ServerProcess, wait_until
+from tests.helpers import ChatClient, ServerProcess, scrape, wait_until
 from tests.redis_server import RedisServer, running_redis
-from tests.test_e2e_hardening import scrape
 
 #: Short, so that a killed node's nicks and users go within the tests' deadlines.
 TTL = 2
@@ -61,19 +60,16 @@ def nodes(redis_server: RedisServer) -> Iterator[Nodes]:
 
 
 @pytest.fixture
-def clients() -> Iterator[Callable[[ServerProcess, str | None], ChatClient]]:
-    opened: list[ChatClient] = []
+def clients(dial: Callable[..., ChatClient]) -> Callable[[ServerProcess, str | None], ChatClient]:
+    """A client to ``node``, registered as ``nick`` if given; ``dial`` closes it after the test."""
 
     def open_client(node: ServerProcess, nick: str | None = None) -> ChatClient:
-        client = ChatClient(node.wait_listening())
-        opened.append(client)
+        client = dial(node.wait_listening())
         if nick is not None:
             client.register(nick)
         return client
 
-    yield open_client
-    for client in opened:
-        client.close()
+    return open_client
 
 
 def _metrics_address(node: ServerProcess) -> tuple[str, int]:

@@ -10,7 +10,7 @@ import pytest
 from gevent_chat.core import commands
 from gevent_chat.core.effects import Reply, Send
 from gevent_chat.core.errors import NickTaken
-from gevent_chat.core.protocol import casefold
+from gevent_chat.core.protocol import name_key
 from gevent_chat.core.registry import Registry
 from gevent_chat.core.rooms import HistoryEntry
 
@@ -46,7 +46,7 @@ class FakeDirectory:
 
     def claim(self, nick: str) -> bool:
         self._call("claim", nick)
-        return casefold(nick) not in self.elsewhere
+        return name_key(nick) not in self.elsewhere
 
     def release(self, nick: str) -> None:
         self._call("release", nick)
@@ -69,7 +69,7 @@ class FakeDirectory:
     def private(self, nick: str, line: bytes) -> bool | None:
         if not self.up:
             return None
-        if casefold(nick) not in self.elsewhere:
+        if name_key(nick) not in self.elsewhere:
             return False
         self.sent.append((nick, line))
         return True

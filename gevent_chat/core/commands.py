@@ -83,7 +83,7 @@ def _help(ctx: Context[Any], args: list[str]) -> list[Effect]:
 def _who(ctx: Context[Any], args: list[str]) -> list[Effect]:
     nicks = ctx.registry.who(ctx.room)
     if nicks is None:  # this server alone (or it cannot reach the others)
-        nicks = sorted((m.nick for m in ctx.room.members), key=protocol.casefold)
+        nicks = sorted((m.nick for m in ctx.room.members), key=protocol.name_key)
     n = len(nicks)
     return _lines(f"{n} user{'s' if n != 1 else ''} in #{ctx.room.name}: ", nicks)
 
@@ -92,7 +92,7 @@ def _rooms(ctx: Context[Any], args: list[str]) -> list[Effect]:
     counts = ctx.registry.room_counts()
     if counts is None:  # this server alone (or it cannot reach the others)
         counts = {r.name: len(r.members) for r in ctx.registry.rooms()}
-    names = sorted(counts, key=protocol.casefold)
+    names = sorted(counts, key=protocol.name_key)
     n = len(names)
     return _lines(f"{n} room{'s' if n != 1 else ''}: ", [f"#{name} ({counts[name]})" for name in names])
 
@@ -138,7 +138,7 @@ def _me(ctx: Context[Any], args: list[str]) -> list[Effect]:
 
 def _join(ctx: Context[Any], args: list[str]) -> list[Effect]:
     name = protocol.validate_room(args[0])
-    if protocol.casefold(name) == protocol.casefold(ctx.room.name):
+    if protocol.name_key(name) == protocol.name_key(ctx.room.name):
         return [Reply(f"you are already in #{ctx.room.name}")]
     old, new = ctx.registry.move(ctx.nick, name)
     # The joiner's own lines first: delivering a notice may wait for a full

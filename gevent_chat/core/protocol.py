@@ -15,21 +15,20 @@ import re
 import time
 from typing import cast
 
-from . import names
-from .names import MAX_NICK_CHARS, is_valid_nick, validate_nick, validate_room
+from .names import MAX_NICK_CHARS, is_valid_nick, name_key, validate_nick, validate_room
 
 __all__ = [
     "MAX_NICK_CHARS",
     "NICK_PROMPT",
     "LineBuffer",
     "action_line",
-    "casefold",
     "chat_line",
     "clean_text",
     "history_line",
     "is_blank",
     "is_clean_ascii",
     "is_valid_nick",
+    "name_key",
     "notice",
     "private_echo",
     "private_line",
@@ -71,11 +70,6 @@ _SUSPECT = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_INVISIBLE}\u2028\u2029\u200c\u2
 # or sanitising at all.  Anything else (controls, DEL, any non-ASCII byte) goes
 # through ``clean_text``.
 _SUSPECT_BYTES = re.compile(rb"[\x00-\x1f\x7f\x80-\xff]")
-
-
-#: The key under which a nick or room name is unique (``names.name_key``): kept
-#: here under its old name for the modules that compare names through ``protocol``.
-casefold = names.name_key
 
 
 def sanitise(text: str) -> str:

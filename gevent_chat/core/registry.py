@@ -23,8 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from .directory import Directory
 from .errors import NickTaken
-from .names import check_new_nick, check_new_room
-from .names import name_key as casefold
+from .names import check_new_nick, check_new_room, name_key
 from .rooms import DEFAULT_ROOM, HistoryEntry, Room
 
 __all__ = ["Registry"]
@@ -37,7 +36,8 @@ class Registry(Generic[M]):
 
     Invariants: every room member is a registered nick; every room has at
     least one member (an emptied room is forgotten, with its history); nicks
-    are unique by ``str.casefold``.
+    and room names are unique by ``name_key`` (``core/names.py``), under which
+    look-alikes are one name.
     """
 
     def __init__(
@@ -62,25 +62,25 @@ class Registry(Generic[M]):
         return iter(list(self._members.values()))
 
     def get(self, nick: str) -> M | None:
-        return self._members.get(casefold(nick))
+        return self._members.get(name_key(nick))
 
     def nick_of(self, nick: str) -> str | None:
         """The nick as its holder spelled it."""
-        return self._nicks.get(casefold(nick))
+        return self._nicks.get(name_key(nick))
 
     def room_of(self, nick: str) -> Room[M]:
-        return self._room_of[casefold(nick)]
+        return self._room_of[name_key(nick)]
 
     def room(self, name: str) -> Room[M] | None:
         """The room called ``name``, if anyone is in it."""
-        return self._rooms.get(casefold(name))
+        return self._rooms.get(name_key(name))
 
     def rooms(self) -> list[Room[M]]:
-        return sorted(self._rooms.values(), key=lambda r: casefold(r.name))
+        return sorted(self._rooms.values(), key=lambda r: name_key(r.name))
 
     def add(self, nick: str, member: M, room: str = DEFAULT_ROOM) -> Room[M]:
         """Register ``nick``; raises ``NickTaken`` or ``NickInvalid``.  Returns the room joined."""
-        key = casefold(nick)
+        key = name_key(nick)
         if key not in self._members:
             check_new_nick(nick)  # before any claim: an invalid nick must claim nothing
         if self.directory is not None:
@@ -88,7 +88,7 @@ class Registry(Generic[M]):
         with self._lock:
             if key in self._members:
                 raise NickTaken(f"nickname {nick} is taken, choose another")
-            if casefold(room) not in self._rooms:
+            if name_key(room) not in self._rooms:
                 check_new_room(room)
             self._members[key] = member
             self._nicks[key] = nick
@@ -99,7 +99,7 @@ class Registry(Generic[M]):
 
     def remove(self, nick: str) -> Room[M] | None:
         """Forget ``nick``; returns the room it was in (None if unknown)."""
-        key = casefold(nick)
+        key = name_key(nick)
         with self._lock:
             member = self._members.pop(key, None)
             if member is None:
@@ -113,7 +113,7 @@ class Registry(Generic[M]):
 
     def rename(self, old: str, new: str) -> None:
         """Give the holder of ``old`` the nick ``new``; raises ``NickTaken`` or ``NickInvalid``."""
-        okey, nkey = casefold(old), casefold(new)
+        okey, nkey = name_key(old), name_key(new)
         if nkey in self._members and nkey != okey:
             raise NickTaken(f"nickname {new} is taken, choose another")
         check_new_nick(new)  # before any claim, as in ``add``
@@ -147,9 +147,9 @@ class Registry(Generic[M]):
 
         Raises ``ClientError`` if a new room's name mixes scripts.
         """
-        key = casefold(nick)
+        key = name_key(nick)
         with self._lock:
-            if casefold(room) not in self._rooms:
+            if name_key(room) not in self._rooms:
                 check_new_room(room)
             member = self._members[key]
             old = self._leave(key, member)
@@ -192,7 +192,7 @@ class Registry(Generic[M]):
     # The two helpers below run with the lock held.
 
     def _enter(self, key: str, member: M, name: str) -> Room[M]:
-        rkey = casefold(name)
+        rkey = name_key(name)
         room = self._rooms.get(rkey)
         if room is None:
             room = self._rooms[rkey] = Room(name, self._history_size)
@@ -204,5 +204,5 @@ class Registry(Generic[M]):
         room = self._room_of.pop(key)
         room.members = tuple(m for m in room.members if m is not member)
         if not room.members:
-            del self._rooms[casefold(room.name)]
+            del self._rooms[name_key(room.name)]
         return room

@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import ChatError
-from .protocol import casefold, is_clean_ascii, is_valid_nick, sanitise
+from .protocol import is_clean_ascii, is_valid_nick, name_key, sanitise
 
 __all__ = [
     "MAGIC",
@@ -175,7 +175,7 @@ def decode_entry(fields: dict[bytes, bytes]) -> Entry:
 
 def encode_private(nick: str, line: bytes) -> bytes:
     """A private message for ``nick``: one complete line."""
-    return b"%s %s\n%s" % (PRIVATE_MAGIC, casefold(nick).encode(), line)
+    return b"%s %s\n%s" % (PRIVATE_MAGIC, name_key(nick).encode(), line)
 
 
 def decode_private(data: bytes) -> tuple[str, bytes]:

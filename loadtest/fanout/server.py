@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import os
 import resource
-import signal
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
 
 import gevent
+
+from ..processes import LoggedProcess
 
 SERVER_CORE = 0
 #: Flags for every benchmark server: flood control off (it would pace the senders and
@@ -26,11 +24,10 @@ SERVER_ARGS = ["--rate-limit", "0", "--max-clients", "20000"]
 EXTRA_SERVER_ARGS: list[str] = []
 
 
-class ServerProcess:
+class ServerProcess(LoggedProcess):
     """``gevent_chat.server`` in a subprocess on one core; its log goes to a temp file."""
 
     def __init__(self, extra_args: Sequence[str] = (), nofile: int | None = None) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="fanout-server-", suffix=".log", delete=False)  # noqa: SIM115
         pin = _can_pin()
 
         def prepare() -> None:  # runs in the child, before exec
@@ -41,29 +38,16 @@ class ServerProcess:
 
         argv = [sys.executable, "-m", "gevent_chat.server", "--host", "127.0.0.1", "--port", "0"]
         argv += ["--log-level", "info", *SERVER_ARGS, *EXTRA_SERVER_ARGS, *extra_args]
-        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log, preexec_fn=prepare)
-        self.pid = self.proc.pid
+        super().__init__(argv, "fanout-server-", preexec_fn=prepare)
         self.address = self._wait_listening(10.0)
 
     def _wait_listening(self, timeout: float) -> tuple[str, int]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with open(self.log.name, "rb") as f:
-                for line in f:
-                    if b"listening on " in line:
-                        hostport = line.split(b"listening on ", 1)[1].strip().decode()
-                        host, port = hostport.rsplit(":", 1)
-                        return host, int(port)
-            if self.proc.poll() is not None:
-                break
-            gevent.sleep(0.02)
+        found = self.listening_on(timeout, gevent.sleep)
+        if found is not None:
+            host, port = found.strip().decode().rsplit(":", 1)
+            return host, int(port)
         self.stop()
         raise RuntimeError(f"server did not start; log: {self.log_text()}")
-
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:
@@ -79,17 +63,6 @@ class ServerProcess:
     def slow_cuts(self) -> int:
         """Clients the server cut as too slow, from its log."""
         return self.log_text().count("cut: outbox full")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
-        os.unlink(self.log.name)
 
 
 def _can_pin() -> bool:

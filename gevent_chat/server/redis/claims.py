@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import cast
 
-from ...core.protocol import casefold
+from ...core.protocol import name_key
 from . import scripts
 from .keys import Keys
 from .link import ANY_ERROR, FAILURES, Link
@@ -46,7 +46,7 @@ class NickClaims:
         Waits for one round trip to Redis (at most the link's timeout); when
         Redis is known to be down, grants at once (see the module docstring).
         """
-        folded = casefold(nick)
+        folded = name_key(nick)
         if folded in self.held:
             self.held[folded] = nick
             return True
@@ -67,7 +67,7 @@ class NickClaims:
 
         Without Redis the key simply expires within ``ttl``.
         """
-        if self.held.pop(casefold(nick), None) is None or not self.link.is_up:
+        if self.held.pop(name_key(nick), None) is None or not self.link.is_up:
             return
         try:
             self._release(keys=[self.keys.nick(nick)], args=[self.node])

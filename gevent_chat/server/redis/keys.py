@@ -4,12 +4,13 @@ PURE.  Names start with ``gc:`` and carry the cluster name, so several chat
 clusters (``--cluster``) can share one Redis.  All the keys of one room share
 the hash tag ``{cluster:room}``: the publish script touches the room's meta
 hash and Stream in one call, which Redis Cluster allows only within one slot.
-Names are folded with ``protocol.casefold`` so ``#Dev`` and ``#dev`` meet.
+Names go in as their ``name_key`` (``core/names.py``), so ``#Dev``, ``#dev`` and
+their look-alikes meet.
 """
 
 from __future__ import annotations
 
-from ...core.protocol import casefold, is_valid_nick
+from ...core.protocol import is_valid_nick, name_key
 
 __all__ = ["Keys"]
 
@@ -28,7 +29,7 @@ class Keys:
         self.rooms = f"gc:{tag}:rooms"
 
     def _room(self, room: str, what: str) -> str:
-        return f"gc:{{{self.cluster}:{casefold(room)}}}:{what}"
+        return f"gc:{{{self.cluster}:{name_key(room)}}}:{what}"
 
     def meta(self, room: str) -> str:
         """HASH: ``e`` epoch, ``s`` last offset, ``n:<node>`` that node's last sequence number."""
@@ -48,7 +49,7 @@ class Keys:
 
     def nick(self, nick: str) -> str:
         """STRING: the node holding ``nick``.  No hash tag: nicks spread over all slots."""
-        return f"gc:{self.cluster}:nick:{casefold(nick)}"
+        return f"gc:{self.cluster}:nick:{name_key(nick)}"
 
     def node_channel(self, node: str) -> str:
         """A channel of one node's own, which its subscriber always listens on."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from typing import cast
 
-from ...core.protocol import casefold
+from ...core.protocol import name_key
 from . import scripts
 from .keys import Keys
 from .link import FAILURES, Link
@@ -55,27 +55,27 @@ class Presence:
 
     def join(self, nick: str, room: str) -> None:
         """``nick`` (a user of this node) is now in ``room``; never waits when Redis is down."""
-        folded = casefold(nick)
+        folded = name_key(nick)
         self.local[folded] = (nick, room)
-        self._unsent_leaves.pop((folded, casefold(room)), None)
+        self._unsent_leaves.pop((folded, name_key(room)), None)
         if self.link.is_up:
             try:
                 pipe = self.link.client.pipeline(transaction=False)
                 pipe.hset(self.keys.who(room), folded, self._value(nick))
-                pipe.hsetnx(self.keys.rooms, casefold(room), room)
+                pipe.hsetnx(self.keys.rooms, name_key(room), room)
                 pipe.execute()
             except FAILURES as exc:
                 self.link.failed(exc)
 
     def leave(self, nick: str) -> str | None:
         """``nick`` left its room (and maybe the server); returns that room."""
-        folded = casefold(nick)
+        folded = name_key(nick)
         found = self.local.pop(folded, None)
         if found is None:
             return None
         _, room = found
-        self._unsent_leaves[(folded, casefold(room))] = self._value(nick)
-        self._send_leaves({(folded, casefold(room)): room})
+        self._unsent_leaves[(folded, name_key(room))] = self._value(nick)
+        self._send_leaves({(folded, name_key(room)): room})
         return room
 
     def _send_leaves(self, rooms: dict[tuple[str, str], str]) -> None:
@@ -98,7 +98,7 @@ class Presence:
         pipe = self.link.client.pipeline(transaction=False)
         for folded, (nick, room) in self.local.items():
             pipe.hset(self.keys.who(room), folded, self._value(nick))
-            pipe.hsetnx(self.keys.rooms, casefold(room), room)
+            pipe.hsetnx(self.keys.rooms, name_key(room), room)
         pipe.execute()
 
     def heartbeat(self) -> list[tuple[str, str]]:
@@ -113,7 +113,7 @@ class Presence:
         else:  # keep the rooms index right (a reaper may have dropped a room we just joined)
             pipe = self.link.client.pipeline(transaction=False)
             for _, room in self.local.values():
-                pipe.hsetnx(self.keys.rooms, casefold(room), room)
+                pipe.hsetnx(self.keys.rooms, name_key(room), room)
             pipe.execute()
         departed: list[tuple[str, str]] = []
         for dead in result[1:]:
@@ -153,7 +153,7 @@ class Presence:
             node, _, nick = value.partition(b" ")
             if node in live or node == self.node.encode():
                 nicks.append(nick.decode())
-        return sorted(nicks, key=casefold)
+        return sorted(nicks, key=name_key)
 
     def rooms(self) -> dict[str, int] | None:
         """Each room with users on some live node -> how many; None if Redis is down."""
@@ -180,7 +180,7 @@ class Presence:
     def clear(self) -> None:
         """Remove this node and its users (shutdown); best effort, raises on failure."""
         for folded, (nick, room) in list(self.local.items()):
-            self._unsent_leaves[(folded, casefold(room))] = self._value(nick)
+            self._unsent_leaves[(folded, name_key(room))] = self._value(nick)
         self.local.clear()
         self.resync()
         self.link.client.zrem(self.keys.nodes, self.node)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import gevent
 
 from ...core import protocol, wire
-from ...core.protocol import casefold
+from ...core.protocol import name_key
 from .keys import Keys
 from .link import FAILURES, Link
 
@@ -88,7 +88,7 @@ class Subscriber:
     # -- rooms -----------------------------------------------------------------------
 
     def get(self, room: str) -> RoomState | None:
-        return self.rooms.get(casefold(room))
+        return self.rooms.get(name_key(room))
 
     def track(self, room: str) -> RoomState:
         """Start listening to ``room``; waits one round trip to learn where its Stream stands."""
@@ -98,7 +98,7 @@ class Subscriber:
                 state.epoch, state.offset = self._meta(state.name)
             except FAILURES as exc:
                 self.link.failed(exc)
-        self.rooms[casefold(room)] = state
+        self.rooms[name_key(room)] = state
         self._by_channel[state.channel] = state
         ps = self._pubsub
         if ps is not None:
@@ -109,7 +109,7 @@ class Subscriber:
         return state
 
     def untrack(self, state: RoomState) -> None:
-        self.rooms.pop(casefold(state.name), None)
+        self.rooms.pop(name_key(state.name), None)
         self._by_channel.pop(state.channel, None)
         ps = self._pubsub
         if ps is not None:
@@ -293,7 +293,7 @@ class Subscriber:
             state.offset = upto
 
     def _check(self, state: RoomState) -> None:
-        if self.rooms.get(casefold(state.name)) is not state:
+        if self.rooms.get(name_key(state.name)) is not state:
             raise _Stale
 
     def _deliver(self, state: RoomState, offset: int, entry: wire.Entry | None, *, recovered: bool) -> None:

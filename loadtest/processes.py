@@ -50,7 +50,11 @@ class LoggedProcess:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if the child has not exited within 10 s; remove the log."""
+        """SIGTERM, then SIGKILL if the child has not exited within 10 s; remove the log.
+
+        Safe to call again (a failed start stops the child, and so does the
+        caller's ``finally``).
+        """
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -59,4 +63,7 @@ class LoggedProcess:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
-        os.unlink(self.log.name)
+        try:
+            os.unlink(self.log.name)
+        except FileNotFoundError:
+            pass

@@ -8,10 +8,14 @@ proves that it starts the server, sees deliveries and checks them.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
+
+from loadtest.fanout.server import ServerProcess
+from loadtest.processes import LoggedProcess
 
 
 # A subprocess generator plus a subprocess server, each importing gevent, on a
@@ -46,3 +50,22 @@ def test_delivery_benchmark_checks_every_byte_and_prints_its_figures() -> None:
     assert set(figures) == {"bare", "hub", "queue"}
     assert all(value > 0 for value in figures.values())
     assert lines[4].startswith("python cost of a delivery (hub - bare): ")
+
+
+@pytest.mark.timeout(30)
+def test_a_benchmark_server_that_fails_to_start_says_why() -> None:
+    """The server's own error reaches the benchmark's, read before the log is removed."""
+    with pytest.raises(RuntimeError, match="unrecognized arguments: --no-such-flag") as failed:
+        ServerProcess(extra_args=["--no-such-flag"])
+    assert "server did not start" in str(failed.value)
+
+
+@pytest.mark.timeout(30)
+def test_a_benchmark_process_can_be_stopped_twice_and_leaves_no_log() -> None:
+    says_it_listens = "import sys; sys.stderr.write('listening on x:1\\n')"
+    child = LoggedProcess([sys.executable, "-c", says_it_listens], "probe-")
+    assert child.listening_on(10.0) == b"x:1\n"
+    child.stop()
+    child.stop()  # a failed start stops it, and so does the caller's finally
+    assert child.proc.returncode == 0
+    assert not os.path.exists(child.log.name)

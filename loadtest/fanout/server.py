@@ -46,8 +46,9 @@ class ServerProcess(LoggedProcess):
         if found is not None:
             host, port = found.strip().decode().rsplit(":", 1)
             return host, int(port)
+        log = self.log_text()  # before stop() removes it
         self.stop()
-        raise RuntimeError(f"server did not start; log: {self.log_text()}")
+        raise RuntimeError(f"server did not start; log: {log}")
 
     def rss_bytes(self) -> int:
         with open(f"/proc/{self.pid}/status") as f:

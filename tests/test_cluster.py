@@ -393,6 +393,73 @@ def test_paused_redis_loses_no_line_between_nodes(
     assert stats["gevent_chat_cluster_drops_total"] == 0
 
 
+@pytest.mark.timeout(40)  # three cuts, each followed by talk; then every line is counted
+def test_cutting_one_nodes_redis_connections_loses_no_line_and_nobody(
+    nodes: Nodes, clients: Callable[..., ChatClient], redis_server: RedisServer
+) -> None:
+    """Only node a's connections to Redis are killed (CLIENT KILL) while b's stay up, as when
+    one server's path to Redis drops; users on both keep talking and must not notice."""
+    a, b = nodes(2, "--metrics-port", "0")
+    plain = redis.Redis.from_url(redis_server.url)
+    node_a, node_b = _node_id(a), _node_id(b)
+
+    def connections(node: str) -> set[int]:
+        return {int(c["id"]) for c in plain.client_list() if c["name"] == f"gevent-chat:{node}"}
+
+    alice, carol = clients(a, "alice"), clients(a, "carol")
+    bob, dave = clients(b, "bob"), clients(b, "dave")
+    users = (alice, carol, bob, dave)
+    wait_until(lambda: _who(carol) == "*** 4 users in #lobby: alice, bob, carol, dave", what="all four")
+    of_b = connections(node_b)
+    assert len(connections(node_a)) >= 2  # the pool's and the subscription's
+    assert of_b
+    stream, missed = "gc:{t:lobby}:log", 0
+    talk = Talkers({"alice": alice, "bob": bob})
+    try:
+        talk.wait_for_more(10, "talk before the cuts")
+        for cut in (1, 2, 3):
+            # The last time a is also frozen (well within the TTL) until b has stored more
+            # lines: a reconnects too fast otherwise for any line to be surely missed live.
+            frozen = cut == 3
+            if frozen:
+                os.kill(a.pid, signal.SIGSTOP)
+            try:
+                cut_off = connections(node_a)
+                for client_id in cut_off:
+                    plain.client_kill_filter(_id=client_id)
+                assert not cut_off & connections(node_a)
+                stored = plain.xlen(stream)  # later ones cannot reach a live
+                if frozen:
+                    wait_until(
+                        lambda n=stored + 10: plain.xlen(stream) >= n, what="b's lines while a is frozen"
+                    )
+                    missed = plain.xlen(stream) - stored  # all b's: a cannot publish now
+            finally:
+                if frozen:
+                    os.kill(a.pid, signal.SIGCONT)
+            wait_until(
+                lambda cut=cut: a.log_text().count("Redis subscription restored") == cut,
+                what=f"a to log its new subscription after cut {cut}",
+            )
+            talk.wait_for_more(10, f"talk after cut {cut}")
+    finally:
+        talk.stop()
+    for user in users:
+        talk.assert_heard_by(user)
+    for user in users:  # nobody left, was renamed or was told that lines went missing
+        notices = [line for line in user.lines if line.startswith("*** ")]
+        assert not [n for n in notices if re.search(r"left|known as|taken|missing", n)], notices
+    assert _who(bob) == "*** 4 users in #lobby: alice, bob, carol, dave"
+    homes = {"alice": node_a, "carol": node_a, "bob": node_b, "dave": node_b}
+    assert {nick: plain.get(f"gc:t:nick:{nick}") for nick in homes} == {
+        n: h.encode() for n, h in homes.items()
+    }
+    assert a.log_text().count("Redis subscription cut") == 3
+    assert scrape(_metrics_address(a))["gevent_chat_cluster_recovered_total"] >= missed >= 10
+    assert of_b <= connections(node_b)  # b's connections were never cut
+    assert not re.search(r"Redis unreachable|Redis subscription", b.log_text())
+
+
 # -- the command line ------------------------------------------------------------------
 
 

@@ -120,7 +120,7 @@ class RedisBus:
             self.keys = Keys(cluster)
         except ValueError as exc:
             raise RedisUnavailable(str(exc)) from exc
-        self.link = Link(url, timeout)
+        self.link = Link(url, timeout, name=f"gevent-chat:{self.node}")
         self.history_size = history
         self.stream_size = max(stream_size, history, 1)
         self.nick_ttl = nick_ttl

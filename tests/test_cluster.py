@@ -85,6 +85,62 @@ def _who(client: ChatClient) -> str:
     return client.expect(r"^\*\*\* \d+ users? in #").string
 
 
+def _node_id(node: ServerProcess) -> str:
+    """The node id a server logs at start (``this server is ID``)."""
+    pattern = r"this server is ([A-Za-z0-9_-]+)"
+    wait_until(lambda: re.search(pattern, node.log_text()) is not None, what="the node id line")
+    match = re.search(pattern, node.log_text())
+    assert match is not None
+    return match.group(1)
+
+
+class Talkers:
+    """Users saying numbered lines (``NICK line I``), paced like people typing, until ``stop()``."""
+
+    def __init__(self, speakers: dict[str, ChatClient]) -> None:
+        self.speakers = speakers
+        self.counts = dict.fromkeys(speakers, 0)
+        self._talking = True
+        self._greenlets = [gevent.spawn(self._talk, nick, client) for nick, client in speakers.items()]
+
+    def _talk(self, nick: str, client: ChatClient) -> None:
+        while self._talking:
+            client.send(f"{nick} line {self.counts[nick]}")
+            self.counts[nick] += 1
+            gevent.sleep(0.02)  # pacing: a person typing, not synchronisation
+
+    def wait_for_more(self, lines: int, what: str) -> None:
+        """Until every speaker has said ``lines`` more lines."""
+        start = dict(self.counts)
+        wait_until(lambda: min(c - start[n] for n, c in self.counts.items()) >= lines, what=what)
+
+    def stop(self) -> None:
+        """Stop talking; each speaker then says ``NICK done``, after which no line of theirs may come."""
+        self._talking = False
+        gevent.joinall(self._greenlets, raise_error=True)
+        for nick, client in self.speakers.items():
+            client.send(f"{nick} done")
+
+    def assert_heard_by(self, reader: ChatClient, timeout: float = 15) -> None:
+        """``reader`` got every line of every other speaker: in order, none twice, none lost.
+
+        A line received twice would come before the speaker's ``done`` (its
+        server sends in order), so reading up to it catches duplicates too.
+        """
+        deadline = time.monotonic() + timeout
+        for nick, client in self.speakers.items():
+            if client is reader:
+                continue
+            said = [f"{nick}: {nick} line {i}" for i in range(self.counts[nick])]
+            expected = [*said, f"{nick}: {nick} done"]
+            got = [line for line in reader.lines if line.startswith(f"{nick}: ")]
+            while got[-1:] != expected[-1:]:
+                line = reader.read_line(max(0.001, deadline - time.monotonic()))
+                if line.startswith(f"{nick}: "):
+                    got.append(line)
+            assert got == expected, f"{nick}'s lines as heard by a reader"
+
+
 # -- one chat across nodes -----------------------------------------------------------
 
 
@@ -205,6 +261,54 @@ def test_nick_lost_during_an_outage_renames_the_user_and_says_so(
     watcher.expect(r"^\*dana_\* still here$")
 
 
+# -- what a node leaves in Redis -------------------------------------------------------
+
+
+@pytest.mark.timeout(40)  # four nodes start; one stops, one is killed and must be found dead
+def test_room_meta_forgets_a_node_that_stopped_or_was_killed(
+    nodes: Nodes, clients: Callable[..., ChatClient], redis_server: RedisServer
+) -> None:
+    """Each publishing node keeps a sequence field in the room's meta hash; node ids are per
+    process, so without cleanup every restart of every node would leave one there for good."""
+    a, b, c, d = nodes(4)
+    ids = {node: _node_id(node) for node in (a, b, c, d)}
+    clients(a, "alice")
+    bob, carol, dave = clients(b, "bob"), clients(c, "carol"), clients(d, "dave")
+    plain = redis.Redis.from_url(redis_server.url)
+
+    def fields(room: str = "lobby") -> set[str]:
+        return {f.decode()[2:] for f in plain.hkeys(f"gc:{{t:{room}}}:meta") if f.startswith(b"n:")}
+
+    wait_until(lambda: fields() == set(ids.values()), what="every node's join notice published")
+    bob.send("/join dev")
+    bob.expect(r"^\*\*\* you joined #dev$")
+    bob.send("in dev")
+    wait_until(lambda: fields("dev") == {ids[b]}, what="b's field in #dev")
+    bob.send("/join lobby")
+    bob.expect(r"^\*\*\* you joined #lobby$")
+    talk = Talkers({"carol": carol, "dave": dave})
+    try:
+        talk.wait_for_more(10, "talk before")
+        a.proc.terminate()
+        assert a.wait(10) == 0
+        assert fields() == {ids[b], ids[c], ids[d]}  # removed by a itself, before it exited
+        talk.wait_for_more(10, "talk after a stopped")
+        os.kill(b.pid, signal.SIGKILL)
+        wait_until(
+            lambda: fields() == {ids[c], ids[d]} and fields("dev") == set(),
+            timeout=TTL + 3,
+            what="b's fields to go",
+        )
+        talk.wait_for_more(10, "talk after b was found dead")
+    finally:
+        talk.stop()
+    for reader in (carol, dave):
+        talk.assert_heard_by(reader)
+        assert reader.lines.count("*** bob left") == 1  # found dead, and said so once
+    assert _who(carol) == "*** 2 users in #lobby: carol, dave"
+    assert fields() == {ids[c], ids[d]}
+
+
 # -- Redis faults --------------------------------------------------------------------
 
 
@@ -283,6 +387,73 @@ def test_paused_redis_loses_no_line_between_nodes(
     assert stats["gevent_chat_cluster_publishes_total"] >= counts["alice"]
     assert stats["gevent_chat_cluster_receives_total"] >= 1
     assert stats["gevent_chat_cluster_drops_total"] == 0
+
+
+@pytest.mark.timeout(40)  # three cuts, each followed by talk; then every line is counted
+def test_cutting_one_nodes_redis_connections_loses_no_line_and_nobody(
+    nodes: Nodes, clients: Callable[..., ChatClient], redis_server: RedisServer
+) -> None:
+    """Only node a's connections to Redis are killed (CLIENT KILL) while b's stay up, as when
+    one server's path to Redis drops; users on both keep talking and must not notice."""
+    a, b = nodes(2, "--metrics-port", "0")
+    plain = redis.Redis.from_url(redis_server.url)
+    node_a, node_b = _node_id(a), _node_id(b)
+
+    def connections(node: str) -> set[int]:
+        return {int(c["id"]) for c in plain.client_list() if c["name"] == f"gevent-chat:{node}"}
+
+    alice, carol = clients(a, "alice"), clients(a, "carol")
+    bob, dave = clients(b, "bob"), clients(b, "dave")
+    users = (alice, carol, bob, dave)
+    wait_until(lambda: _who(carol) == "*** 4 users in #lobby: alice, bob, carol, dave", what="all four")
+    of_b = connections(node_b)
+    assert len(connections(node_a)) >= 2  # the pool's and the subscription's
+    assert of_b
+    stream, missed = "gc:{t:lobby}:log", 0
+    talk = Talkers({"alice": alice, "bob": bob})
+    try:
+        talk.wait_for_more(10, "talk before the cuts")
+        for cut in (1, 2, 3):
+            # The last time a is also frozen (well within the TTL) until b has stored more
+            # lines: a reconnects too fast otherwise for any line to be surely missed live.
+            frozen = cut == 3
+            if frozen:
+                os.kill(a.pid, signal.SIGSTOP)
+            try:
+                cut_off = connections(node_a)
+                for client_id in cut_off:
+                    plain.client_kill_filter(_id=client_id)
+                assert not cut_off & connections(node_a)
+                stored = plain.xlen(stream)  # later ones cannot reach a live
+                if frozen:
+                    wait_until(
+                        lambda n=stored + 10: plain.xlen(stream) >= n, what="b's lines while a is frozen"
+                    )
+                    missed = plain.xlen(stream) - stored  # all b's: a cannot publish now
+            finally:
+                if frozen:
+                    os.kill(a.pid, signal.SIGCONT)
+            wait_until(
+                lambda cut=cut: a.log_text().count("Redis subscription restored") == cut,
+                what=f"a to log its new subscription after cut {cut}",
+            )
+            talk.wait_for_more(10, f"talk after cut {cut}")
+    finally:
+        talk.stop()
+    for user in users:
+        talk.assert_heard_by(user)
+    for user in users:  # nobody left, was renamed or was told that lines went missing
+        notices = [line for line in user.lines if line.startswith("*** ")]
+        assert not [n for n in notices if re.search(r"left|known as|taken|missing", n)], notices
+    assert _who(bob) == "*** 4 users in #lobby: alice, bob, carol, dave"
+    homes = {"alice": node_a, "carol": node_a, "bob": node_b, "dave": node_b}
+    assert {nick: plain.get(f"gc:t:nick:{nick}") for nick in homes} == {
+        n: h.encode() for n, h in homes.items()
+    }
+    assert a.log_text().count("Redis subscription cut") == 3
+    assert scrape(_metrics_address(a))["gevent_chat_cluster_recovered_total"] >= missed >= 10
+    assert of_b <= connections(node_b)  # b's connections were never cut
+    assert not re.search(r"Redis unreachable|Redis subscription", b.log_text())
 
 
 # -- the command line ------------------------------------------------------------------

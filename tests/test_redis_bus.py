@@ -314,3 +314,96 @@ def test_unreachable_redis_at_start_is_a_clear_error(server: RedisServer) -> Non
         bus.start()
     with pytest.raises(RedisUnavailable, match="unsupported Redis URL"):
         RedisBus("http://127.0.0.1/")
+
+
+# -- the per-node sequence fields of a room's meta hash -------------------------------
+
+
+def _sequence_fields(plain: redis.Redis, bus: RedisBus, room: str = "lobby") -> set[str]:
+    return {f.decode() for f in plain.hkeys(bus.keys.meta(room)) if f.startswith(b"n:")}
+
+
+def test_sequence_fields_go_with_their_node_when_it_stops_or_dies(
+    make_node: Any, server: RedisServer
+) -> None:
+    """Node ids are per process: left alone, every restart would leave a field in every room."""
+    plain = _plain(server)
+    a, _ = make_node(nick_ttl=1)
+    b, _ = make_node(nick_ttl=1)
+    c, _ = make_node(nick_ttl=1)
+    b.enter("bob", "lobby")
+    for bus in (a, b, c):
+        bus.publish("lobby", f"{bus.node}: hi\n".encode(), 1, True)
+        bus.publish("dev", f"{bus.node}: there\n".encode(), 1, True)  # a room nobody is in
+    wait_until(lambda: all(bus.metrics.publishes == 2 for bus in (a, b, c)), what="the publishes")
+    everyone = {f"n:{bus.node}" for bus in (a, b, c)}
+    assert _sequence_fields(plain, a) == _sequence_fields(plain, a, "dev") == everyone
+    a.close()
+    assert _sequence_fields(plain, b) == _sequence_fields(plain, b, "dev") == everyone - {f"n:{a.node}"}
+    gevent.killall(c._greenlets)  # dies without a word; b reaps it
+    survivor = {f"n:{b.node}"}
+    wait_until(
+        lambda: _sequence_fields(plain, b) == _sequence_fields(plain, b, "dev") == survivor,
+        timeout=3,
+        what="the dead node's fields to go",
+    )
+    assert plain.hget(b.keys.meta("lobby"), "s") == b"3"  # the rest of the hash is untouched
+
+
+def test_retry_finds_what_was_stored_when_the_sequence_field_is_gone(
+    make_node: Any, server: RedisServer
+) -> None:
+    """A node reaped while cut off lost its field; its retried batch must still be stored once."""
+    bus, _ = make_node()
+    plain = _plain(server)
+    keys = bus.keys
+    stream = keys.stream("lobby")
+
+    def publish(node: str, seq: int, retry: bool) -> int:
+        header = wire.encode_header(node, seq, int(time.time() * 1000), 1, True)
+        args = ("nowhere", header, f"{node}: {seq}\n", 1000, "ep", node, seq, int(retry))
+        offset, _ = plain.eval(scripts.PUBLISH, 2, keys.meta("lobby"), stream, *args)
+        return int(offset)
+
+    assert publish("c", 1, retry=False)
+    assert publish("c", 2, retry=False)
+    for seq in range(1, 151):  # c's entries end up more than a page (100) down the Stream
+        assert publish("d", seq, retry=False)
+    plain.hdel(keys.meta("lobby"), "n:c")
+    assert publish("c", 2, retry=True) == 0  # stored already: found in the Stream
+    assert plain.hget(keys.meta("lobby"), "n:c") == b"2"
+    assert publish("c", 2, retry=True) == 0
+    assert publish("c", 3, retry=True) == 153  # not stored yet
+    plain.hdel(keys.meta("lobby"), "n:e")
+    assert publish("e", 7, retry=True) == 154  # a node with no entry at all
+    assert plain.xlen(stream) == 154
+
+
+def test_batch_whose_reply_was_lost_is_delivered_once_even_after_its_node_was_reaped(
+    make_node: Any, server: RedisServer
+) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    plain = _plain(server)
+    send = a._send
+    lost: list[int] = []
+
+    def store_then_lose_the_reply(batch: list[tuple[str, int, bytes, bytes]]) -> None:
+        send(batch)
+        if not lost:
+            lost.append(len(batch))
+            # Blocking: as if a reaper removed a's field while a was cut off.
+            plain.hdel(a.keys.meta("lobby"), f"n:{a.node}")
+            raise redis.ConnectionError("the reply was lost")
+
+    a._send = store_then_lose_the_reply  # type: ignore[method-assign]
+    sent = _lines(5)
+    for line in sent:
+        a.publish("lobby", line, 1, True)
+    wait_until(lambda: lost and a.redis_up and not a._outbox, timeout=5, what="the retry")
+    a.publish("lobby", b"alice: after\n", 1, True)  # a duplicate, if any, would arrive before it
+    wait_until(lambda: hub_b.payloads()[-1:] == [b"alice: after\n"], what="the marker")
+    assert lost == [5]
+    assert hub_b.payloads() == [*sent, b"alice: after\n"]

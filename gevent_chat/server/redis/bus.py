@@ -12,6 +12,8 @@ history (``history``).  The design is Centrifuge's (``broker_redis.go``):
   FIFO keep each sender's batches in order; batches waiting are pipelined.
   While Redis is down the buffer keeps up to ``buffer_size`` batches (the
   oldest go first, counted in ``metrics.overflows``) and is sent when it is back.
+  A batch whose send failed may have been stored all the same (the reply was
+  lost): it is sent again marked as a retry, and the script skips it if so.
 * **Receive**: one subscriber greenlet (``subscriber.Subscriber``) listens on
   the channel of every room with local users and fills gaps from the rooms'
   Streams, so a blip loses nothing the Stream still holds.
@@ -118,7 +120,7 @@ class RedisBus:
             self.keys = Keys(cluster)
         except ValueError as exc:
             raise RedisUnavailable(str(exc)) from exc
-        self.link = Link(url, timeout)
+        self.link = Link(url, timeout, name=f"gevent-chat:{self.node}")
         self.history_size = history
         self.stream_size = max(stream_size, history, 1)
         self.nick_ttl = nick_ttl
@@ -136,6 +138,7 @@ class RedisBus:
         self._outbox: deque[tuple[str, int, bytes, bytes]] = deque()  # room, seq, header, payload
         self._buffer_size = buffer_size
         self._seq = 0
+        self._unsure = 0  # batches up to this sequence number may be stored already
         self._wake = Event()
         self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._closed = False
@@ -200,6 +203,7 @@ class RedisBus:
             try:
                 self._send(batch)
             except FAILURES as exc:
+                self._unsure = max(self._unsure, batch[-1][1])
                 self.link.failed(exc)
                 continue
             except redis.ResponseError as exc:
@@ -210,12 +214,14 @@ class RedisBus:
 
     def _send(self, batch: list[tuple[str, int, bytes, bytes]]) -> None:
         keys = self.keys
+        self.presence.published_in({room for room, _, _, _ in batch})
         epoch = secrets.token_hex(4)  # the epoch of a room that has none yet
         tail = (self.stream_size, epoch, self.node)
-        calls: list[list[str | bytes | int]] = [
-            [keys.meta(room), keys.stream(room), keys.channel(room), header, payload, *tail, seq]
-            for room, seq, header, payload in batch
-        ]
+        unsure = self._unsure
+        calls: list[list[str | bytes | int]] = []
+        for room, seq, header, payload in batch:
+            names: list[str | bytes | int] = [keys.meta(room), keys.stream(room), keys.channel(room)]
+            calls.append([*names, header, payload, *tail, seq, 1 if seq <= unsure else 0])  # 1: a retry
         if len(calls) == 1:  # the common case at low rates: one EVALSHA, no pipeline
             room = batch[0][0]
             self._publish(keys=[keys.meta(room), keys.stream(room)], args=calls[0][2:])

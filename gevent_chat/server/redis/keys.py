@@ -32,7 +32,11 @@ class Keys:
         return f"gc:{{{self.cluster}:{name_key(room)}}}:{what}"
 
     def meta(self, room: str) -> str:
-        """HASH: ``e`` epoch, ``s`` last offset, ``n:<node>`` that node's last sequence number."""
+        """HASH: ``e`` epoch, ``s`` last offset, ``n:<node>`` that node's last sequence number.
+
+        An ``n:`` field lasts as long as its node: removed when the node stops,
+        or by the node that finds it dead.
+        """
         return self._room(room, "meta")
 
     def stream(self, room: str) -> str:

@@ -86,11 +86,13 @@ class GeventUnixConnection(UnixDomainSocketConnection):
         return sock
 
 
-def connect(url: str, timeout: float) -> redis.Redis:
+def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
     """A client for ``url`` (``redis://`` or ``unix://``) on gevent sockets; raises ``RedisUnavailable``.
 
     Nothing is sent yet.  ``timeout`` bounds connecting and every reply, so a
     stalled Redis (say, SIGSTOP) costs a waiting greenlet that long at most.
+    Every connection, the subscription's too, is named ``name`` (CLIENT SETNAME),
+    so ``CLIENT LIST`` tells which server it belongs to.
     """
     scheme = urlsplit(url).scheme
     classes: dict[str, type[Connection] | type[UnixDomainSocketConnection]] = {
@@ -106,6 +108,7 @@ def connect(url: str, timeout: float) -> redis.Redis:
         "retry": Retry(NoBackoff(), 0),  # we retry, without time.sleep
         "protocol": 2,
         "health_check_interval": 0,
+        "client_name": name,
     }
     try:
         pool = redis.ConnectionPool.from_url(url, **options)
@@ -117,9 +120,9 @@ def connect(url: str, timeout: float) -> redis.Redis:
 class Link:
     """A Redis client plus whether it answers; ``start()`` pings once or raises."""
 
-    def __init__(self, url: str, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, timeout: float = 2.0, name: str | None = None) -> None:
         self.url = url
-        self.client = connect(url, timeout)
+        self.client = connect(url, timeout, name)
         self.up = Event()  # set while Redis answers
         self.on_up: list[Callable[[], None]] = []  # run (in the supervisor) after each recovery
         self._down = Event()

@@ -14,11 +14,19 @@ sees it expired; the one node whose ``ZREM`` removes it reaps its entries
 and returns them, so each departure is announced exactly once.  A node that
 finds itself missing from the ZSET (Redis restarted, or it was paused past
 its ttl and reaped) writes all its users again.
+
+The same two moments clean the rooms' meta hashes, where each node that
+published in a room keeps its last sequence number (``n:<node>``, see
+``scripts.PUBLISH``): a node removes its own fields when it stops (``clear``),
+and the reaper removes the dead node's.  Both find the rooms through the rooms
+index, which therefore lists every room a node published in, not only the
+rooms its users are in now (``published_in``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import cast
 
 from ...core.protocol import name_key
@@ -46,6 +54,8 @@ class Presence:
         self.link, self.keys, self.node, self.ttl = link, keys, node, ttl
         self.local: dict[str, tuple[str, str]] = {}  # folded nick -> (nick, room)
         self._unsent_leaves: dict[tuple[str, str], str] = {}  # (folded nick, room) -> value
+        #: Rooms this node has published in (as spelled) -> folded: where its ``n:`` fields are.
+        self.published: dict[str, str] = {}
         self._leave = link.client.register_script(_LEAVE)
         self._heartbeat = link.client.register_script(scripts.HEARTBEAT)
         self._live = link.client.register_script(scripts.LIVE_NODES)
@@ -90,6 +100,23 @@ class Presence:
         except FAILURES as exc:
             self.link.failed(exc)
 
+    def published_in(self, rooms: Iterable[str]) -> None:
+        """This node is about to publish in ``rooms``: index the new ones; raises on failure.
+
+        A room whose users came and went while Redis was away is in no index
+        otherwise, and a reaper would never find this node's field there.
+        """
+        fresh = {room: casefold(room) for room in rooms if room not in self.published}
+        if fresh:
+            self._index(fresh)
+            self.published.update(fresh)
+
+    def _index(self, rooms: dict[str, str]) -> None:
+        pipe = self.link.client.pipeline(transaction=False)
+        for room, folded in rooms.items():
+            pipe.hsetnx(self.keys.rooms, folded, room)
+        pipe.execute()
+
     def resync(self) -> None:
         """Write every local user again and send the leaves an outage held back; raises on failure."""
         for (folded, froom), value in list(self._unsent_leaves.items()):
@@ -110,6 +137,8 @@ class Presence:
         result = cast("list[int | bytes]", beat)
         if result[0]:  # we were not listed: first beat, Redis restarted, or we were reaped
             self.resync()
+            if self.published:
+                self._index(self.published)  # if Redis lost the index, the next reaper needs it
         else:  # keep the rooms index right (a reaper may have dropped a room we just joined)
             pipe = self.link.client.pipeline(transaction=False)
             for _, room in self.local.values():
@@ -132,8 +161,17 @@ class Presence:
             for folded, value in cast("dict[bytes, bytes]", self.link.client.hgetall(who)).items():
                 if value.startswith(prefix) and self._leave(keys=[who], args=[folded, value]):
                     departed.append((room, value[len(prefix) :].decode()))
+        self._forget_sequences(node, [raw.decode() for raw in rooms.values()])
         log.info("server %s stopped answering; %d user(s) removed", node, len(departed))
         return departed
+
+    def _forget_sequences(self, node: str, rooms: Iterable[str]) -> None:
+        """Remove ``node``'s ``n:`` field from the meta hash of each room."""
+        field = f"n:{node}"
+        pipe = self.link.client.pipeline(transaction=False)
+        for room in rooms:
+            pipe.hdel(self.keys.meta(room), field)
+        pipe.execute()
 
     def _live_nodes(self) -> set[bytes]:
         return set(cast("list[bytes]", self._live(keys=[self.keys.nodes])))
@@ -178,9 +216,12 @@ class Presence:
         return counts
 
     def clear(self) -> None:
-        """Remove this node and its users (shutdown); best effort, raises on failure."""
+        """Remove this node, its users and its ``n:`` fields (shutdown); best effort, raises on failure."""
         for folded, (nick, room) in list(self.local.items()):
             self._unsent_leaves[(folded, name_key(room))] = self._value(nick)
         self.local.clear()
         self.resync()
         self.link.client.zrem(self.keys.nodes, self.node)
+        if self.published:
+            by_key = {folded: room for room, folded in self.published.items()}
+            self._forget_sequences(self.node, by_key.values())

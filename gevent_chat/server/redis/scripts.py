@@ -8,13 +8,21 @@ to the room's Stream capped with MAXLEN, and PUBLISH.  Ours adds one thing:
 each node numbers its batches, and a batch whose number is not above the last
 one stored for that node is skipped, so a publish retried after a lost reply
 is not stored or delivered twice.
+
+That number lives in the meta hash as ``n:<node>``, one field per node that
+published in the room.  Node ids are per process, so the fields are removed
+when a node stops (by itself) or dies (by the node that reaps it); see
+``presence``.  A node reaped while it was only cut off may come back and
+retry a batch whose field is gone: it marks such a batch as a retry, and the
+script then looks for the node's newest entry in the Stream instead.
 """
 
 from __future__ import annotations
 
 __all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "RELEASE"]
 
-#: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq.
+#: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq,
+#: retry ("1" if this batch may have been stored already: its first attempt failed).
 #: Returns {offset, epoch}; offset 0 means "already published".
 PUBLISH = """
 local epoch = redis.call('HGET', KEYS[1], 'e')
@@ -22,11 +30,36 @@ if not epoch then
   epoch = ARGV[5]
   redis.call('HSET', KEYS[1], 'e', epoch)
 end
-local last = tonumber(redis.call('HGET', KEYS[1], 'n:' .. ARGV[6]) or '0')
+local field = 'n:' .. ARGV[6]
+local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+if last == 0 and ARGV[8] == '1' then
+  -- The field was removed (its node was reaped while cut off): the node's
+  -- newest entry in the Stream tells what was stored.  Its entries are in
+  -- sequence order, each header starts '<node> <seq> '.
+  local prefix = ARGV[6] .. ' '
+  local start = '+'
+  while last == 0 do
+    local page = redis.call('XREVRANGE', KEYS[2], start, '-', 'COUNT', 100)
+    for _, entry in ipairs(page) do
+      local fields = entry[2]
+      for i = 1, #fields - 1, 2 do
+        if fields[i] == 'h' and string.sub(fields[i + 1], 1, #prefix) == prefix then
+          last = tonumber(string.match(fields[i + 1], '^%S+ (%d+) ')) or -1
+        end
+      end
+      if last ~= 0 then break end
+    end
+    if last ~= 0 or #page < 100 then break end
+    start = '(' .. page[#page][1]
+  end
+  if last > 0 then
+    redis.call('HSET', KEYS[1], field, last)
+  end
+end
 if tonumber(ARGV[7]) <= last then
   return {0, epoch}
 end
-redis.call('HSET', KEYS[1], 'n:' .. ARGV[6], ARGV[7])
+redis.call('HSET', KEYS[1], field, ARGV[7])
 local offset = redis.call('HINCRBY', KEYS[1], 's', 1)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
 redis.call('PUBLISH', ARGV[1], 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3])

@@ -84,6 +84,7 @@ class Subscriber:
         self._pubsub: Any = None  # redis.client.PubSub while subscribed
         self._heard = time.monotonic()  # last time the subscription said anything
         self._healthy = False  # the current subscription has received something
+        self._lost = False  # a subscription ended: say so when the next one is confirmed
 
     # -- rooms -----------------------------------------------------------------------
 
@@ -129,7 +130,9 @@ class Subscriber:
                 self._listen()
             except FAILURES as exc:
                 self.drop()
+                self._lost = True
                 if self._healthy:  # a subscription cut (CLIENT KILL, a watchdog): at once
+                    log.warning("Redis subscription cut (%s); subscribing again", exc or type(exc).__name__)
                     delay = 0.0
                     continue
                 self.link.failed(exc)
@@ -154,6 +157,9 @@ class Subscriber:
             if channel == self._node_channel:
                 if kind == "message":
                     self._on_private(message["data"])
+                elif kind == "subscribe" and self._lost:
+                    self._lost = False
+                    log.warning("Redis subscription restored; catching up %d room(s)", len(self.rooms))
                 continue
             state = self._by_channel.get(channel)
             if state is None:

@@ -106,7 +106,7 @@ class Presence:
         A room whose users came and went while Redis was away is in no index
         otherwise, and a reaper would never find this node's field there.
         """
-        fresh = {room: casefold(room) for room in rooms if room not in self.published}
+        fresh = {room: name_key(room) for room in rooms if room not in self.published}
         if fresh:
             self._index(fresh)
             self.published.update(fresh)

@@ -383,6 +383,9 @@ def test_paused_redis_loses_no_line_between_nodes(
             if line.startswith(f"{sender}: "):
                 got.append(line)
         assert got == expected  # every line, each sender's in order, none twice
+    # The stall let both heartbeats expire on Redis' clock: neither was taken for dead.
+    for reader in (alice, bob):
+        assert not [line for line in reader.lines if line.endswith(" left")], reader.lines
     stats = scrape(metrics[0])
     assert stats["gevent_chat_cluster_publishes_total"] >= counts["alice"]
     assert stats["gevent_chat_cluster_receives_total"] >= 1

@@ -20,6 +20,7 @@ import redis
 from gevent_chat.core import protocol, wire
 from gevent_chat.server.redis import scripts
 from gevent_chat.server.redis.bus import MISSING_NOTICE, RedisBus, RedisUnavailable
+from gevent_chat.server.redis.keys import Keys
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer, running_redis
 
@@ -407,3 +408,70 @@ def test_batch_whose_reply_was_lost_is_delivered_once_even_after_its_node_was_re
     wait_until(lambda: hub_b.payloads()[-1:] == [b"alice: after\n"], what="the marker")
     assert lost == [5]
     assert hub_b.payloads() == [*sent, b"alice: after\n"]
+
+
+@pytest.mark.timeout(30, method="thread")  # a stall past the ttl, then one death to be reaped
+def test_a_stall_past_the_ttl_takes_nobody_alive_for_dead(make_node: Any, server: RedisServer) -> None:
+    """When Redis stalls longer than the ttl, every node's expiry passes on the
+    Redis clock; the first to beat again must not reap the others.  A node that
+    really died meanwhile is still reaped, once."""
+    departed: list[tuple[str, str]] = []
+
+    def record(room: str, nick: str) -> None:
+        departed.append((room, nick))
+
+    a, _ = make_node(nick_ttl=1, on_departed=record)
+    b, _ = make_node(nick_ttl=1, on_departed=record)
+    c, _ = make_node(nick_ttl=1, on_departed=record)
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    c.enter("carol", "lobby")
+    assert a.who("lobby") == ["alice", "bob", "carol"]
+    server.pause()
+    try:
+        gevent.killall(c._greenlets)  # carol's node dies during the stall
+        paused = time.monotonic()
+        wait_until(lambda: not a.redis_up and not b.redis_up, timeout=5, what="a and b to see the stall")
+        wait_until(lambda: time.monotonic() - paused > 2.0, timeout=5, what="the stall to outlast the ttl")
+    finally:
+        server.resume()
+    wait_until(lambda: departed, timeout=10, what="the dead node to be reaped")
+    wait_until(lambda: a.who("lobby") == ["alice", "bob"], timeout=5, what="carol gone from /who")
+    assert departed == [("lobby", "carol")]  # alice and bob were never taken for dead
+    assert b.who("lobby") == ["alice", "bob"]
+
+
+def test_after_a_stall_the_first_beat_reaps_nobody_until_the_calm_is_over(server: RedisServer) -> None:
+    """The heartbeat script on its own, on the Redis clock: two nodes whose expiry
+    passed during a stall (no beat from anyone for longer than the ttl)."""
+    plain = _plain(server)
+    keys = Keys("t")
+    now = int(plain.time()[0]) * 1000
+    plain.zadd(keys.nodes, {"a": now - 5000, "b": now - 5000})
+    plain.hset(keys.beats, "last", now - 6000)
+
+    def beat(node: str) -> list[bytes]:
+        result = plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, node, 1000, 60_000)
+        return list(result[1:])
+
+    assert beat("a") == []  # b looks dead, but nobody had beaten for 6 s: a stall
+    assert beat("a") == []  # still calm, although a is fresh now
+    assert beat("b") == []
+    plain.zadd(keys.nodes, {"b": now - 1})  # b dies after all (its expiry passes)...
+    plain.hset(keys.beats, "calm", 0)  # ...and the calm is over
+    assert beat("a") == [b"b"]
+    assert plain.eval(scripts.REAP, 1, keys.nodes, "b") == 1
+    assert plain.eval(scripts.REAP, 1, keys.nodes, "b") == 0  # once only
+
+
+def test_a_node_back_before_its_reaper_acts_is_not_removed(server: RedisServer) -> None:
+    """A heartbeat listed ``b`` as dead, then ``b`` beat again: the reap is off."""
+    plain = _plain(server)
+    keys = Keys("t")
+    now = int(plain.time()[0]) * 1000
+    plain.zadd(keys.nodes, {"a": now + 60_000, "b": now - 1})
+    plain.hset(keys.beats, "last", now)
+    assert plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, "a", 60_000, 60_000)[1:] == [b"b"]
+    plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, "b", 60_000, 60_000)  # b is back
+    assert plain.eval(scripts.REAP, 1, keys.nodes, "b") == 0
+    assert plain.zscore(keys.nodes, "b") is not None

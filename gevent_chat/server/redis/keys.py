@@ -25,6 +25,9 @@ class Keys:
         tag = f"{{{cluster}}}"
         #: ZSET node id -> the Redis time (ms) after which it counts as dead.
         self.nodes = f"gc:{tag}:nodes"
+        #: HASH ``last``: the Redis time (ms) of the last heartbeat of any node;
+        #: ``calm``: no node is reaped before this time (set after a stall).
+        self.beats = f"gc:{tag}:beats"
         #: HASH folded room name -> the room's name as first spelled; rooms with presence.
         self.rooms = f"gc:{tag}:rooms"
 

@@ -10,8 +10,11 @@ Liveness is a ZSET of node -> expiry on the Redis clock, renewed by
 ``heartbeat`` every ``ttl / 3`` seconds.  Readers (``who``, ``rooms``) skip
 the entries of nodes whose expiry has passed, so a node killed with SIGKILL
 disappears from ``/who`` within ``ttl``.  The next heartbeat of any node
-sees it expired; the one node whose ``ZREM`` removes it reaps its entries
-and returns them, so each departure is announced exactly once.  A node that
+sees it expired; the one node whose ``ZREM`` removes it (``scripts.REAP``,
+only if it is still expired) reaps its entries and returns them, so each
+departure is announced exactly once.  After a stall of Redis longer than
+the ttl, or from a node whose own expiry had passed, nobody is reaped until
+every live node has had time to beat again (see ``scripts.HEARTBEAT``).  A node that
 finds itself missing from the ZSET (Redis restarted, or it was paused past
 its ttl and reaped) writes all its users again.
 
@@ -32,7 +35,7 @@ from typing import cast
 from ...core.protocol import name_key
 from . import scripts
 from .keys import Keys
-from .link import FAILURES, Link
+from .link import BACKOFF_MAX_SECONDS, FAILURES, Link
 
 __all__ = ["Presence"]
 
@@ -58,6 +61,7 @@ class Presence:
         self.published: dict[str, str] = {}
         self._leave = link.client.register_script(_LEAVE)
         self._heartbeat = link.client.register_script(scripts.HEARTBEAT)
+        self._reap_expired = link.client.register_script(scripts.REAP)
         self._live = link.client.register_script(scripts.LIVE_NODES)
 
     def _value(self, nick: str) -> str:
@@ -133,7 +137,10 @@ class Presence:
 
         Raises what redis-py raises when Redis fails.
         """
-        beat = self._heartbeat(keys=[self.keys.nodes], args=[self.node, int(self.ttl * 1000)])
+        calm = self.ttl + 2 * BACKOFF_MAX_SECONDS  # long enough for every live node to beat again
+        beat = self._heartbeat(
+            keys=[self.keys.nodes, self.keys.beats], args=[self.node, int(self.ttl * 1000), int(calm * 1000)]
+        )
         result = cast("list[int | bytes]", beat)
         if result[0]:  # we were not listed: first beat, Redis restarted, or we were reaped
             self.resync()
@@ -146,7 +153,7 @@ class Presence:
             pipe.execute()
         departed: list[tuple[str, str]] = []
         for dead in result[1:]:
-            if isinstance(dead, bytes) and self.link.client.zrem(self.keys.nodes, dead):
+            if isinstance(dead, bytes) and self._reap_expired(keys=[self.keys.nodes], args=[dead]):
                 departed += self._reap(dead.decode())
         return departed
 

@@ -19,7 +19,7 @@ script then looks for the node's newest entry in the Stream instead.
 
 from __future__ import annotations
 
-__all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "RELEASE"]
+__all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "REAP", "RELEASE"]
 
 #: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq,
 #: retry ("1" if this batch may have been stored already: its first attempt failed).
@@ -88,17 +88,49 @@ end
 return 0
 """
 
-#: KEYS: nodes.  ARGV: node, ttl ms.  Uses the Redis clock, so nodes' clocks
-#: need not agree.  Returns {1 if the node was not listed (new, or reaped), dead nodes...}.
+#: KEYS: nodes, beats.  ARGV: node, ttl ms, calm ms.  Uses the Redis clock, so
+#: nodes' clocks need not agree.  Returns {1 if the node was not listed (new, or
+#: reaped), dead nodes...}.  Nobody is taken for dead after a stall:
+#: - when no node at all has beaten for a ttl, Redis itself (or every node) was
+#:   held up, and every expiry may have passed while the nodes were alive; the
+#:   first beat after it starts a calm of ``calm`` ms (a ttl plus the nodes'
+#:   reconnect backoff) during which nobody is reaped, so every live node has
+#:   beaten again before anyone is judged;
+#: - a node whose own expiry had passed (its own link was cut) cannot tell a
+#:   dead node from one held up as it was, so it reaps nobody on that beat.
+#: The truly dead are reaped a little later, once.
 HEARTBEAT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local ttl = tonumber(ARGV[2])
+local last = tonumber(redis.call('HGET', KEYS[2], 'last') or '0')
+local calm = tonumber(redis.call('HGET', KEYS[2], 'calm') or '0')
+if last > 0 and now - last > ttl then
+  calm = now + tonumber(ARGV[3])
+  redis.call('HSET', KEYS[2], 'calm', calm)
+end
+redis.call('HSET', KEYS[2], 'last', now)
+local mine = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local added = redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 local result = {added}
-for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
-  table.insert(result, node)
+if now >= calm and mine and tonumber(mine) > now then
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+    table.insert(result, node)
+  end
 end
 return result
+"""
+
+#: KEYS: nodes.  ARGV: node.  Removes ``node`` only if its expiry has still
+#: passed (it may have come back since a heartbeat listed it); 1 if removed.
+REAP = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if expiry and tonumber(expiry) <= now then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
 """
 
 #: KEYS: nodes.  The nodes whose heartbeat has not expired.

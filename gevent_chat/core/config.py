@@ -86,7 +86,8 @@ class Config:
     metrics_host: str = "127.0.0.1"
 
     # -- several processes ------------------------------------------------------------
-    #: ``redis://HOST:PORT/DB`` or ``unix:///PATH``: join a cluster of servers there.
+    #: ``redis://HOST:PORT/DB``, ``rediss://HOST:PORT/DB`` (TLS; query options such as
+    #: ``ssl_ca_certs=FILE``) or ``unix:///PATH``: join a cluster of servers there.
     redis_url: str | None = None
     #: The cluster's name, the prefix of its Redis keys (several may share one Redis).
     cluster: str = "gevent-chat"
@@ -231,7 +232,8 @@ def _add_cluster(p: argparse.ArgumentParser, d: Config) -> None:
     g = p.add_argument_group("several processes")
     g.add_argument(
         "--redis-url",
-        help="redis://HOST:PORT/DB or unix:///PATH: run as one server of a cluster sharing that Redis",
+        help="redis://HOST:PORT/DB, rediss://HOST:PORT/DB (TLS; ?ssl_ca_certs=FILE trusts a CA, see README) "
+        "or unix:///PATH: run as one server of a cluster sharing that Redis",
     )
     g.add_argument(
         "--cluster",

@@ -2,12 +2,19 @@
 
 SHELL.  redis-py makes its sockets with the stdlib ``socket`` module, which
 blocks the whole process unless it is monkey-patched; this server is not
-(and its in-process tests must not be).  So the two connection classes
-below make ``gevent.socket`` sockets instead: every read and write of
-redis-py then parks only the greenlet that issued it.  What else redis-py
-does that could block is switched off in ``connect``: its retries (which
-``time.sleep``) and the blocking pool (a ``threading.Condition``).  ``rediss://``
-is refused: its SSL wrapper would need ``gevent.ssl``.
+(and its in-process tests must not be).  So the connection classes below
+make ``gevent.socket`` sockets instead: every read and write of redis-py
+then parks only the greenlet that issued it.  For ``rediss://`` the same
+socket is wrapped by a ``gevent.ssl`` context, built from
+``gevent.ssl.SSLContext`` directly (``create_default_context()``, which
+redis-py's own ``SSLConnection`` uses, returns the stdlib's blocking one),
+from the settings ``SSLConnection`` stored from the URL: ``ssl_ca_certs``,
+``ssl_cert_reqs``, ``ssl_check_hostname``, ``ssl_certfile``/``ssl_keyfile``
+and the rest.  Its OCSP options are refused: those checks open blocking
+sockets of their own.
+What else redis-py does that could block is switched off in ``connect``:
+its retries (which ``time.sleep``) and the blocking pool (a
+``threading.Condition``).
 
 ``Link`` owns the pool and knows whether Redis answers.  The first failure
 is logged once; a supervisor greenlet then pings with capped exponential
@@ -25,10 +32,10 @@ from urllib.parse import urlsplit
 
 import gevent
 import redis
-from gevent import socket
+from gevent import socket, ssl
 from gevent.event import Event
 from redis.backoff import NoBackoff
-from redis.connection import Connection, UnixDomainSocketConnection
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.retry import Retry
 
 from ...core.errors import ChatError
@@ -37,6 +44,7 @@ __all__ = [
     "ANY_ERROR",
     "FAILURES",
     "GeventConnection",
+    "GeventSSLConnection",
     "GeventUnixConnection",
     "Link",
     "RedisUnavailable",
@@ -60,15 +68,92 @@ class RedisUnavailable(ChatError):
     """Redis cannot be used: a wrong URL, or no answer when the server starts."""
 
 
+#: OpenSSL's verify codes for a certificate valid, but not for the name connected to.
+_NAME_MISMATCH = frozenset({62, 63, 64})  # X509_V_ERR_HOSTNAME_, EMAIL_, IP_ADDRESS_MISMATCH
+
+
+def _tcp(conn: Connection) -> stdsocket.socket:
+    """A ``gevent.socket`` connected to ``conn``'s host and port, with TCP_NODELAY and keepalive."""
+    sock = socket.create_connection((conn.host, conn.port), timeout=conn.socket_connect_timeout)
+    sock.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
+    sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_KEEPALIVE, 1)
+    sock.settimeout(conn.socket_timeout)
+    return sock
+
+
 class GeventConnection(Connection):
     """A TCP connection on a ``gevent.socket``, with TCP_NODELAY and keepalive."""
 
     def _connect(self) -> stdsocket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout=self.socket_connect_timeout)
-        sock.setsockopt(stdsocket.IPPROTO_TCP, stdsocket.TCP_NODELAY, 1)
-        sock.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_KEEPALIVE, 1)
-        sock.settimeout(self.socket_timeout)
-        return sock
+        return _tcp(self)
+
+
+class GeventSSLConnection(SSLConnection):
+    """A ``rediss://`` connection: a ``gevent.socket`` wrapped by a ``gevent.ssl`` context.
+
+    The server's certificate and host name are verified unless the URL says
+    otherwise (``ssl_cert_reqs=none``, ``ssl_check_hostname=false``).  With
+    ``ssl_ca_certs`` (or ``ssl_ca_path``, ``ssl_ca_data``) only those CAs are
+    trusted, else the system's.  The context is built once, when the
+    connection object is (``connect`` makes one at once, so unreadable files
+    are a URL error at start); the handshake runs under ``socket_timeout``.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # SSLConnection stores the ssl_* options
+        if self.ssl_validate_ocsp is True or self.ssl_validate_ocsp_stapled:
+            raise redis.RedisError("OCSP validation is not supported (it would block the server)")
+        try:
+            self.context = self._make_context()
+        except (OSError, ValueError) as exc:
+            raise redis.RedisError(f"unusable TLS settings: {exc}") from exc
+
+    def _make_context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.check_hostname = bool(self.check_hostname)  # before verify_mode: CERT_NONE needs it off
+        ctx.verify_mode = self.cert_reqs
+        for flag in self.ssl_include_verify_flags or ():
+            ctx.verify_flags |= flag
+        for flag in self.ssl_exclude_verify_flags or ():
+            ctx.verify_flags &= ~flag
+        if self.certfile or self.keyfile:
+            ctx.load_cert_chain(self.certfile, self.keyfile, self.certificate_password)
+        if self.ca_certs is not None or self.ca_path is not None or self.ca_data is not None:
+            ctx.load_verify_locations(cafile=self.ca_certs, capath=self.ca_path, cadata=self.ca_data)
+        elif self.cert_reqs != ssl.CERT_NONE:
+            ctx.load_default_certs()
+        if self.ssl_min_version is not None:
+            ctx.minimum_version = self.ssl_min_version
+        if self.ssl_ciphers:
+            ctx.set_ciphers(self.ssl_ciphers)
+        return ctx
+
+    def _connect(self) -> stdsocket.socket:
+        sock = _tcp(self)
+        try:
+            return self._wrap_socket_with_ssl(sock)
+        except BaseException:
+            sock.close()
+            raise
+
+    def _wrap_socket_with_ssl(self, sock: stdsocket.socket) -> ssl.SSLSocket:
+        """The handshake, cooperatively; a failed one is one clear ``ConnectionError``."""
+        where = f"{self.host}:{self.port}"
+        try:
+            return self.context.wrap_socket(sock, server_hostname=self.host)
+        except ssl.SSLCertVerificationError as exc:
+            why = str(exc.verify_message).rstrip(".")
+            if exc.verify_code in _NAME_MISMATCH:
+                hint = "connect by a name it holds, or add ssl_check_hostname=false"
+            else:
+                hint = "name its CA with ?ssl_ca_certs=FILE"
+            raise redis.ConnectionError(f"TLS certificate of {where} not accepted: {why} ({hint})") from exc
+        except ssl.SSLError as exc:
+            why = exc.reason or exc.strerror or str(exc)
+            raise redis.ConnectionError(f"TLS handshake with {where} failed: {why}") from exc
+        except TimeoutError as exc:  # a plain Redis reads the hello as a command, and waits
+            raise redis.TimeoutError(f"no TLS handshake from {where} in time (a redis:// port?)") from exc
 
 
 class GeventUnixConnection(UnixDomainSocketConnection):
@@ -87,9 +172,10 @@ class GeventUnixConnection(UnixDomainSocketConnection):
 
 
 def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
-    """A client for ``url`` (``redis://`` or ``unix://``) on gevent sockets; raises ``RedisUnavailable``.
+    """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) on gevent sockets.
 
-    Nothing is sent yet.  ``timeout`` bounds connecting and every reply, so a
+    Raises ``RedisUnavailable`` for a URL it cannot use.  Nothing is sent yet.
+    ``timeout`` bounds connecting, the TLS handshake and every reply, so a
     stalled Redis (say, SIGSTOP) costs a waiting greenlet that long at most.
     Every connection, the subscription's too, is named ``name`` (CLIENT SETNAME),
     so ``CLIENT LIST`` tells which server it belongs to.
@@ -97,10 +183,13 @@ def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
     scheme = urlsplit(url).scheme
     classes: dict[str, type[Connection] | type[UnixDomainSocketConnection]] = {
         "redis": GeventConnection,
+        "rediss": GeventSSLConnection,
         "unix": GeventUnixConnection,
     }
     if scheme not in classes:
-        raise RedisUnavailable(f"unsupported Redis URL {url!r}: use redis://HOST:PORT/DB or unix:///PATH")
+        raise RedisUnavailable(
+            f"unsupported Redis URL {url!r}: use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH"
+        )
     options: dict[str, Any] = {
         "connection_class": classes[scheme],
         "socket_timeout": timeout,
@@ -112,7 +201,10 @@ def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
     }
     try:
         pool = redis.ConnectionPool.from_url(url, **options)
-    except ValueError as exc:
+        # Connections are made on first use; make one now (nothing is sent) so that
+        # an unknown or bad query option is a URL error, not a failure at the first command.
+        pool.connection_class(**pool.connection_kwargs)
+    except (ValueError, TypeError, redis.RedisError) as exc:
         raise RedisUnavailable(f"invalid Redis URL {url!r}: {exc}") from exc
     return redis.Redis(connection_pool=pool)
 

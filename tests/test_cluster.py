@@ -476,12 +476,20 @@ def test_unreachable_or_wrong_redis_url_is_a_one_line_error_and_status_1(redis_s
     for url, message in (
         (f"redis://127.0.0.1:{redis_server.port + 1}/0", "cannot reach Redis"),
         ("http://127.0.0.1/", "unsupported Redis URL"),
+        # A password given in the URL never reaches the log, in either place it can go.
+        (
+            f"redis://chat:s3cret-pw@127.0.0.1:{redis_server.port + 1}/0",
+            "cannot reach Redis at redis://chat:***@",
+        ),
+        (f"redis://127.0.0.1:{redis_server.port + 1}/0?password=s3cret-pw", "?password=***"),
+        ("redis://chat:s3cret-pw@127.0.0.1:notaport/0", "invalid Redis URL 'redis://chat:***@"),
     ):
         done = _run_server("--redis-url", url)
         assert done.returncode == 1, done.stderr
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1, done.stderr
         assert message in lines[0], done.stderr
+        assert "s3cret-pw" not in done.stderr
 
 
 def test_workers_without_redis_server_exit_2_and_say_what_to_do(tmp_path: Path) -> None:

@@ -155,7 +155,8 @@ class RedisBus:
         self.link.on_up.append(self._after_outage)
         self._upkeep_once()
         self._greenlets = [gevent.spawn(f) for f in (self._publisher, self.subscriber.run, self._upkeep)]
-        log.info("cluster %s on Redis %s; this server is %s", self.keys.cluster, self.link.url, self.node)
+        cluster, shown = self.keys.cluster, self.link.shown_url
+        log.info("cluster %s on Redis %s; this server is %s", cluster, shown, self.node)
 
     def attach(self, hub: Inbound) -> None:
         self.subscriber.hub = hub

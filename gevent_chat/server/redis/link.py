@@ -28,7 +28,7 @@ import logging
 import socket as stdsocket
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import gevent
 import redis
@@ -49,6 +49,7 @@ __all__ = [
     "Link",
     "RedisUnavailable",
     "connect",
+    "redact",
 ]
 
 log = logging.getLogger("gevent_chat.redis")
@@ -171,6 +172,24 @@ class GeventUnixConnection(UnixDomainSocketConnection):
         return sock
 
 
+def redact(url: str) -> str:
+    """``url`` as logs and errors show it: any password (``user:PASS@`` or
+    ``?password=``) replaced by ``***``, since managed Redis URLs carry one."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if parts.password is not None:
+            userinfo, _, hostport = netloc.rpartition("@")
+            netloc = f"{userinfo.partition(':')[0]}:***@{hostport}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="/*")
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "(unreadable URL)"
+
+
 def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
     """A client for ``url`` (``redis://``, ``rediss://`` or ``unix://``) on gevent sockets.
 
@@ -188,7 +207,7 @@ def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
     }
     if scheme not in classes:
         raise RedisUnavailable(
-            f"unsupported Redis URL {url!r}: use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH"
+            f"unsupported Redis URL {redact(url)!r}: use redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///PATH"
         )
     options: dict[str, Any] = {
         "connection_class": classes[scheme],
@@ -205,7 +224,7 @@ def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
         # an unknown or bad query option is a URL error, not a failure at the first command.
         pool.connection_class(**pool.connection_kwargs)
     except (ValueError, TypeError, redis.RedisError) as exc:
-        raise RedisUnavailable(f"invalid Redis URL {url!r}: {exc}") from exc
+        raise RedisUnavailable(f"invalid Redis URL {redact(url)!r}: {exc}") from exc
     return redis.Redis(connection_pool=pool)
 
 
@@ -214,6 +233,8 @@ class Link:
 
     def __init__(self, url: str, timeout: float = 2.0, name: str | None = None) -> None:
         self.url = url
+        #: What logs and errors show of ``url``: no password.
+        self.shown_url = redact(url)
         self.client = connect(url, timeout, name)
         self.up = Event()  # set while Redis answers
         self.on_up: list[Callable[[], None]] = []  # run (in the supervisor) after each recovery
@@ -225,7 +246,7 @@ class Link:
         try:
             self.client.ping()
         except ANY_ERROR as exc:
-            raise RedisUnavailable(f"cannot reach Redis at {self.url}: {exc}") from exc
+            raise RedisUnavailable(f"cannot reach Redis at {self.shown_url}: {exc}") from exc
         self.up.set()
         self._supervisor = gevent.spawn(self._supervise)
 
@@ -252,7 +273,7 @@ class Link:
                     gevent.sleep(delay)
                     delay = min(BACKOFF_MAX_SECONDS, delay * 2)
             self._down.clear()
-            log.warning("Redis reachable again at %s", self.url)
+            log.warning("Redis reachable again at %s", self.shown_url)
             self.up.set()
             for hook in list(self.on_up):
                 try:

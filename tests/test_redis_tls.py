@@ -65,19 +65,16 @@ def nodes(tls_redis: RedisServer, make_server: Callable[..., ChatServer]) -> Nod
 
 
 @pytest.fixture
-def clients() -> Iterator[Clients]:
-    opened: list[ChatClient] = []
+def clients(dial: Callable[..., ChatClient]) -> Clients:
+    """A client to ``server``, registered as ``nick`` if given; ``dial`` closes it after the test."""
 
     def open_client(server: ChatServer, nick: str | None = None) -> ChatClient:
-        client = ChatClient(server.address)
-        opened.append(client)
+        client = dial(server.address)
         if nick is not None:
             client.register(nick)
         return client
 
-    yield open_client
-    for client in opened:
-        client.close()
+    return open_client
 
 
 def _ssl_connections(redis: RedisServer) -> list[GeventSSLConnection]:

@@ -146,7 +146,7 @@ class Presence:
             self.resync()
             if self.published:
                 self._index(self.published)  # if Redis lost the index, the next reaper needs it
-        else:  # keep the rooms index right (a reaper may have dropped a room we just joined)
+        else:  # keep every room a local user is in on the rooms index (the reaper's map), cheaply
             pipe = self.link.client.pipeline(transaction=False)
             for _, room in self.local.values():
                 pipe.hsetnx(self.keys.rooms, name_key(room), room)
@@ -159,16 +159,22 @@ class Presence:
 
     def _reap(self, node: str) -> list[tuple[str, str]]:
         """Remove every entry of the dead ``node``; returns them as (room, nick)."""
-        rooms = cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.rooms))
+        rooms = [
+            raw.decode()
+            for raw in cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.rooms)).values()
+        ]
+        pipe = self.link.client.pipeline(transaction=False)
+        for room in rooms:
+            pipe.hgetall(self.keys.who(room))
+        everyone = cast("list[dict[bytes, bytes]]", pipe.execute())  # one round trip for all rooms
         prefix = f"{node} ".encode()
         departed = []
-        for raw_room in rooms.values():
-            room = raw_room.decode()
+        for room, users in zip(rooms, everyone, strict=True):
             who = self.keys.who(room)
-            for folded, value in cast("dict[bytes, bytes]", self.link.client.hgetall(who)).items():
+            for folded, value in users.items():
                 if value.startswith(prefix) and self._leave(keys=[who], args=[folded, value]):
                     departed.append((room, value[len(prefix) :].decode()))
-        self._forget_sequences(node, [raw.decode() for raw in rooms.values()])
+        self._forget_sequences(node, rooms)
         log.info("server %s stopped answering; %d user(s) removed", node, len(departed))
         return departed
 

@@ -7,12 +7,12 @@ TCP users are the raw ``ChatClient``.  Both talk to one in-process server.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
 import pytest
+from gevent import socket
 from wsproto.frame_protocol import CloseReason
 
 from gevent_chat.client import tls as client_tls

@@ -475,3 +475,16 @@ def test_a_node_back_before_its_reaper_acts_is_not_removed(server: RedisServer) 
     plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, "b", 60_000, 60_000)  # b is back
     assert plain.eval(scripts.REAP, 1, keys.nodes, "b") == 0
     assert plain.zscore(keys.nodes, "b") is not None
+
+
+def test_a_stall_shorter_than_the_ttl_but_longer_than_half_of_it_reaps_nobody(server: RedisServer) -> None:
+    """b beat a whole period before a did, then Redis stalled for most of a ttl:
+    b's expiry passed although a's did not.  Nobody beat for over half a ttl, so
+    that is a stall, and b is given the calm to beat again."""
+    plain = _plain(server)
+    keys = Keys("t")
+    now = int(plain.time()[0]) * 1000
+    plain.zadd(keys.nodes, {"a": now + 200, "b": now - 100})
+    plain.hset(keys.beats, "last", now - 700)
+    assert plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, "a", 1000, 60_000)[1:] == []
+    assert plain.zscore(keys.nodes, "b") is not None

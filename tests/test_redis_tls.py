@@ -29,7 +29,7 @@ from gevent.event import Event
 from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
 from gevent_chat.server.redis import RedisUnavailable
-from gevent_chat.server.redis.link import GeventSSLConnection, connect
+from gevent_chat.server.redis.link import GeventSSLConnection, connect, redact
 from tests.helpers import ChatClient, ServerProcess, wait_until
 from tests.redis_server import RedisServer, running_redis
 
@@ -286,12 +286,26 @@ def test_a_client_certificate_from_the_url_is_presented(
         ("ssl_ca_certs=/nonexistent/ca.pem", "unusable TLS settings"),
         ("ssl_ca_cert=ca.pem", "unexpected keyword argument 'ssl_ca_cert'"),
         ("ssl_validate_ocsp_stapled=true", "OCSP validation is not supported"),
+        ("ssl_validate_ocsp=true", "OCSP validation is not supported"),
     ],
 )
 def test_a_bad_tls_option_is_an_invalid_url_at_once(query: str, message: str) -> None:
     with pytest.raises(RedisUnavailable, match="invalid Redis URL") as raised:
         connect(f"rediss://127.0.0.1:1/0?{query}", timeout=1.0)
     assert message in str(raised.value)
+
+
+def test_ocsp_switched_off_in_the_url_is_no_error() -> None:
+    connect("rediss://127.0.0.1:1/0?ssl_validate_ocsp=false&ssl_validate_ocsp_stapled=false", timeout=1.0)
+
+
+def test_passwords_in_a_url_are_hidden_wherever_they_go() -> None:
+    url = "rediss://chat:pw1@h:6380/0?ssl_keyfile=k.pem&ssl_password=pw2&password=pw3"
+    shown = redact(url)
+    assert shown == "rediss://chat:***@h:6380/0?ssl_keyfile=k.pem&ssl_password=***&password=***"
+    with pytest.raises(RedisUnavailable) as raised:
+        connect(url + "&ssl_ca_cert=typo", timeout=1.0)
+    assert not {"pw1", "pw2", "pw3"} & set(re.findall(r"pw\d", str(raised.value)))
 
 
 def test_unsupported_scheme_lists_rediss() -> None:

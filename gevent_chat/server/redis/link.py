@@ -102,7 +102,7 @@ class GeventSSLConnection(SSLConnection):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)  # SSLConnection stores the ssl_* options
-        if self.ssl_validate_ocsp is True or self.ssl_validate_ocsp_stapled:
+        if _asked(self.ssl_validate_ocsp) or _asked(self.ssl_validate_ocsp_stapled):
             raise redis.RedisError("OCSP validation is not supported (it would block the server)")
         try:
             self.context = self._make_context()
@@ -172,9 +172,17 @@ class GeventUnixConnection(UnixDomainSocketConnection):
         return sock
 
 
+def _asked(option: object) -> bool:
+    """An option switched on, from code (True) or from a URL (a string such as "true")."""
+    if isinstance(option, str):
+        return option.strip().lower() not in ("", "0", "false", "f", "n", "no", "off")
+    return bool(option)
+
+
 def redact(url: str) -> str:
-    """``url`` as logs and errors show it: any password (``user:PASS@`` or
-    ``?password=``) replaced by ``***``, since managed Redis URLs carry one."""
+    """``url`` as logs and errors show it: any password (``user:PASS@``,
+    ``?password=``, ``?ssl_password=``) replaced by ``***``, since managed
+    Redis URLs carry one."""
     try:
         parts = urlsplit(url)
         netloc = parts.netloc
@@ -184,7 +192,7 @@ def redact(url: str) -> str:
         query = parts.query
         if query:
             pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="/*")
+            query = urlencode([(k, "***" if "password" in k.lower() else v) for k, v in pairs], safe="/*")
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return "(unreadable URL)"

@@ -91,11 +91,12 @@ return 0
 #: KEYS: nodes, beats.  ARGV: node, ttl ms, calm ms.  Uses the Redis clock, so
 #: nodes' clocks need not agree.  Returns {1 if the node was not listed (new, or
 #: reaped), dead nodes...}.  Nobody is taken for dead after a stall:
-#: - when no node at all has beaten for a ttl, Redis itself (or every node) was
-#:   held up, and every expiry may have passed while the nodes were alive; the
-#:   first beat after it starts a calm of ``calm`` ms (a ttl plus the nodes'
-#:   reconnect backoff) during which nobody is reaped, so every live node has
-#:   beaten again before anyone is judged;
+#: - when no node at all has beaten for half a ttl (each beats every third of
+#:   one), Redis itself (or every node) was held up, and expiries may have
+#:   passed while the nodes were alive; the first beat after it starts a calm
+#:   of ``calm`` ms (a ttl plus the nodes' reconnect backoff) during which
+#:   nobody is reaped, so every live node has beaten again before anyone is
+#:   judged;
 #: - a node whose own expiry had passed (its own link was cut) cannot tell a
 #:   dead node from one held up as it was, so it reaps nobody on that beat.
 #: The truly dead are reaped a little later, once.
@@ -105,7 +106,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local ttl = tonumber(ARGV[2])
 local last = tonumber(redis.call('HGET', KEYS[2], 'last') or '0')
 local calm = tonumber(redis.call('HGET', KEYS[2], 'calm') or '0')
-if last > 0 and now - last > ttl then
+if last > 0 and now - last > ttl / 2 then
   calm = now + tonumber(ARGV[3])
   redis.call('HSET', KEYS[2], 'calm', calm)
 end

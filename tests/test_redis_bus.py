@@ -451,7 +451,7 @@ def test_after_a_stall_the_first_beat_reaps_nobody_until_the_calm_is_over(server
     plain.hset(keys.beats, "last", now - 6000)
 
     def beat(node: str) -> list[bytes]:
-        result = plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, node, 1000, 60_000)
+        result = plain.eval(scripts.HEARTBEAT, 3, keys.nodes, keys.beats, keys.reaping, node, 1000, 60_000)
         return list(result[1:])
 
     assert beat("a") == []  # b looks dead, but nobody had beaten for 6 s: a stall
@@ -460,8 +460,8 @@ def test_after_a_stall_the_first_beat_reaps_nobody_until_the_calm_is_over(server
     plain.zadd(keys.nodes, {"b": now - 1})  # b dies after all (its expiry passes)...
     plain.hset(keys.beats, "calm", 0)  # ...and the calm is over
     assert beat("a") == [b"b"]
-    assert plain.eval(scripts.REAP, 1, keys.nodes, "b") == 1
-    assert plain.eval(scripts.REAP, 1, keys.nodes, "b") == 0  # once only
+    assert plain.eval(scripts.REAP, 2, keys.nodes, keys.reaping, "b") == 1
+    assert plain.eval(scripts.REAP, 2, keys.nodes, keys.reaping, "b") == 0  # once only
 
 
 def test_a_node_back_before_its_reaper_acts_is_not_removed(server: RedisServer) -> None:
@@ -471,9 +471,10 @@ def test_a_node_back_before_its_reaper_acts_is_not_removed(server: RedisServer) 
     now = int(plain.time()[0]) * 1000
     plain.zadd(keys.nodes, {"a": now + 60_000, "b": now - 1})
     plain.hset(keys.beats, "last", now)
-    assert plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, "a", 60_000, 60_000)[1:] == [b"b"]
-    plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, "b", 60_000, 60_000)  # b is back
-    assert plain.eval(scripts.REAP, 1, keys.nodes, "b") == 0
+    beat = plain.eval(scripts.HEARTBEAT, 3, keys.nodes, keys.beats, keys.reaping, "a", 60_000, 60_000)
+    assert beat[1:] == [b"b"]
+    plain.eval(scripts.HEARTBEAT, 3, keys.nodes, keys.beats, keys.reaping, "b", 60_000, 60_000)  # b is back
+    assert plain.eval(scripts.REAP, 2, keys.nodes, keys.reaping, "b") == 0
     assert plain.zscore(keys.nodes, "b") is not None
 
 
@@ -486,5 +487,24 @@ def test_a_stall_shorter_than_the_ttl_but_longer_than_half_of_it_reaps_nobody(se
     now = int(plain.time()[0]) * 1000
     plain.zadd(keys.nodes, {"a": now + 200, "b": now - 100})
     plain.hset(keys.beats, "last", now - 700)
-    assert plain.eval(scripts.HEARTBEAT, 2, keys.nodes, keys.beats, "a", 1000, 60_000)[1:] == []
+    assert plain.eval(scripts.HEARTBEAT, 3, keys.nodes, keys.beats, keys.reaping, "a", 1000, 60_000)[1:] == []
     assert plain.zscore(keys.nodes, "b") is not None
+
+
+def test_a_reaper_cut_off_halfway_leaves_the_rest_to_the_next_beat(
+    make_node: Any, server: RedisServer
+) -> None:
+    """A node was moved to the reaping set, but its reaper stopped before removing its
+    users: the next beat of any node removes them and tells the room, once."""
+    departed: list[tuple[str, str]] = []
+    b, hub_b = make_node(on_departed=lambda room, nick: departed.append((room, nick)))
+    b.enter("bob", "lobby")
+    plain = _plain(server)
+    keys = b.keys
+    plain.hset(keys.who("lobby"), protocol.name_key("xavier"), "x xavier")
+    plain.sadd(keys.reaping, "x")
+    wait_until(lambda: departed, timeout=5, what="the half-reaped node's user to leave")
+    assert departed == [("lobby", "xavier")]
+    assert plain.smembers(keys.reaping) == set()
+    assert b.who("lobby") == ["bob"]
+    wait_until(lambda: protocol.notice("xavier left") in hub_b.payloads(), what="the room told")

@@ -28,6 +28,9 @@ class Keys:
         #: HASH ``last``: the Redis time (ms) of the last heartbeat of any node;
         #: ``calm``: no node is reaped before this time (set after a stall).
         self.beats = f"gc:{tag}:beats"
+        #: SET of nodes found dead whose entries are still being removed: a reaper
+        #: cut off halfway leaves its node here, and the next beat of any node finishes.
+        self.reaping = f"gc:{tag}:reaping"
         #: HASH folded room name -> the room's name as first spelled; rooms with presence.
         self.rooms = f"gc:{tag}:rooms"
 

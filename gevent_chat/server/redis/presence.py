@@ -10,9 +10,11 @@ Liveness is a ZSET of node -> expiry on the Redis clock, renewed by
 ``heartbeat`` every ``ttl / 3`` seconds.  Readers (``who``, ``rooms``) skip
 the entries of nodes whose expiry has passed, so a node killed with SIGKILL
 disappears from ``/who`` within ``ttl``.  The next heartbeat of any node
-sees it expired; the one node whose ``ZREM`` removes it (``scripts.REAP``,
-only if it is still expired) reaps its entries and returns them, so each
-departure is announced exactly once.  After a stall of Redis longer than
+sees it expired and moves it (``scripts.REAP``, only if it is still
+expired) to a set of nodes being reaped; beating nodes remove the entries of
+every node in that set, each user once (a compare-and-delete), so each
+departure is announced exactly once, and a reaper cut off halfway leaves the
+rest to the next beat.  After a stall of Redis longer than
 the ttl, or from a node whose own expiry had passed, nobody is reaped until
 every live node has had time to beat again (see ``scripts.HEARTBEAT``).  A node that
 finds itself missing from the ZSET (Redis restarted, or it was paused past
@@ -139,7 +141,8 @@ class Presence:
         """
         calm = self.ttl + 2 * BACKOFF_MAX_SECONDS  # long enough for every live node to beat again
         beat = self._heartbeat(
-            keys=[self.keys.nodes, self.keys.beats], args=[self.node, int(self.ttl * 1000), int(calm * 1000)]
+            keys=[self.keys.nodes, self.keys.beats, self.keys.reaping],
+            args=[self.node, int(self.ttl * 1000), int(calm * 1000)],
         )
         result = cast("list[int | bytes]", beat)
         if result[0]:  # we were not listed: first beat, Redis restarted, or we were reaped
@@ -151,10 +154,16 @@ class Presence:
             for _, room in self.local.values():
                 pipe.hsetnx(self.keys.rooms, name_key(room), room)
             pipe.execute()
-        departed: list[tuple[str, str]] = []
         for dead in result[1:]:
-            if isinstance(dead, bytes) and self._reap_expired(keys=[self.keys.nodes], args=[dead]):
-                departed += self._reap(dead.decode())
+            if isinstance(dead, bytes):
+                self._reap_expired(keys=[self.keys.nodes, self.keys.reaping], args=[dead])
+        # Reap what this beat found dead, and what a reaper cut off halfway left.
+        # Any node may run this at once with another: ``_LEAVE`` removes each
+        # user once, so each departure is still announced once.
+        departed: list[tuple[str, str]] = []
+        for dead in cast("set[bytes]", self.link.client.smembers(self.keys.reaping)):
+            departed += self._reap(dead.decode())
+            self.link.client.srem(self.keys.reaping, dead)
         return departed
 
     def _reap(self, node: str) -> list[tuple[str, str]]:
@@ -175,7 +184,8 @@ class Presence:
                 if value.startswith(prefix) and self._leave(keys=[who], args=[folded, value]):
                     departed.append((room, value[len(prefix) :].decode()))
         self._forget_sequences(node, rooms)
-        log.info("server %s stopped answering; %d user(s) removed", node, len(departed))
+        if departed:
+            log.info("server %s stopped answering; %d user(s) removed", node, len(departed))
         return departed
 
     def _forget_sequences(self, node: str, rooms: Iterable[str]) -> None:

@@ -88,7 +88,7 @@ end
 return 0
 """
 
-#: KEYS: nodes, beats.  ARGV: node, ttl ms, calm ms.  Uses the Redis clock, so
+#: KEYS: nodes, beats, reaping.  ARGV: node, ttl ms, calm ms.  Uses the Redis clock, so
 #: nodes' clocks need not agree.  Returns {1 if the node was not listed (new, or
 #: reaped), dead nodes...}.  Nobody is taken for dead after a stall:
 #: - when no node at all has beaten for half a ttl (each beats every third of
@@ -113,6 +113,9 @@ end
 redis.call('HSET', KEYS[2], 'last', now)
 local mine = redis.call('ZSCORE', KEYS[1], ARGV[1])
 local added = redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+if added == 1 then
+  redis.call('SREM', KEYS[3], ARGV[1])  -- back: nobody is to go on reaping it
+end
 local result = {added}
 if now >= calm and mine and tonumber(mine) > now then
   for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
@@ -122,14 +125,17 @@ end
 return result
 """
 
-#: KEYS: nodes.  ARGV: node.  Removes ``node`` only if its expiry has still
-#: passed (it may have come back since a heartbeat listed it); 1 if removed.
+#: KEYS: nodes, reaping.  ARGV: node.  Moves ``node`` from the live set to the
+#: ones being reaped, only if its expiry has still passed (it may have come
+#: back since a heartbeat listed it); 1 if moved.
 REAP = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expiry = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if expiry and tonumber(expiry) <= now then
-  return redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('SADD', KEYS[2], ARGV[1])
+  return 1
 end
 return 0
 """

@@ -390,6 +390,23 @@ def test_each_line_is_one_text_frame_without_its_newline() -> None:
     assert lines.frames(b"") == b""
 
 
+def test_one_payload_to_many_sockets_reads_the_same_on_each() -> None:
+    """A broadcast frames its payload once; every socket, one with a pong waiting
+    too, still reads exactly its lines."""
+    sockets = [open_socket(limit=64) for _ in range(3)]
+    first_client, first = sockets[0]
+    first.receive_data(first_client.send(Ping(payload=b"p")))
+    payload = b"alice: hi\nalice: there\n"
+    for number, (client, lines) in enumerate(sockets):
+        events = client_events(client, lines.frames(payload))
+        if number == 0:
+            assert events.pop(0) == Pong(payload=b"p")
+        assert [e.data for e in events if isinstance(e, TextMessage)] == ["alice: hi", "alice: there"]
+    client, lines = sockets[1]
+    events = client_events(client, lines.frames(b"bob: yo\n"))
+    assert [e.data for e in events if isinstance(e, TextMessage)] == ["bob: yo"]
+
+
 def test_pong_goes_out_before_lines() -> None:
     client, lines = open_socket()
     lines.receive_data(client.send(Ping(payload=b"p")))

@@ -337,6 +337,14 @@ class Received:
     pong: bool = False
 
 
+#: The payload ``WebSocketLines.frames`` framed last, and its frames.  A
+#: broadcast hands the same bytes object to every recipient, and a server's
+#: text frames are the same bytes on every connection (unmasked, and no
+#: extension is ever accepted), so a line to a room is framed once, not once
+#: per WebSocket in it.  Holding the payload keeps its identity unique.
+_last_framed: list[bytes] = [b"", b""]
+
+
 class WebSocketLines:
     """Lines over one accepted WebSocket (wsproto's server side).
 
@@ -423,11 +431,14 @@ class WebSocketLines:
     def frames(self, payload: bytes = b"") -> bytes:
         out, self._control = self._control, []
         if payload and self.is_open:
-            send = self.ws.send
-            lines = payload.split(b"\n")
-            if not lines[-1]:
-                lines.pop()
-            out.extend(send(TextMessage(data=line.decode("utf-8", "replace"))) for line in lines)
+            if _last_framed[0] is not payload:
+                send = self.ws.send
+                lines = payload.split(b"\n")
+                if not lines[-1]:
+                    lines.pop()
+                framed = b"".join([send(TextMessage(data=line.decode("utf-8", "replace"))) for line in lines])
+                _last_framed[:] = [payload, framed]
+            out.append(_last_framed[1])
         return b"".join(out)
 
     def ping(self, payload: bytes = b"") -> None:

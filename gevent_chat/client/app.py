@@ -46,6 +46,7 @@ from gevent import socket as gsocket
 from gevent.event import Event
 from gevent.queue import Empty, Queue
 
+from ..core.address import format_address
 from . import render, tls
 from .fronts import (
     EXIT_ERROR,
@@ -185,8 +186,7 @@ class Client:
         return code
 
     def _where(self) -> str:
-        host, port = self.addr
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return format_address(*self.addr)
 
     def _connect(self) -> Any:
         sock = gsocket.create_connection(self.addr, timeout=CONNECT_TIMEOUT_SECONDS)

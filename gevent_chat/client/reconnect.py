@@ -10,7 +10,7 @@ instant, while no client retries sooner than half its nominal delay.
 
 from __future__ import annotations
 
-from ..core.protocol import MAX_NICK_CHARS
+from ..core.names import alternate_nick
 
 __all__ = ["BASE_DELAY", "MAX_DELAY", "alternate_nick", "backoff_delay"]
 
@@ -28,15 +28,3 @@ def backoff_delay(attempt: int, rand: float, base: float = BASE_DELAY, cap: floa
     """
     nominal: float = min(cap, base * 2.0 ** min(attempt, 32))
     return nominal / 2 + rand * nominal / 2
-
-
-def alternate_nick(nick: str, attempt: int) -> str:
-    """The nick to try on registration try ``attempt`` when ``nick`` is held.
-
-    ``nick``, ``nick_``, ``nick__``, then ``nick_3``, ``nick_4``...; always
-    within the nickname length limit, and valid whenever ``nick`` is.
-    """
-    if attempt == 0:
-        return nick
-    suffix = "_" * attempt if attempt < 3 else f"_{attempt}"
-    return nick[: MAX_NICK_CHARS - len(suffix)] + suffix

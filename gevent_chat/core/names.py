@@ -23,6 +23,7 @@ from .errors import ClientError, NickInvalid
 
 __all__ = [
     "MAX_NICK_CHARS",
+    "alternate_nick",
     "casefold",
     "check_new_nick",
     "check_new_room",
@@ -111,3 +112,16 @@ def check_new_room(name: str) -> None:
     """Raise ``ClientError`` unless a room may be created as ``name`` (one script)."""
     if not is_single_script(name):
         raise ClientError(f"invalid room name {name}: {_MIXED}")
+
+
+def alternate_nick(nick: str, attempt: int) -> str:
+    """The nick to try on try ``attempt`` when ``nick`` is held.
+
+    ``nick``, ``nick_``, ``nick__``, then ``nick_3``, ``nick_4``...; always
+    within the nickname length limit, and valid whenever ``nick`` is.  The
+    client uses it to register again; the server, to offer a user a new nick.
+    """
+    if attempt == 0:
+        return nick
+    suffix = "_" * attempt if attempt < 3 else f"_{attempt}"
+    return nick[: MAX_NICK_CHARS - len(suffix)] + suffix

@@ -50,16 +50,15 @@ from wsproto.events import Request as WsRequest
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from .address import format_address
 from .protocol import LineBuffer, notice
 
 __all__ = [
     "CSP",
     "GOING_AWAY",
     "MAX_HEAD_BYTES",
-    "MESSAGE_TOO_BIG",
     "NORMAL_CLOSURE",
     "SUBPROTOCOL",
-    "UNSUPPORTED_DATA",
     "Asset",
     "Received",
     "Response",
@@ -90,8 +89,6 @@ CSP = (
 
 NORMAL_CLOSURE = int(CloseReason.NORMAL_CLOSURE)  # 1000: /quit
 GOING_AWAY = int(CloseReason.GOING_AWAY)  # 1001: the server shuts down
-UNSUPPORTED_DATA = int(CloseReason.UNSUPPORTED_DATA)  # 1003
-MESSAGE_TOO_BIG = int(CloseReason.MESSAGE_TOO_BIG)  # 1009
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -125,10 +122,8 @@ def normalise_origin(url: str) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username is not None:
         raise ValueError(f"an origin has no path, query or user: {url!r}")
     port = parts.port or _DEFAULT_PORTS[scheme]  # .port raises ValueError when malformed
-    host = parts.hostname  # already lowercased, IPv6 brackets removed
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{scheme}://{host}:{port}"
+    # .hostname is already lowercased, with IPv6 brackets removed
+    return f"{scheme}://{format_address(parts.hostname, port)}"
 
 
 def is_same_origin(origin: str, host: str, tls: bool) -> bool:

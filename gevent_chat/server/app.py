@@ -32,6 +32,7 @@ from ..core.address import format_address
 from ..core.config import Config, parse_args
 from ..core.errors import ChatError, ClientError, ConfigError
 from ..core.limits import ConnectionLimits, FailureBudget
+from ..core.names import alternate_nick
 from ..core.registry import Registry
 from . import tls
 from .bus import Bus, LocalBus
@@ -118,7 +119,7 @@ class ChatServer:
         if member is None or member.nick is None:
             return
         why = f"nickname {member.nick} was taken on another server"
-        for candidate in _alternatives(member.nick):
+        for candidate in [alternate_nick(member.nick, attempt) for attempt in range(1, 10)]:
             if self.registry.get(candidate) is not None:
                 continue
             try:
@@ -239,15 +240,6 @@ class ChatServer:
         self.metrics.close()
         self.bus.close()
         log.info("stopped")
-
-
-def _alternatives(nick: str) -> list[str]:
-    """Nicks to offer a user whose nick was lost: ``nick_``, ``nick__``, ``nick_3``... ``nick_9``."""
-    found = []
-    for attempt in range(1, 10):
-        suffix = "_" * attempt if attempt < 3 else f"_{attempt}"
-        found.append(nick[: protocol.MAX_NICK_CHARS - len(suffix)] + suffix)
-    return found
 
 
 def _with_password_file(config: Config) -> Config:

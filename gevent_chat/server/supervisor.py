@@ -132,7 +132,6 @@ class Worker:
         self.stopping = stopping
         self.listening = Event()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.restarts = 0
 
     def run(self) -> None:
         pause = RESTART_FIRST_SECONDS
@@ -153,7 +152,6 @@ class Worker:
                 log.info("worker %d (pid %d) stopped: status %s", self.number, proc.pid, status)
                 return
             log.warning("worker %d (pid %d) exited with status %s; restarting", self.number, proc.pid, status)
-            self.restarts += 1
             if time.monotonic() - started >= STABLE_SECONDS:
                 pause = RESTART_FIRST_SECONDS
             self.stopping.wait(pause)

@@ -220,7 +220,6 @@ class Listener(StreamServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._paused: Any = None
-        self.exhausted = 0  # accepts that failed for want of descriptors
 
     def do_read(self) -> Any:
         try:
@@ -228,7 +227,6 @@ class Listener(StreamServer):
         except OSError as exc:
             if exc.errno not in (errno.EMFILE, errno.ENFILE):
                 raise
-            self.exhausted += 1
             if self._paused is None:
                 log.warning(
                     "out of file descriptors (%s): not accepting for %g s", exc.strerror, ACCEPT_PAUSE_SECONDS

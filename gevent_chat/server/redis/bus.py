@@ -53,12 +53,13 @@ import redis
 from gevent.event import Event
 
 from ...core import protocol, wire
+from ..bus import Inbound
 from . import scripts
 from .claims import NickClaims
 from .keys import Keys
 from .link import ANY_ERROR, FAILURES, Link, RedisUnavailable
 from .presence import Presence
-from .subscriber import MISSING_NOTICE, Inbound, Subscriber
+from .subscriber import MISSING_NOTICE, Subscriber
 
 __all__ = ["MISSING_NOTICE", "BusMetrics", "Inbound", "RedisBus", "RedisUnavailable"]
 
@@ -90,9 +91,8 @@ class RedisBus:
     The callbacks run in the bus's greenlets and must not block:
     ``on_lost_nick(nick)`` (a claim taken by another node; rename the user),
     ``on_departed(room, nick)`` (a dead node's user was removed; the bus has
-    already told the room, locally and through Redis), ``on_missing(room)``
-    (lines may be lost; by default the room gets ``MISSING_NOTICE``),
-    ``on_private(folded_nick, line)`` (a private message for a local user).
+    already told the room, locally and through Redis).  Private messages for
+    local users go to ``subscriber.on_private(folded_nick, line)``.
     """
 
     def __init__(
@@ -110,8 +110,6 @@ class RedisBus:
         clock: Callable[[], float] = time.time,
         on_lost_nick: Callable[[str], None] | None = None,
         on_departed: Callable[[str, str], None] | None = None,
-        on_missing: Callable[[str], None] | None = None,
-        on_private: Callable[[str, bytes], None] | None = None,
     ) -> None:
         self.node = node or secrets.token_hex(6)
         if not wire.is_valid_token(self.node):
@@ -131,8 +129,6 @@ class RedisBus:
         self.claims = NickClaims(self.link, self.keys, self.node, nick_ttl, on_lost_nick)
         self.presence = Presence(self.link, self.keys, self.node, nick_ttl)
         self.subscriber = Subscriber(self.link, self.keys, self.node, self.metrics, ping_interval)
-        self.subscriber.on_missing = on_missing
-        self.subscriber.on_private = on_private
         self._publish = self.link.client.register_script(scripts.PUBLISH)
         self._private = self.link.client.register_script(scripts.PRIVATE)
         self._outbox: deque[tuple[str, int, bytes, bytes]] = deque()  # room, seq, header, payload

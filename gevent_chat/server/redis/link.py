@@ -240,7 +240,6 @@ class Link:
     """A Redis client plus whether it answers; ``start()`` pings once or raises."""
 
     def __init__(self, url: str, timeout: float = 2.0, name: str | None = None) -> None:
-        self.url = url
         #: What logs and errors show of ``url``: no password.
         self.shown_url = redact(url)
         self.client = connect(url, timeout, name)

@@ -7,7 +7,7 @@ a gap: the missing entries are read from the Stream (XRANGE) and delivered
 first.  Every (re)subscription to a room ends with the same check against
 the room's meta hash, so a dropped subscription or a reconnect loses nothing
 the Stream still holds.  An epoch that changed means Redis lost the room's
-data: the room's local users get one notice (``on_missing``), and so do they
+data: the room's local users get one notice (``MISSING_NOTICE``), and so do they
 when the Stream was trimmed past what was missed.  A node's own batches are
 skipped: the hub delivered them locally already.
 
@@ -24,19 +24,20 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 
 from ...core import protocol, wire
 from ...core.protocol import name_key
+from ..bus import Inbound
 from .keys import Keys
 from .link import FAILURES, Link
 
 if TYPE_CHECKING:
     from .bus import BusMetrics
 
-__all__ = ["MISSING_NOTICE", "RECOVERY_PAGE", "Inbound", "RoomState", "Subscriber"]
+__all__ = ["MISSING_NOTICE", "RECOVERY_PAGE", "RoomState", "Subscriber"]
 
 log = logging.getLogger("gevent_chat.redis")
 
@@ -44,12 +45,6 @@ log = logging.getLogger("gevent_chat.redis")
 RECOVERY_PAGE = 500
 #: The notice a room gets when lines from other servers could not be recovered.
 MISSING_NOTICE = protocol.notice("some messages from other servers may be missing")
-
-
-class Inbound(Protocol):
-    """The hub side of the seam: fan a batch out to the room's local members."""
-
-    def receive(self, room: str, payload: bytes, lines: int, remember: bool) -> None: ...
 
 
 @dataclass(eq=False)
@@ -75,7 +70,6 @@ class Subscriber:
         self.link, self.keys, self.node, self.metrics = link, keys, node, metrics
         self.ping_interval = ping_interval
         self.hub: Inbound | None = None
-        self.on_missing: Callable[[str], None] | None = None
         #: Called with (folded nick, one line) for a private message to a user of this node.
         self.on_private: Callable[[str, bytes], None] | None = None
         self.rooms: dict[str, RoomState] = {}  # folded name -> state
@@ -316,7 +310,5 @@ class Subscriber:
 
     def missing(self, room: str) -> None:
         """Tell ``room``'s local users that lines may be missing (once per event)."""
-        if self.on_missing is not None:
-            self.on_missing(room)
-        elif self.hub is not None:
+        if self.hub is not None:
             self.hub.receive(room, MISSING_NOTICE, 1, False)

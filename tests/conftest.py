@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -13,7 +11,7 @@ from gevent import socket
 
 from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient, ServerProcess, SourcedChatClient, TLSChatClient
+from tests.helpers import ChatClient, ServerProcess, SourcedChatClient, TLSChatClient, self_signed_cert
 
 
 @pytest.fixture(autouse=True)
@@ -134,20 +132,4 @@ def spawn_server() -> Iterator[Callable[..., ServerProcess]]:
 @pytest.fixture(scope="session")
 def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1, made with the openssl binary."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed (.ci/run installs it)")
-    d = tmp_path_factory.mktemp("cert")
-    certfile, keyfile = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
-            "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(keyfile), "-out", str(certfile),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    return str(certfile), str(keyfile)
+    return self_signed_cert(tmp_path_factory.mktemp("cert"), "127.0.0.1", "IP:127.0.0.1")

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket as stdsocket
 import struct
+import subprocess as stdsubprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import gevent
+import pytest
 from gevent import socket, subprocess
 from gevent.event import Event
 
@@ -339,3 +343,23 @@ def scrape(addr: tuple[str, int]) -> dict[str, float]:
 def sample(server: ChatServer, name: str, **labels: str) -> float:
     value = server.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+def self_signed_cert(folder: Path, name: str, alt_name: str) -> tuple[str, str]:
+    """(certfile, keyfile) of a one-day self-signed certificate for ``name``, made
+    with the openssl binary; ``alt_name`` is its subjectAltName (``IP:...``, ``DNS:...``)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("openssl is needed (.ci/run installs it)")
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    stdsubprocess.run(
+        [
+            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName={alt_name}",
+            "-keyout", str(keyfile), "-out", str(certfile),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    return str(certfile), str(keyfile)

@@ -149,9 +149,7 @@ def test_users_on_two_nodes_chat_as_on_one_server(nodes: Nodes, clients: Callabl
     a, b = nodes(2)
     alice = clients(a, "alice")
     bob = clients(b)
-    bob.expect_prompt()
-    bob.send("bob")
-    assert bob.expect(r"^\*\*\* Welcome").string == "*** Welcome, bob! 2 users online"
+    assert bob.register("bob") == "*** Welcome, bob! 2 users online"
     alice.expect(r"^\*\*\* bob joined$")
     alice.send("hello bob")
     bob.expect(r"^alice: hello bob$")

@@ -165,8 +165,8 @@ def test_trickling_bytes_of_an_unfinished_line_does_not_defeat_the_idle_timeout(
             except TimeoutError:
                 pass
             except OSError:
-                break
-        assert time.monotonic() - start < 3
+                break  # cut: by the idle timeout, which the check below tells from an early drop
+        assert 0.5 <= time.monotonic() - start < 3
     finally:
         client.close()
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import gc
 import re
-import shutil
 import ssl as stdssl
-import subprocess as stdsubprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,7 +28,7 @@ from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
 from gevent_chat.server.redis import RedisUnavailable
 from gevent_chat.server.redis.link import GeventSSLConnection, connect, redact
-from tests.helpers import ChatClient, ServerProcess, wait_until
+from tests.helpers import ChatClient, ServerProcess, self_signed_cert, wait_until
 from tests.redis_server import RedisServer, running_redis
 
 Cert = tuple[str, str]
@@ -116,9 +114,7 @@ def test_users_on_two_servers_chat_both_ways_in_order_over_tls_redis(nodes: Node
     a, b = nodes(2)
     alice = clients(a, "alice")
     bob = clients(b)
-    bob.expect_prompt()
-    bob.send("bob")
-    assert bob.expect(r"^\*\*\* Welcome").string == "*** Welcome, bob! 2 users online"
+    assert bob.register("bob") == "*** Welcome, bob! 2 users online"
     alice.expect(r"^\*\*\* bob joined$")
     alice.send_raw(b"".join(f"a{i}\n".encode() for i in range(200)))
     bob.send_raw(b"".join(f"b{i}\n".encode() for i in range(200)))
@@ -216,22 +212,7 @@ def test_the_command_line_says_so_in_one_line_and_exits_1(tls_redis: RedisServer
 @pytest.fixture(scope="module")
 def named_cert(tmp_path_factory: pytest.TempPathFactory) -> Cert:
     """A self-signed certificate for the name redis.test only, not for 127.0.0.1."""
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.fail("openssl is needed (.ci/run installs it)")
-    d = tmp_path_factory.mktemp("named-cert")
-    certfile, keyfile = d / "cert.pem", d / "key.pem"
-    stdsubprocess.run(
-        [
-            openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-days", "1", "-subj", "/CN=redis.test", "-addext", "subjectAltName=DNS:redis.test",
-            "-keyout", str(keyfile), "-out", str(certfile),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )  # fmt: skip
-    return str(certfile), str(keyfile)
+    return self_signed_cert(tmp_path_factory.mktemp("named-cert"), "redis.test", "DNS:redis.test")
 
 
 def test_a_certificate_for_another_name_is_refused_unless_hostname_checks_are_off(

@@ -96,27 +96,34 @@ class Client:
         self.sent = 0
         self.got = [0] * n  # lines received from each sender
         self.latencies: list[int] = []
+        self.joins = 0  # "*** cN joined" notices received
+        self._rest = b""  # what came after the welcome line
 
     def register(self) -> None:
         self.sock.sendall(self.nick.encode() + b"\n")
         buf = b""
-        while b"Welcome" not in buf:
+        while b"\n" not in buf.partition(b"Welcome")[2]:  # the whole welcome line
             data = self.sock.recv(4096)
             if not data:
                 raise SystemExit(f"{self.nick} was refused")
             buf += data
+        self._rest = buf.split(b"Welcome", 1)[1].split(b"\n", 1)[1]
         self.sock.settimeout(None)
 
     def read(self) -> None:
-        buf = b""
+        buf, data = b"", self._rest
         while True:
-            data = self.sock.recv(65536)
             if not data:
-                return
+                data = self.sock.recv(65536)
+                if not data:
+                    return
             now = time.monotonic_ns()
             *lines, buf = (buf + data).split(b"\n")
+            data = b""
             for line in lines:
-                if line.startswith(b"c") and b": " in line:
+                if line.startswith(b"*** c") and line.endswith(b" joined"):
+                    self.joins += 1
+                elif line.startswith(b"c") and b": " in line:
                     head, _, body = line.partition(b": ")
                     seq_ns = body.split(b" ", 2)
                     if len(seq_ns) >= 2 and head[1:].isdigit():
@@ -168,7 +175,11 @@ def run(mode: str, clients: int, rate: float, duration: float) -> dict[str, Any]
         crowd = [Client(i, ports[i % len(ports)] or 0, clients) for i in range(clients)]
         gevent.joinall([gevent.spawn(c.register) for c in crowd], raise_error=True)
         readers = [gevent.spawn(c.read) for c in crowd]
-        gevent.sleep(0.5)  # the last join notices settle
+        # Every join is announced to everyone already there (across nodes, a
+        # pair registering at once may each see the other's): wait for them.
+        expected, deadline = clients * (clients - 1) // 2, time.monotonic() + 30
+        while sum(c.joins for c in crowd) < expected and time.monotonic() < deadline:
+            gevent.sleep(0.02)
         pids = [s.proc.pid for s in servers]
         cpu0 = sum(_cpu(p) for p in pids)
         redis0 = _cpu(redis_proc.pid) if redis_proc else 0.0

@@ -134,7 +134,8 @@ class Subscriber:
                 gevent.sleep(delay)  # lets the supervisor find out whether Redis is really back
 
     def _listen(self) -> None:
-        ps = self.link.client.pubsub()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+        # Typed loosely: redis-py's annotations of PubSub differ between releases.
+        ps: Any = cast("Callable[[], Any]", self.link.client.pubsub)()
         self._pubsub = ps
         self._heard = time.monotonic()
         ps.subscribe(self._node_channel)

@@ -1,0 +1,145 @@
+"""What happened in the chat, as values: the one thing a session says to every transport.
+
+PURE.  A session (and the room model under it) decides; what it decided
+reaches the recipients as one of these events, never as one protocol's
+bytes.  Each kind of recipient has a renderer (the line protocol's
+``nick: text`` and ``*** `` notices, IRC's messages for a client's
+capabilities) that turns an event into bytes once per broadcast, and the
+Redis bus carries events too, so each node renders for its own users.
+
+Names are as their holders typed them; a room is named without its ``#``.
+Text is already sanitised (``protocol.sanitise``).  No event carries a
+clock reading: the hub stamps a broadcast with its time and passes it to
+the renderers with the event (history keeps the pair), so the core reads
+no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = [
+    "Event",
+    "Invited",
+    "Joined",
+    "Kicked",
+    "Kind",
+    "ModeChanged",
+    "NickChanged",
+    "Parted",
+    "Private",
+    "Quit",
+    "Said",
+    "TopicSet",
+]
+
+
+class Kind(Enum):
+    """How a line of chat was said: plainly, as an action (``/me``, CTCP ACTION) or as a notice."""
+
+    SAY = "say"
+    ME = "me"
+    NOTICE = "notice"
+
+
+@dataclass(frozen=True, slots=True)
+class Said:
+    """Lines ``nick`` said to ``room``, in order: one event per batch, so a burst costs one fan-out.
+
+    ``lines`` hold each line's text as UTF-8, without its line ending: the
+    hot path keeps what it read as bytes, and a renderer wraps them.
+    """
+
+    room: str
+    nick: str
+    lines: tuple[bytes, ...]
+    kind: Kind = Kind.SAY
+
+
+@dataclass(frozen=True, slots=True)
+class Private:
+    """A line from ``nick`` to the user ``to`` alone."""
+
+    nick: str
+    to: str
+    text: str
+    kind: Kind = Kind.SAY
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """``nick`` entered ``room``."""
+
+    room: str
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Parted:
+    """``nick`` left ``room`` (and stays connected)."""
+
+    room: str
+    nick: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    """``nick`` left the chat; seen once by everyone who shared a room with them."""
+
+    nick: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NickChanged:
+    """The user known as ``old`` is now ``new``; seen once by everyone who shares a room with them."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSet:
+    """``nick`` set the topic of ``room`` to ``text`` (empty: cleared)."""
+
+    room: str
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModeChanged:
+    """``nick`` changed ``room``'s modes.
+
+    ``changes`` in the order applied, each a sign and letter with its
+    argument if the mode takes one: ``(("+o", "bob"), ("+m", None),
+    ("+b", "spam*"))``.  The letters are IRC's, which every renderer shares.
+    """
+
+    room: str
+    nick: str
+    changes: tuple[tuple[str, str | None], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Kicked:
+    """``by`` removed ``nick`` from ``room``."""
+
+    room: str
+    nick: str
+    by: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    """``by`` invited ``nick`` to ``room``: sent to the invitee (and the room's operators)."""
+
+    room: str
+    nick: str
+    by: str
+
+
+Event = Said | Private | Joined | Parted | Quit | NickChanged | TopicSet | ModeChanged | Kicked | Invited

@@ -39,6 +39,7 @@ from .bus import Bus, LocalBus
 from .hub import Hub
 from .member import Member
 from .metrics import Metrics
+from .operators import hash_password_command, load_opers
 from .tcp import Listener, TcpTransport
 from .web import WebTransport
 from .writers import WriterPool
@@ -285,6 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; returns the exit status."""
     try:
         config = _with_password_file(parse_args(sys.argv[1:] if argv is None else argv, os.environ))
+        if config.hash_password:
+            return hash_password_command()
+        load_opers(config)  # a bad file stops the server here, with its line number
     except ConfigError as err:
         print(f"{cfg.PROG}: {err}", file=sys.stderr)
         return 2

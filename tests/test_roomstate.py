@@ -13,14 +13,17 @@ from gevent_chat.core.errors import (
     BanListFull,
     Banned,
     CannotSend,
+    ClientError,
     InviteOnly,
     NotOperator,
     RoomFull,
     UserNotInRoom,
 )
 from gevent_chat.core.events import Invited, Kicked, ModeChanged, TopicSet
+from gevent_chat.core.masks import parse_mask
 from gevent_chat.core.modes import Change, parse_changes
 from gevent_chat.core.roomstate import MAX_BANS, MAX_INVITES, MAX_TOPIC_CHARS, RoomState
+from gevent_chat.core.serverbans import MAX_SERVER_BANS, ServerBan, ServerBans
 
 MEMBERS = {"alice": "alice", "bob": "Bob", "carol": "carol"}
 
@@ -240,3 +243,25 @@ def test_changes_at_once_equal_changes_one_by_one(changes: list[Change]) -> None
         one_by_one, _ = one_by_one.change_modes("alice", [change], member, 0.0, oper=True)
     assert at_once == one_by_one
     assert ("k" in at_once.mode_words()[0]) == (at_once.key is not None)
+
+
+def test_server_bans_match_add_refuse_duplicates_and_lift() -> None:
+    bans = ServerBans()
+    bans, ban = bans.add("*@203.0.113.*", "root", "spam\x1b[2J", 5.0)
+    assert (ban.reason, ban.nick, ban.time) == ("spam", "root", 5.0)
+    assert bans.matching("anyone", "203.0.113.4") == ban
+    assert bans.matching("anyone", "192.0.2.1") is None
+    with pytest.raises(ClientError, match="already banned"):
+        bans.add("*!*@203.0.113.*", "root", None, 6.0)
+    with pytest.raises(ClientError, match="is not banned"):
+        bans.remove("nobody")
+    bans, lifted = bans.remove("*@203.0.113.*")
+    assert lifted == ban
+    assert len(bans) == 0
+
+
+def test_server_bans_are_bounded() -> None:
+    full = tuple(ServerBan(parse_mask(f"n{i}"), "root", None, 0.0) for i in range(MAX_SERVER_BANS))
+    bans = ServerBans(full)
+    with pytest.raises(ClientError, match=f"already has {MAX_SERVER_BANS} bans"):
+        bans.add("one-more", "root", None, 0.0)

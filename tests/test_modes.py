@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gevent_chat.core.errors import BadMask, ClientError, NickInvalid, UnknownMode
-from gevent_chat.core.modes import MAX_CHANGES, MAX_KEY_CHARS, Change, parse_changes
+from gevent_chat.core.modes import MAX_CHANGES, MAX_KEY_CHARS, MAX_LETTERS, Change, parse_changes
 
 
 def test_letters_come_first_and_arguments_follow_in_order() -> None:
@@ -50,7 +50,8 @@ def test_a_bare_plus_b_is_a_ban_listing_and_minus_k_needs_no_key() -> None:
         (["+k", "ke\x1by"], ClientError, "invalid key"),
         (["+o", "bad nick!"], NickInvalid, "invalid nickname"),
         (["+b", "a b"], BadMask, "invalid mask"),
-        (["+" + "t" * (MAX_CHANGES + 1)], ClientError, f"at most {MAX_CHANGES} mode changes"),
+        (["+" + "t" * (MAX_LETTERS + 1)], ClientError, f"at most {MAX_LETTERS} mode changes"),
+        (["+" + "v" * (MAX_CHANGES + 1), *["bob"] * (MAX_CHANGES + 1)], ClientError, "with an argument"),
     ],
 )
 def test_a_change_outside_the_rules_is_refused(words: list[str], error: type[ClientError], text: str) -> None:
@@ -106,5 +107,6 @@ def test_any_words_are_changes_or_a_clear_refusal(words: list[str]) -> None:
         message = ""
     if message:
         return  # a refusal with words to show
-    assert len(changes) <= MAX_CHANGES
+    assert len(changes) <= MAX_LETTERS
+    assert sum(c.arg is not None for c in changes) <= MAX_CHANGES
     assert all(c.sign in "+-" and c.letter in "tnmisklovb" for c in changes)

@@ -36,6 +36,7 @@ __all__ = [
     "FLAGS",
     "MAX_CHANGES",
     "MAX_KEY_CHARS",
+    "MAX_LETTERS",
     "MAX_LIMIT",
     "Change",
     "parse_changes",
@@ -45,8 +46,10 @@ __all__ = [
 FLAGS = "tnmis"
 #: A new room's flags: ``+nt``, as ergo and most IRC servers create rooms.
 DEFAULT_FLAGS = frozenset("tn")
-#: Changes in one command: IRC servers advertise ``MODES=`` (ergo 6, ngIRCd 5); more are refused.
-MAX_CHANGES = 6
+#: Changes with an argument in one command, IRC's ``MODES=`` (ergo 6, ngIRCd 5, ours 4); more are refused.
+MAX_CHANGES = 4
+#: Mode letters in one command, flags included, so a line of ``+mmmm...`` costs little.
+MAX_LETTERS = 16
 #: IRC's ``KEYLEN`` (ergo and ngIRCd use 23).
 MAX_KEY_CHARS = 23
 #: The largest ``+l``; the server's own ``--max-clients`` bounds a room anyway.
@@ -77,7 +80,8 @@ def parse_changes(words: Sequence[str]) -> list[Change]:
     """The changes in ``words`` (``["+mk-l", "secret"]``), checked; raises ``ClientError``.
 
     Refuses an unknown letter (``UnknownMode``), a missing argument, a bad
-    key, limit, nick or mask (``BadMask``), and more than ``MAX_CHANGES``.
+    key, limit, nick or mask (``BadMask``), more than ``MAX_CHANGES`` with
+    an argument and more than ``MAX_LETTERS`` in all.
     Words left over after every letter has its argument start another run
     of letters (``+m +k key``), as IRC clients send them.
     """
@@ -93,8 +97,10 @@ def parse_changes(words: Sequence[str]) -> list[Change]:
                 sign = letter
                 continue
             changes.append(_change(sign, letter, queue))
-            if len(changes) > MAX_CHANGES:
-                raise ClientError(f"at most {MAX_CHANGES} mode changes at once")
+            if len(changes) > MAX_LETTERS:
+                raise ClientError(f"at most {MAX_LETTERS} mode changes at once")
+    if sum(c.arg is not None for c in changes) > MAX_CHANGES:
+        raise ClientError(f"at most {MAX_CHANGES} mode changes with an argument at once")
     return changes
 
 

@@ -40,8 +40,8 @@ from .protocol import sanitise
 
 __all__ = ["MAX_BANS", "MAX_INVITES", "MAX_TOPIC_CHARS", "Ban", "RoomState", "Topic"]
 
-#: IRC's ``TOPICLEN``: ergo allows 390, ngIRCd 490; a longer topic is cut here.
-MAX_TOPIC_CHARS = 300
+#: IRC's ``TOPICLEN`` (ergo's default 390; ngIRCd 490); a longer topic, or kick reason, is cut here.
+MAX_TOPIC_CHARS = 390
 #: Bans per room (ergo's ``MAXLIST=beI:100`` default); one more is refused.
 MAX_BANS = 100
 #: Pending invitations per room; the oldest is forgotten when a new one comes.

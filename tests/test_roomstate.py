@@ -17,6 +17,7 @@ from gevent_chat.core.errors import (
     InviteOnly,
     NotOperator,
     RoomFull,
+    RoomRefusal,
     UserNotInRoom,
 )
 from gevent_chat.core.events import Invited, Kicked, ModeChanged, TopicSet
@@ -265,3 +266,21 @@ def test_server_bans_are_bounded() -> None:
     bans = ServerBans(full)
     with pytest.raises(ClientError, match=f"already has {MAX_SERVER_BANS} bans"):
         bans.add("one-more", "root", None, 0.0)
+
+
+def test_an_open_room_has_no_creator_and_keeps_nobody_out() -> None:
+    lobby = RoomState("lobby", open=True).join("alice", creator=True)
+    assert not lobby.is_operator("alice")
+    with pytest.raises(NotOperator):
+        lobby.set_topic("alice", "mine", 0.0)
+    lobby, _ = lobby.set_topic("root", "welcome", 0.0, oper=True)
+    for words in (["+i"], ["+k", "key"], ["+l", "5"], ["+b", "bob"]):
+        with pytest.raises(RoomRefusal, match="#lobby is open to everyone"):
+            lobby.change_modes("root", parse_changes(words), member, 0.0, oper=True)
+    with pytest.raises(RoomRefusal, match="nobody is kicked from #lobby"):
+        lobby.kick("root", "alice", None, oper=True)
+    moderated = lobby.change_modes("root", parse_changes(["+mo", "alice"]), member, 0.0, oper=True)[0]
+    moderated.check_speak("alice")
+    with pytest.raises(CannotSend):
+        moderated.check_speak("bob")
+    moderated.check_join("anyone", "203.0.113.1", None, members=10**6)

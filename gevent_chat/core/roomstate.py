@@ -15,6 +15,12 @@ how many members, who matches), and checks that the actor is a member.
 
 ``oper`` on a check means a server operator: they act as an operator of
 every room and no join rule holds them back.
+
+An ``open`` room (the lobby, where every line user starts and is sent back
+to) belongs to the server: nobody runs it by creating it, nobody is kicked
+or kept out of it, so ``+i``, ``+k``, ``+l`` and bans are refused there.
+Its topic, ``+m`` and voices work as anywhere, run by server operators and
+the operators they name.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from .errors import (
     InviteOnly,
     NotOperator,
     RoomFull,
+    RoomRefusal,
     UserNotInRoom,
 )
 from .events import Invited, Kicked, ModeChanged, TopicSet
@@ -79,6 +86,7 @@ class RoomState:
     limit: int | None = None
     bans: tuple[Ban, ...] = ()
     invites: tuple[str, ...] = ()
+    open: bool = False
 
     # -- questions -------------------------------------------------------------
 
@@ -123,7 +131,7 @@ class RoomState:
         holder past ``+i``, ``+k`` and ``+l``, never past a ban (an operator who
         wants a banned user in lifts the ban).
         """
-        if oper:
+        if oper or self.open:
             return
         if self.banned(nick, address) is not None:
             raise Banned(self.name)
@@ -146,7 +154,7 @@ class RoomState:
         """``nick`` is in (after ``check_join``); the ``creator``, the first one in, runs the room."""
         key = name_key(nick)
         invites = tuple(k for k in self.invites if k != key)
-        operators = self.operators | {key} if creator else self.operators
+        operators = self.operators | {key} if creator and not self.open else self.operators
         return replace(self, invites=invites, operators=operators)
 
     def leave(self, nick: str) -> RoomState:
@@ -179,6 +187,8 @@ class RoomState:
     def kick(self, by: str, nick: str, reason: str | None, oper: bool = False) -> tuple[RoomState, Kicked]:
         """``by`` removes ``nick`` (a member: the caller checked); ``NotOperator`` otherwise."""
         self.check_operator(by, oper)
+        if self.open:
+            raise RoomRefusal(self.name, f"nobody is kicked from #{self.name}; a server operator may /kill")
         reason = (sanitise(reason).strip()[:MAX_TOPIC_CHARS] or None) if reason else None
         return self.leave(nick), Kicked(self.name, nick, by, reason)
 
@@ -210,6 +220,9 @@ class RoomState:
         if not changes:
             return self, None
         self.check_operator(nick, oper)
+        if self.open and any(c.letter in "iklb" for c in changes):
+            why = "is open to everyone: +i, +k, +l and bans do not apply"
+            raise RoomRefusal(self.name, f"#{self.name} {why}")
         state, done = self, []
         for change in changes:
             new, arg = state._apply(change, nick, member, when)

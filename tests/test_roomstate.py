@@ -90,7 +90,7 @@ def test_in_a_moderated_room_only_operators_and_voiced_members_speak() -> None:
     state = modes(room_by().join("bob", creator=False).join("carol", creator=False), "+mv", "carol")
     with pytest.raises(CannotSend, match="#dev is moderated: you cannot speak") as caught:
         state.check_speak("bob")
-    assert caught.value.reason == "moderated"
+    assert caught.value.why == "moderated"
     assert caught.value.room == "dev"
     state.check_speak("alice")
     state.check_speak("carol")

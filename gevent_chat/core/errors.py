@@ -13,14 +13,17 @@ __all__ = [
     "BadMask",
     "BanListFull",
     "Banned",
+    "CannotJoin",
     "CannotSend",
     "ChatError",
     "ClientError",
     "ConfigError",
     "InviteOnly",
+    "Moderated",
     "NickInvalid",
     "NickTaken",
     "NoSuchNick",
+    "NoSuchRoom",
     "NotInRoom",
     "NotOperator",
     "NotServerOperator",
@@ -28,6 +31,7 @@ __all__ = [
     "RoomFull",
     "RoomRefusal",
     "ServerBanned",
+    "TooManyRooms",
     "UnknownMode",
     "UserNotInRoom",
 ]
@@ -55,6 +59,61 @@ class NickTaken(ClientError):
     """A nickname already held by someone, or a look-alike of one (``names.name_key``)."""
 
 
+class NoSuchNick(ClientError):
+    """No user goes by ``nick`` (IRC's ERR_NOSUCHNICK)."""
+
+    def __init__(self, nick: str) -> None:
+        super().__init__(f"no such user: {nick}")
+        self.nick = nick
+
+
+class NoSuchRoom(ClientError):
+    """No room is called ``room`` (IRC's ERR_NOSUCHCHANNEL)."""
+
+    def __init__(self, room: str) -> None:
+        super().__init__(f"no such room: #{room}")
+        self.room = room
+
+
+class NotInRoom(ClientError):
+    """The caller is not in ``room`` (IRC's ERR_NOTONCHANNEL)."""
+
+    def __init__(self, room: str) -> None:
+        super().__init__(f"you are not in #{room}")
+        self.room = room
+
+
+class TooManyRooms(ClientError):
+    """Joining ``room`` would pass the rooms-per-user limit (IRC's ERR_TOOMANYCHANNELS)."""
+
+    def __init__(self, room: str, limit: int) -> None:
+        super().__init__(f"cannot join #{room}: you are in too many rooms (limit {limit})")
+        self.room = room
+        self.limit = limit
+
+
+class CannotJoin(ClientError):
+    """A room's rules refuse the caller (key, ban, invite-only, full); ``why`` names the rule.
+
+    ``why`` is one of ``key``, ``banned``, ``invite``, ``full`` (IRC's
+    ERR_BADCHANNELKEY, ERR_BANNEDFROMCHAN, ERR_INVITEONLYCHAN, ERR_CHANNELISFULL).
+    """
+
+    def __init__(self, room: str, why: str, text: str) -> None:
+        super().__init__(f"cannot join #{room}: {text}")
+        self.room = room
+        self.why = why
+
+
+class CannotSend(ClientError):
+    """The caller may not speak in ``room`` now; ``why`` says why (IRC's ERR_CANNOTSENDTOCHAN)."""
+
+    def __init__(self, room: str, why: str) -> None:
+        super().__init__(f"cannot send to #{room}: {why}")
+        self.room = room
+        self.why = why
+
+
 # -- the room rules' refusals (``core.roomstate``, ``core.modes``) -------------------
 # Each carries what a transport needs to answer in its own words: the line
 # protocol shows ``str(err)``; IRC picks its numeric from the class (noted
@@ -76,13 +135,6 @@ class NotOperator(RoomRefusal):
         super().__init__(room, f"you are not an operator of #{room}")
 
 
-class NotInRoom(RoomRefusal):
-    """The user is not in the room they act on (IRC 442 ERR_NOTONCHANNEL)."""
-
-    def __init__(self, room: str) -> None:
-        super().__init__(room, f"you are not in #{room}")
-
-
 class UserNotInRoom(RoomRefusal):
     """The target ``nick`` is not in the room (IRC 441 ERR_USERNOTINCHANNEL)."""
 
@@ -91,49 +143,40 @@ class UserNotInRoom(RoomRefusal):
         self.nick = nick
 
 
-class NoSuchNick(ClientError):
-    """Nobody holds ``nick`` (IRC 401 ERR_NOSUCHNICK)."""
-
-    def __init__(self, nick: str) -> None:
-        super().__init__(f"no such user: {nick}")
-        self.nick = nick
-
-
-class Banned(RoomRefusal):
+class Banned(CannotJoin):
     """A ban mask of the room matches the user (IRC 474 ERR_BANNEDFROMCHAN)."""
 
     def __init__(self, room: str) -> None:
-        super().__init__(room, f"cannot join #{room}: you are banned")
+        super().__init__(room, "banned", "you are banned")
 
 
-class InviteOnly(RoomRefusal):
+class InviteOnly(CannotJoin):
     """The room is ``+i`` and the user was not invited (IRC 473 ERR_INVITEONLYCHAN)."""
 
     def __init__(self, room: str) -> None:
-        super().__init__(room, f"cannot join #{room}: invite only")
+        super().__init__(room, "invite", "invite only")
 
 
-class BadKey(RoomRefusal):
+class BadKey(CannotJoin):
     """The room is ``+k`` and the key given is missing or wrong (IRC 475 ERR_BADCHANNELKEY)."""
 
     def __init__(self, room: str) -> None:
-        super().__init__(room, f"cannot join #{room}: bad key")
+        super().__init__(room, "key", "bad key")
 
 
-class RoomFull(RoomRefusal):
+class RoomFull(CannotJoin):
     """The room is ``+l`` and at its limit (IRC 471 ERR_CHANNELISFULL)."""
 
     def __init__(self, room: str) -> None:
-        super().__init__(room, f"cannot join #{room}: room is full")
+        super().__init__(room, "full", "room is full")
 
 
-class CannotSend(RoomRefusal):
-    """The room refuses the user's line; ``reason`` is ``"moderated"`` (IRC 404 ERR_CANNOTSENDTOCHAN)."""
+class Moderated(CannotSend):
+    """The room is ``+m`` and the user has no voice (IRC 404 ERR_CANNOTSENDTOCHAN, ``why`` "moderated")."""
 
-    def __init__(self, room: str, reason: str) -> None:
-        why = "is moderated: you cannot speak" if reason == "moderated" else f"refuses your line ({reason})"
-        super().__init__(room, f"#{room} {why}")
-        self.reason = reason
+    def __init__(self, room: str) -> None:
+        super().__init__(room, "moderated")
+        self.args = (f"#{room} is moderated: you cannot speak",)
 
 
 class BanListFull(RoomRefusal):

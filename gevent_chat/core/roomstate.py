@@ -32,8 +32,8 @@ from .errors import (
     BadKey,
     BanListFull,
     Banned,
-    CannotSend,
     InviteOnly,
+    Moderated,
     NotOperator,
     RoomFull,
     RoomRefusal,
@@ -144,9 +144,9 @@ class RoomState:
             raise RoomFull(self.name)
 
     def check_speak(self, nick: str, oper: bool = False) -> None:
-        """Raise ``CannotSend(room, "moderated")`` if the room is ``+m`` and ``nick`` has no voice."""
+        """Raise ``Moderated`` (a ``CannotSend``) if the room is ``+m`` and ``nick`` has no voice."""
         if "m" in self.flags and not (self.is_operator(nick, oper) or self.is_voiced(nick)):
-            raise CannotSend(self.name, "moderated")
+            raise Moderated(self.name)
 
     # -- changes: a new state and the event that tells the room -----------------
 

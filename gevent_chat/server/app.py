@@ -85,6 +85,8 @@ class ChatServer:
         # -- protections --
         self.limits = ConnectionLimits(config.max_clients, config.max_per_ip)
         self.password_failures = FailureBudget(config.max_password_failures)
+        #: The server operators of ``--opers-file``; raises ``ConfigError`` for a bad file.
+        self.opers = load_opers(config)
         self.metrics = Metrics(lambda: len(self.connections), lambda: len(self.registry))
         self.bus = LocalBus() if bus is None else bus
         self.hub = Hub(self.registry, config.outbox_size, self.metrics.tally, self.bus)

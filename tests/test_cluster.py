@@ -180,7 +180,7 @@ def test_users_on_two_nodes_chat_as_on_one_server(nodes: Nodes, clients: Callabl
     alice.expect(r"^\*\*\* bob left #lobby$")
     alice.send("/rooms")
     assert alice.expect(r"^\*\*\* \d+ rooms?:").string == "*** 2 rooms: #dev (1), #lobby (3)"
-    assert _who(bob) == "*** 1 user in #dev: bob"
+    assert _who(bob) == "*** 1 user in #dev: @bob"  # its creator runs it
     dave.send("/quit")
     alice.expect(r"^\*\*\* dave left$")
     carol.expect(r"^\*\*\* dave left$")

@@ -15,6 +15,7 @@ import functools
 import importlib
 import importlib.metadata
 import importlib.util
+import os
 import re
 import shlex
 import subprocess
@@ -118,6 +119,19 @@ def test_no_second_dependency_list() -> None:
 def test_console_scripts_resolve(script: str) -> None:
     module, _, attr = PYPROJECT["project"]["scripts"][script].partition(":")
     assert callable(getattr(importlib.import_module(module), attr))
+
+
+@pytest.mark.parametrize("script", ["gevent-chat-server", "gevent-chat"])
+def test_installed_scripts_run(script: str) -> None:
+    """The quick start's `pip install` puts both programs beside the venv's python."""
+    path = Path(sys.executable).parent / script
+    if not path.exists():
+        reason = f"{script} is not installed beside {sys.executable} (pip install -e '.[test]')"
+        if os.environ.get("GEVENT_CHAT_REQUIRE_ALL") == "1":
+            pytest.fail(f"{reason}; GEVENT_CHAT_REQUIRE_ALL=1")
+        pytest.skip(reason)
+    done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30, check=False)
+    assert (done.returncode, done.stdout) == (0, f"gevent-chat {PYPROJECT['project']['version']}\n")
 
 
 # --- imports against the dependency lists -------------------------------------------------------

@@ -8,9 +8,12 @@ gauges move as clients connect, chat, are refused and are cut, and
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import gevent
+import pytest
+from gevent import socket
 
 from gevent_chat.server import ChatServer
 from gevent_chat.server.metrics import REFUSAL_REASONS, REJECTION_REASONS, TIMEOUT_KINDS
@@ -92,3 +95,64 @@ def test_metrics_port_flag_serves_prometheus_text(spawn_server: SpawnServer, dia
     client = dial(addr)
     client.register("alice")
     wait_until(lambda: scrape(metrics_addr)["gevent_chat_registered_users"] == 1)
+
+
+# -- the metrics port under attack -----------------------------------------------------
+
+
+def test_scrape_gets_through_while_sixty_connections_hold_half_requests(make_server: MakeServer) -> None:
+    """16 connections at once, each with 5 s to send its request: 50 that
+    sent half a request kept every scrape waiting in the backlog."""
+    server = make_server(metrics_port=0)
+    assert server.metrics_address is not None
+    holders = [socket.create_connection(server.metrics_address, timeout=5) for _ in range(60)]
+    try:
+        for sock in holders:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        start = time.monotonic()
+        assert scrape(server.metrics_address)["gevent_chat_registered_users"] == 0
+        assert time.monotonic() - start < 2.0  # far less than the holders' 5 s deadline
+        for sock in holders:  # not let go to make room: still waiting for their requests
+            sock.settimeout(0.0)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+    finally:
+        for sock in holders:
+            sock.close()
+
+
+def test_a_trickling_metrics_request_is_cut_at_the_deadline(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline is for the whole request: a byte every 0.2 s does not renew it."""
+    from gevent_chat.server import metrics
+
+    monkeypatch.setattr(metrics, "SCRAPE_TIMEOUT", 1.0)
+    server = make_server(metrics_port=0)
+    assert server.metrics_address is not None
+    trickler = socket.create_connection(server.metrics_address, timeout=5)
+    start = time.monotonic()
+    request = b"GET /metrics HTTP/1.1\r\n" + b"X-Slow: y\r\n" * 100
+    try:
+        assert _trickle_until_cut(trickler, request, pace=0.2, limit=3.0), "still open after 3 s"
+        assert time.monotonic() - start < 2.5
+    finally:
+        trickler.close()
+
+
+def _trickle_until_cut(sock: socket.socket, data: bytes, pace: float, limit: float) -> bool:
+    """Send ``data`` a byte every ``pace`` seconds; True once the server closes, False after ``limit``."""
+    deadline = time.monotonic() + limit
+    for byte in data:
+        if time.monotonic() > deadline:
+            return False
+        try:
+            sock.sendall(bytes([byte]))
+            sock.settimeout(pace)  # the attack's pace, and a look at whether it was cut
+            if sock.recv(1) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset
+            return True
+    return False

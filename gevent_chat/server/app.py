@@ -164,7 +164,9 @@ class ChatServer:
             self._start_web(self.web)
         if config.metrics_port is not None:
             try:
-                self.metrics_address = self.metrics.serve(config.metrics_host, config.metrics_port)
+                self.metrics_address = self.metrics.serve(
+                    config.metrics_host, config.metrics_port, _spare_descriptors(config.max_clients)
+                )
             except OSError as err:
                 listener.stop(timeout=0)
                 raise ListenError(config.metrics_host, config.metrics_port, err) from err
@@ -255,6 +257,14 @@ def _with_password_file(config: Config) -> Config:
 
 #: Descriptors a server needs besides its clients' (listeners, log, metrics, spare).
 SPARE_DESCRIPTORS = 32
+
+
+def _spare_descriptors(max_clients: int) -> int:
+    """Descriptors this process has beyond what its clients and listeners may take."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return sys.maxsize
+    return soft - max_clients - SPARE_DESCRIPTORS
 
 
 def _raise_descriptor_limit(max_clients: int) -> None:

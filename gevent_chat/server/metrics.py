@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import ClassVar
 
+import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
@@ -43,9 +44,13 @@ TIMEOUT_KINDS = ("register", "idle")
 
 log = logging.getLogger("gevent_chat")
 
-#: Scrapes served at once; more wait in the listen backlog, not in memory.
-MAX_SCRAPERS = 16
-#: Seconds a scraper may take to send its request (and to read the answer).
+#: Connections served at once, a greenlet each (a few KB): as many as the
+#: descriptors left beside the clients' allow, within these bounds.  More
+#: wait in the listen backlog.  Half-sent requests cannot keep a scraper
+#: out for long: each connection has ``SCRAPE_TIMEOUT`` in all.
+MIN_SCRAPERS = 64
+MAX_SCRAPERS = 1024
+#: Seconds a connection may take to send its request and read the answer.
 SCRAPE_TIMEOUT = 5.0
 #: Longest error message logged for one bad request.
 MAX_LOGGED_CHARS = 200
@@ -71,7 +76,17 @@ class _ScrapeHandler(WSGIHandler):
 
     def handle(self) -> None:
         self.socket.settimeout(SCRAPE_TIMEOUT)  # a silent scraper must not hold a slot
-        super().handle()
+        # ... nor one that trickles: the whole connection has the deadline.
+        deadline = gevent.Timeout(SCRAPE_TIMEOUT)
+        deadline.start()
+        try:
+            super().handle()
+        except gevent.Timeout as exc:
+            if exc is not deadline:
+                raise
+            # pywsgi closed the socket in its own ``finally``
+        finally:
+            deadline.close()
 
     def _log_error(self, t: type[BaseException], v: BaseException, tb: TracebackType | None) -> None:
         log.warning("metrics: %s: %s", t.__name__, str(v)[:MAX_LOGGED_CHARS])
@@ -207,15 +222,18 @@ class Metrics:
         """Export a Redis bus's counters and the Redis-up gauge (``ClusterCollector``)."""
         self.registry.register(ClusterCollector(counters, up))
 
-    def serve(self, host: str, port: int) -> tuple[str, int]:
-        """Serve ``/metrics`` over HTTP in this process's hub; returns the bound address."""
+    def serve(self, host: str, port: int, descriptors: int) -> tuple[str, int]:
+        """Serve ``/metrics`` over HTTP in this process's hub; returns the bound address.
+
+        ``descriptors`` is how many this port may use (see ``MIN_SCRAPERS``).
+        """
         http = WSGIServer(
             (host, port),
             make_wsgi_app(self.registry),
             log=None,
             error_log=_ErrorLog(),
             handler_class=_ScrapeHandler,
-            spawn=Pool(MAX_SCRAPERS),
+            spawn=Pool(max(MIN_SCRAPERS, min(MAX_SCRAPERS, descriptors))),
         )
         http.start()
         self._http = http

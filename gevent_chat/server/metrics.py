@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import gevent
 from gevent.pool import Pool
@@ -54,6 +54,8 @@ MAX_SCRAPERS = 1024
 SCRAPE_TIMEOUT = 5.0
 #: Longest error message logged for one bad request.
 MAX_LOGGED_CHARS = 200
+#: The answer to a request that cannot be parsed (pywsgi's own).
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-length: 0\r\n\r\n"
 
 
 class _ErrorLog:
@@ -90,6 +92,26 @@ class _ScrapeHandler(WSGIHandler):
 
     def _log_error(self, t: type[BaseException], v: BaseException, tb: TracebackType | None) -> None:
         log.warning("metrics: %s: %s", t.__name__, str(v)[:MAX_LOGGED_CHARS])
+
+    def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
+        """A request pywsgi could not parse: one info line, and a 400.
+
+        pywsgi's own prints a traceback to stderr for anything not a
+        ``ValueError`` (``http.client`` raises ``HTTPException`` for too
+        many or too long header lines), whatever the log level.
+        """
+        self._log_bad_request(str(ex) or type(ex).__name__)
+        return "400", BAD_REQUEST
+
+    def handle_one_request(self) -> Any:
+        result = super().handle_one_request()
+        if isinstance(result, tuple) and result[0] == "414":  # answered, but never logged
+            self._log_bad_request("request line too long")
+        return result
+
+    def _log_bad_request(self, reason: str) -> None:
+        text = "".join(c if c.isprintable() else "?" for c in " ".join(reason.split()))
+        log.info("metrics: bad request from %s: %s", self.client_address[0], text[:MAX_LOGGED_CHARS])
 
 
 class Tally:

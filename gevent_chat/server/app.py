@@ -12,6 +12,7 @@ It never monkey-patches: every socket here is a gevent socket already.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import resource
@@ -52,12 +53,19 @@ log = logging.getLogger("gevent_chat")
 
 
 class ListenError(OSError):
-    """A port could not be bound; the message names it."""
+    """A port could not be bound; the message names it once, and the option to change.
 
-    def __init__(self, host: str, port: int, cause: OSError) -> None:
-        super().__init__(
-            cause.errno, f"cannot listen on {format_address(host, port)}: {cause.strerror or cause}"
-        )
+    ``cause.strerror`` is not used as is: gevent appends the address to it
+    (``Address already in use: ('0.0.0.0', 8000)``).
+    """
+
+    def __init__(self, host: str, port: int, cause: OSError, option: str = "--port") -> None:
+        reason = os.strerror(cause.errno) if cause.errno else str(cause)
+        if cause.errno in (errno.EADDRINUSE, errno.EACCES):
+            reason += f": choose another with {option}"
+        elif cause.errno == errno.EADDRNOTAVAIL:
+            reason += f": not an address of this machine ({option.replace('port', 'host')})"
+        super().__init__(cause.errno, f"cannot listen on {format_address(host, port)}: {reason}")
 
     def __str__(self) -> str:
         return str(self.strerror)
@@ -169,7 +177,7 @@ class ChatServer:
                 )
             except OSError as err:
                 listener.stop(timeout=0)
-                raise ListenError(config.metrics_host, config.metrics_port, err) from err
+                raise ListenError(config.metrics_host, config.metrics_port, err, "--metrics-port") from err
             log.info("metrics on http://%s/metrics", format_address(*self.metrics_address))
         if config.idle_timeout:
             self._sweeper = gevent.spawn(self._sweep_idle, config.idle_timeout)
@@ -182,7 +190,7 @@ class ChatServer:
         except OSError as err:
             assert self._listener is not None
             self._listener.stop(timeout=0)
-            raise ListenError(host, config.web_port or 0, err) from err
+            raise ListenError(host, config.web_port or 0, err, "--web-port") from err
         scheme = "https" if self.tls_context else "http"
         log.info("browser client on %s://%s/", scheme, format_address(*web.address))
 

@@ -34,6 +34,7 @@ from gevent.event import Event
 
 from ..core.address import format_address
 from ..core.config import Config
+from .app import ListenError
 
 __all__ = ["reusable_socket", "supervise"]
 
@@ -225,7 +226,7 @@ def _run_workers(config: Config, argv: list[str], url: str) -> int:
     try:
         holder = reusable_socket(config.host, config.port, listen=False)  # fixes the port, never accepts
     except OSError as err:
-        log.error("cannot listen on %s: %s", format_address(config.host, config.port), err.strerror or err)
+        log.error("%s", ListenError(config.host, config.port, err))
         return 1
     port = int(holder.getsockname()[1])
     stopping, stop = Event(), Event()

@@ -1,0 +1,66 @@
+"""End-to-end: what the server says when it cannot start, and where it says it listens.
+
+The server runs as a child process (``ServerProcess``) and its stderr is read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from gevent import socket
+
+from tests.helpers import ServerProcess
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port on 127.0.0.1 that another socket listens on."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        yield int(taken.getsockname()[1])
+    finally:
+        taken.close()
+
+
+def _failed_start(*args: str) -> tuple[int, list[str]]:
+    """Run the server with ``args``; its exit status and its stderr lines."""
+    proc = ServerProcess("--rate-limit", "0", *args)
+    try:
+        status = proc.wait()
+    finally:
+        proc.kill()
+    return status, proc.log
+
+
+@pytest.mark.parametrize("option", ["--port", "--web-port", "--metrics-port"])
+def test_a_busy_port_is_one_line_naming_the_address_once_and_the_option(busy_port: int, option: str) -> None:
+    """gevent's message carries the address too: ``cannot listen on
+    0.0.0.0:8000: Address already in use: ('0.0.0.0', 8000)``, with no hint
+    of what to change."""
+    status, log = _failed_start(option, str(busy_port))
+    assert status == 1
+    errors = [line for line in log if " ERROR " in line]
+    assert len(errors) == 1, log
+    assert errors[0].endswith(
+        f"cannot listen on 127.0.0.1:{busy_port}: Address already in use: choose another with {option}"
+    )
+    assert len(re.findall(str(busy_port), errors[0])) == 1
+    assert "Traceback" not in "\n".join(log)
+
+
+def test_a_busy_port_under_workers_is_the_same_one_line(busy_port: int) -> None:
+    """The supervisor binds the port first (no worker starts); its error reads the same."""
+    # A --redis-url, never reached: the supervisor binds before it starts anything.
+    status, log = _failed_start(
+        "--workers", "2", "--redis-url", "redis://127.0.0.1:1/0", "--port", str(busy_port)
+    )
+    assert status == 1
+    errors = [line for line in log if " ERROR " in line]
+    assert len(errors) == 1, log
+    assert errors[0].endswith(
+        f"cannot listen on 127.0.0.1:{busy_port}: Address already in use: choose another with --port"
+    )

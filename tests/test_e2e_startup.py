@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 from gevent import socket
 
-from tests.helpers import ServerProcess
+from tests.helpers import ServerProcess, free_port
 
 
 @pytest.fixture
@@ -64,3 +64,12 @@ def test_a_busy_port_under_workers_is_the_same_one_line(busy_port: int) -> None:
     assert errors[0].endswith(
         f"cannot listen on 127.0.0.1:{busy_port}: Address already in use: choose another with --port"
     )
+
+
+def test_a_web_port_equal_to_the_port_is_a_usage_error_before_listening() -> None:
+    """It was found only when the second bind failed, after the chat port listened."""
+    port = free_port()
+    status, log = _failed_start("--port", str(port), "--web-port", str(port))
+    assert status == 2
+    clash = f"--web-port {port} and --port {port} would share a port: give each its own"
+    assert log == [f"gevent-chat-server: {clash}"]

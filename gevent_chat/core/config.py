@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from .address import WILDCARD_HOSTS
 from .errors import ConfigError
 from .protocol import is_valid_nick
 from .version import VersionAction
@@ -198,13 +199,9 @@ class Config:
             raise ConfigError(f"--metrics-port must be 0-65535, not {self.metrics_port}")
 
 
-#: Hosts that bind every address (of their family, and IPv4 too for ``::`` on Linux).
-_WILDCARD_HOSTS = ("", "0.0.0.0", "::")
-
-
 def _may_overlap(host: str, other: str) -> bool:
     """Whether binding both hosts on one port may clash (names are not resolved)."""
-    return host == other or host in _WILDCARD_HOSTS or other in _WILDCARD_HOSTS
+    return host == other or host in WILDCARD_HOSTS or other in WILDCARD_HOSTS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,7 +29,7 @@ from gevent.lock import BoundedSemaphore
 
 from ..core import config as cfg
 from ..core import protocol
-from ..core.address import format_address
+from ..core.address import browsable_url, format_address
 from ..core.config import Config, parse_args
 from ..core.errors import ChatError, ClientError, ConfigError
 from ..core.limits import ConnectionLimits, FailureBudget
@@ -178,7 +178,7 @@ class ChatServer:
             except OSError as err:
                 listener.stop(timeout=0)
                 raise ListenError(config.metrics_host, config.metrics_port, err, "--metrics-port") from err
-            log.info("metrics on http://%s/metrics", format_address(*self.metrics_address))
+            log.info("metrics on %s", browsable_url("http", *self.metrics_address, "/metrics"))
         if config.idle_timeout:
             self._sweeper = gevent.spawn(self._sweep_idle, config.idle_timeout)
 
@@ -192,7 +192,7 @@ class ChatServer:
             self._listener.stop(timeout=0)
             raise ListenError(host, config.web_port or 0, err, "--web-port") from err
         scheme = "https" if self.tls_context else "http"
-        log.info("browser client on %s://%s/", scheme, format_address(*web.address))
+        log.info("browser client on %s", browsable_url(scheme, *web.address))
 
     @property
     def web_address(self) -> tuple[str, int]:

@@ -110,6 +110,12 @@ def notice(text: str) -> bytes:
     return f"*** {text}\n".encode()
 
 
+def slow_down(waiting: int, rate: float) -> bytes:
+    """What a sender is told when flood control starts holding its lines back."""
+    lines = "line" if waiting == 1 else "lines"
+    return notice(f"slow down: {waiting} {lines} waiting, sending {rate:g} a second")
+
+
 def chat_line(nick: str, text: str) -> bytes:
     """What every other user sees for one line of chat."""
     return f"{nick}: {text}\n".encode()

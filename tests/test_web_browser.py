@@ -513,3 +513,60 @@ def test_member_marks_are_read_from_who_names(browser_page: BrowserPage, chat: C
         {"nick": "bob", "mark": "+"},
         {"nick": "carol", "mark": ""},
     ]
+
+
+# -- room rules on the page ---------------------------------------------------------------
+
+
+def test_the_header_shows_the_topic_and_the_list_marks_operators(
+    browser_page: BrowserPage, chat: ChatServer
+) -> None:
+    page = login(browser_page, chat, "alice")
+    say(page, "/join dev")
+    sees(browser_page, "*** you joined #dev")
+    users = page.locator("#user-list li")
+    browser_page.expect(users).to_have_text(["@alice (you)"])  # the creator runs the room
+    say(page, "/topic release day")
+    browser_page.expect(page.locator("#topic")).to_have_text("release day")
+    bob = ChatClient(chat.address)
+    try:
+        bob.register("bob")
+        bob.send("/join #dev")
+        bob.expect(r"^\*\*\* topic: release day \(set by alice\)$")
+        browser_page.expect(users).to_have_text(["@alice (you)", "bob"])
+        say(page, "/voice bob")
+        browser_page.expect(users).to_have_text(["@alice (you)", "+bob"])
+        say(page, "/join lobby")
+        browser_page.expect(page.locator("#topic")).to_be_hidden()
+    finally:
+        bob.close()
+    assert browser_page.errors == []
+
+
+def test_a_kick_is_seen_by_the_kicker_and_the_kicked_on_the_page(
+    browser_page: BrowserPage, chat: ChatServer, servers: Servers
+) -> None:
+    page = login(browser_page, chat, "alice")
+    say(page, "/join dev")
+    sees(browser_page, "*** you joined #dev")
+    bob = servers.terminal(chat, "bob")
+    bob.send("/join #dev")
+    bob.expect(r"^\*\*\* you joined #dev$")
+    users = page.locator("#user-list li")
+    browser_page.expect(users).to_have_text(["@alice (you)", "bob"])
+    # The page's user kicks: the page shows it and drops bob from the list; bob is told.
+    say(page, "/kick bob spamming")
+    sees(browser_page, "*** bob was kicked by alice (spamming)")
+    browser_page.expect(users).to_have_text(["@alice (you)"])
+    bob.expect(r"^\*\*\* you were kicked from #dev by alice \(spamming\)$")
+    bob.expect(r"^\*\*\* you joined #lobby$")
+    # Then the page's user is kicked: sent to the lobby, which the header and list follow.
+    bob.send("/join #ops")
+    bob.expect(r"^\*\*\* you joined #ops$")
+    say(page, "/join ops")
+    sees(browser_page, "*** you joined #ops")
+    bob.send("/kick alice enough")
+    sees(browser_page, "*** you were kicked from #ops by bob (enough)")
+    browser_page.expect(page.locator("#room")).to_have_text("#lobby")
+    browser_page.expect(users).to_have_text(["alice (you)"])
+    assert browser_page.errors == []

@@ -150,7 +150,7 @@ def test_users_on_two_nodes_chat_as_on_one_server(nodes: Nodes, clients: Callabl
     alice = clients(a, "alice")
     bob = clients(b)
     assert bob.register("bob") == "*** Welcome, bob! 2 users online"
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     alice.send("hello bob")
     bob.expect(r"^alice: hello bob$")
     bob.send("hi alice")
@@ -180,7 +180,7 @@ def test_users_on_two_nodes_chat_as_on_one_server(nodes: Nodes, clients: Callabl
     alice.expect(r"^\*\*\* bob left #lobby$")
     alice.send("/rooms")
     assert alice.expect(r"^\*\*\* \d+ rooms?:").string == "*** 2 rooms: #dev (1), #lobby (3)"
-    assert _who(bob) == "*** 1 user in #dev: bob"
+    assert _who(bob) == "*** 1 user in #dev: @bob"  # its creator runs it
     dave.send("/quit")
     alice.expect(r"^\*\*\* dave left$")
     carol.expect(r"^\*\*\* dave left$")
@@ -232,7 +232,7 @@ def test_killed_node_frees_its_nicks_within_the_ttl_and_the_rooms_are_told(
     a, b = nodes(2)
     alice = clients(a, "alice")
     bob = clients(b, "bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     taker = clients(b)
     taker.expect_prompt()
     os.kill(a.pid, signal.SIGKILL)

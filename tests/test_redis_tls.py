@@ -115,7 +115,7 @@ def test_users_on_two_servers_chat_both_ways_in_order_over_tls_redis(nodes: Node
     alice = clients(a, "alice")
     bob = clients(b)
     assert bob.register("bob") == "*** Welcome, bob! 2 users online"
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     alice.send_raw(b"".join(f"a{i}\n".encode() for i in range(200)))
     bob.send_raw(b"".join(f"b{i}\n".encode() for i in range(200)))
     assert [bob.expect(r"^alice: a(\d+)$").group(1) for _ in range(200)] == [str(i) for i in range(200)]
@@ -156,7 +156,7 @@ def test_hub_stays_responsive_while_users_talk_and_redis_sockets_are_geventssl(
     try:
         # Idle: each server's subscriber is waiting on its TLS socket for Redis.
         line, took = _who(carol)
-        assert line == "*** 1 user in #side: carol"
+        assert line == "*** 1 user in #side: @carol"
         assert took < PROMPT
         reader = gevent.spawn(read)
         talker = gevent.spawn(talk)
@@ -164,7 +164,7 @@ def test_hub_stays_responsive_while_users_talk_and_redis_sockets_are_geventssl(
         before = len(got)
         for _ in range(5):
             line, took = _who(carol)
-            assert line == "*** 1 user in #side: carol"
+            assert line == "*** 1 user in #side: @carol"
             assert took < PROMPT, f"/who took {took:.2f} s while alice talked"
         assert len(got) > before, "no line went round while carol asked"
         done.set()

@@ -175,7 +175,7 @@ def test_conversation_between_browsers_and_a_terminal(
     alice.expect(alice_page.locator("#log li.kind-chat .stamp.history")).to_have_count(1)
     bob = browser_pages()
     bob_page = login(bob, chat, "bob")
-    grace.expect(r"^\*\*\* bob joined$")
+    grace.expect(r"^\*\*\* bob joined #lobby$")
     say(alice_page, "hi both, I am in a browser")
     assert grace.read_line() == "alice: hi both, I am in a browser"
     sees(bob, "alice: hi both, I am in a browser")
@@ -211,7 +211,7 @@ def test_join_moves_a_browser_user(
     bob = browser_pages()
     login(bob, chat, "bob")
     page = login(browser_page, chat, "alice")
-    sees(bob, "*** alice joined")
+    sees(bob, "*** alice joined #lobby")
     say(page, "/join dev")
     browser_page.expect(page.locator("#room")).to_have_text("#dev")
     carol.expect(r"^\*\*\* alice joined #dev$")
@@ -255,7 +255,7 @@ def test_line_kinds_get_their_marks(browser_page: BrowserPage, servers: Servers,
     bob = servers.terminal(chat, "bob")
     bob.send("earlier")
     page = login(browser_page, chat, "alice")
-    bob.expect(r"^\*\*\* alice joined$")
+    bob.expect(r"^\*\*\* alice joined #lobby$")
     bob.send("/msg alice psst")
     say(page, "/msg bob hi")
     bob.send("/me waves")
@@ -347,7 +347,7 @@ def test_reconnects_after_a_server_restart_and_rejoins_the_room(
     carol.send("/join dev")
     carol.expect(r"^\*\*\* you joined #dev$")
     carol.send("/who")
-    assert carol.expect(r"users? in #dev").string == "*** 2 users in #dev: alice, carol"
+    assert carol.expect(r"users? in #dev").string == "*** 2 users in #dev: @alice, carol"
     carol.send("welcome back")
     sees(browser_page, "carol: welcome back")
 
@@ -357,7 +357,7 @@ def test_quit_returns_to_the_login_without_reconnecting(
 ) -> None:
     bob = servers.terminal(chat, "bob")
     page = login(browser_page, chat, "alice")
-    bob.expect(r"^\*\*\* alice joined$")
+    bob.expect(r"^\*\*\* alice joined #lobby$")
     watch_close(page)
     say(page, "/quit lunch")
     assert bob.read_line() == "*** alice left (lunch)"
@@ -450,7 +450,7 @@ def test_a_line_over_the_limit_is_refused_before_sending(browser_page: BrowserPa
     server = servers.start(max_line_bytes=64)
     bob = servers.terminal(server, "bob")
     page = login(browser_page, server, "alice")
-    bob.expect(r"^\*\*\* alice joined$")
+    bob.expect(r"^\*\*\* alice joined #lobby$")
     assert page.locator("body").get_attribute("data-max-line-bytes") == "64"
     too_long = "é" * 33  # 33 characters, 66 bytes in UTF-8
     page.fill("#input", too_long)
@@ -499,7 +499,7 @@ def test_the_pages_own_who_stays_out_of_the_log(
     sees(browser_page, "*** you joined #dev")
     browser_page.expect(users).to_have_count(1)
     say(page, "/who")  # one the user asked for is shown
-    sees(browser_page, "*** 1 user in #dev: alice")
+    sees(browser_page, "*** 1 user in #dev: @alice")  # its creator runs it
     browser_page.expect(replies).to_have_count(1)
 
 
@@ -513,3 +513,60 @@ def test_member_marks_are_read_from_who_names(browser_page: BrowserPage, chat: C
         {"nick": "bob", "mark": "+"},
         {"nick": "carol", "mark": ""},
     ]
+
+
+# -- room rules on the page ---------------------------------------------------------------
+
+
+def test_the_header_shows_the_topic_and_the_list_marks_operators(
+    browser_page: BrowserPage, chat: ChatServer
+) -> None:
+    page = login(browser_page, chat, "alice")
+    say(page, "/join dev")
+    sees(browser_page, "*** you joined #dev")
+    users = page.locator("#user-list li")
+    browser_page.expect(users).to_have_text(["@alice (you)"])  # the creator runs the room
+    say(page, "/topic release day")
+    browser_page.expect(page.locator("#topic")).to_have_text("release day")
+    bob = ChatClient(chat.address)
+    try:
+        bob.register("bob")
+        bob.send("/join #dev")
+        bob.expect(r"^\*\*\* topic: release day \(set by alice\)$")
+        browser_page.expect(users).to_have_text(["@alice (you)", "bob"])
+        say(page, "/voice bob")
+        browser_page.expect(users).to_have_text(["@alice (you)", "+bob"])
+        say(page, "/join lobby")
+        browser_page.expect(page.locator("#topic")).to_be_hidden()
+    finally:
+        bob.close()
+    assert browser_page.errors == []
+
+
+def test_a_kick_is_seen_by_the_kicker_and_the_kicked_on_the_page(
+    browser_page: BrowserPage, chat: ChatServer, servers: Servers
+) -> None:
+    page = login(browser_page, chat, "alice")
+    say(page, "/join dev")
+    sees(browser_page, "*** you joined #dev")
+    bob = servers.terminal(chat, "bob")
+    bob.send("/join #dev")
+    bob.expect(r"^\*\*\* you joined #dev$")
+    users = page.locator("#user-list li")
+    browser_page.expect(users).to_have_text(["@alice (you)", "bob"])
+    # The page's user kicks: the page shows it and drops bob from the list; bob is told.
+    say(page, "/kick bob spamming")
+    sees(browser_page, "*** bob was kicked by alice (spamming)")
+    browser_page.expect(users).to_have_text(["@alice (you)"])
+    bob.expect(r"^\*\*\* you were kicked from #dev by alice \(spamming\)$")
+    bob.expect(r"^\*\*\* you joined #lobby$")
+    # Then the page's user is kicked: sent to the lobby, which the header and list follow.
+    bob.send("/join #ops")
+    bob.expect(r"^\*\*\* you joined #ops$")
+    say(page, "/join ops")
+    sees(browser_page, "*** you joined #ops")
+    bob.send("/kick alice enough")
+    sees(browser_page, "*** you were kicked from #ops by bob (enough)")
+    browser_page.expect(page.locator("#room")).to_have_text("#lobby")
+    browser_page.expect(users).to_have_text(["alice (you)"])
+    assert browser_page.errors == []

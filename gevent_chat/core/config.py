@@ -68,6 +68,8 @@ class Config:
     max_per_ip: int = 0
     #: Lines a connection may send before it has registered, then it is cut.
     max_unregistered_lines: int = 50
+    #: Rooms one user may be in at once (a line user is in one; an IRC client may JOIN several).
+    max_rooms_per_user: int = 20
     #: Seconds a registered user may stay silent before being disconnected; 0 is off.
     idle_timeout: float = 0.0
     #: PEM certificate chain (and key, if ``keyfile`` is not given): serve TLS.
@@ -83,6 +85,10 @@ class Config:
     #: are refused for the rest of that minute; 0 is unlimited.
     max_password_failures: int = 10
     #: Serve Prometheus metrics at ``http://metrics_host:metrics_port/metrics``.
+    #: Server operators, ``NAME HASH`` a line (``core.opers``); read by the shell.
+    opers_file: str | None = None
+    #: Print a password hash for ``opers_file`` and exit.
+    hash_password: bool = False
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
 
@@ -185,6 +191,8 @@ class Config:
             raise ConfigError("--max-per-ip must not be negative (0 is unlimited)")
         if self.max_unregistered_lines < 0:
             raise ConfigError("--max-unregistered-lines must not be negative (0 is unlimited)")
+        if self.max_rooms_per_user < 1:
+            raise ConfigError("--max-rooms-per-user must be at least 1")
         if self.idle_timeout < 0:
             raise ConfigError("--idle-timeout must not be negative (0 is off)")
         if self.keyfile is not None and self.certfile is None:
@@ -249,9 +257,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", type=str.lower, default=d.log_level, choices=_LOG_LEVELS, help="(default %(default)s)"
     )
     _add_hardening(p, d)
+    _add_opers(p)
     _add_cluster(p, d)
     _add_web(p, d)
     return p
+
+
+def _add_opers(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server operators")
+    g.add_argument(
+        "--opers-file",
+        help="file of server operators, one 'NAME HASH' a line; they /oper NAME PASSWORD (default: none)",
+    )
+    g.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password (without echo, or from stdin), print its hash for --opers-file, and exit",
+    )
 
 
 def _add_cluster(p: argparse.ArgumentParser, d: Config) -> None:
@@ -310,6 +332,12 @@ def _add_hardening(p: argparse.ArgumentParser, d: Config) -> None:
         type=int,
         default=d.max_unregistered_lines,
         help="lines before registering, then cut (default %(default)s; 0 unlimited)",
+    )
+    g.add_argument(
+        "--max-rooms-per-user",
+        type=int,
+        default=d.max_rooms_per_user,
+        help="rooms one user may be in at once (default %(default)s)",
     )
     g.add_argument(
         "--idle-timeout",

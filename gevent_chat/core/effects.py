@@ -2,29 +2,38 @@
 
 PURE.  A ``Session`` (and the command handlers it runs) returns a list of
 these for every chunk of lines it is given; the hub carries out the ones
-that deliver bytes (``Reply``, ``Send``, ``Say``, ``ToRoom``), in order, and
-hands the rest to the connection they belong to.  So registration, chat and
-commands all reach the shell as one kind of thing.
+that deliver (``Reply``, ``Send``, ``ToRoom``, ``ToShared``, ``ToUser``), in
+order, and hands the rest to the connection they belong to.  So
+registration, chat and commands all reach the shell as one kind of thing.
+
+What other users see is an ``Event`` (``core.events``), which the hub
+renders once per kind of recipient; ``Reply`` and ``Send`` are the caller's
+own protocol's bytes (``*** `` replies, prompts, history replay).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from .events import Event, Kicked
 from .rooms import Room
 
 __all__ = [
+    "Authenticate",
     "Close",
+    "Disconnect",
     "Effect",
     "Moved",
     "Pause",
     "Registered",
+    "Removed",
     "Renamed",
     "Reply",
-    "Say",
     "Send",
     "ToRoom",
+    "ToShared",
+    "ToUser",
 ]
 
 
@@ -45,21 +54,28 @@ class Send:
     lines: int = 1
 
 
-@dataclass(frozen=True)
-class Say:
-    """Chat or ``/me`` lines to everyone else in ``room``, kept in its history."""
-
-    room: Room[Any]
-    #: Each one relayed line, ``\\n`` included.
-    said: list[bytes]
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToRoom:
-    """A notice line to everyone in ``room`` except the caller; not remembered."""
+    """``event`` to everyone in ``room`` but the caller; a ``Said`` is kept in the room's history."""
 
     room: Room[Any]
-    data: bytes
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ToShared:
+    """``event`` (a ``Quit`` or ``NickChanged``) once to everyone but the caller in any of ``rooms``."""
+
+    rooms: tuple[Room[Any], ...]
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ToUser:
+    """``event`` (a ``Private``, an ``Invited``) to one local ``member``."""
+
+    member: Any
+    event: Event
 
 
 @dataclass(frozen=True)
@@ -103,4 +119,49 @@ class Close:
     refusal: str | None = None
 
 
-Effect = Reply | Send | Say | ToRoom | Registered | Renamed | Moved | Pause | Close
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """``member`` was kicked (``event``): their own session hears it and acts (a line user goes to the lobby).
+
+    The room, which no longer holds them, is told by a ``ToRoom`` of the same event.
+    """
+
+    member: Any
+    event: Kicked
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """End ``member``'s connection (``/kill``, ``/gban``): ``text`` to them, ``reason`` to their rooms."""
+
+    member: Any
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Authenticate:
+    """Check ``/oper NAME PASSWORD`` off the event loop, within the address's failure budget.
+
+    The shell answers through ``Session.opered``.  The password is never shown.
+    """
+
+    name: str
+    password: str = field(repr=False)
+
+
+Effect = (
+    Reply
+    | Send
+    | ToRoom
+    | ToShared
+    | ToUser
+    | Registered
+    | Renamed
+    | Moved
+    | Pause
+    | Close
+    | Removed
+    | Disconnect
+    | Authenticate
+)

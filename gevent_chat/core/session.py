@@ -16,16 +16,22 @@ to itself before passing them on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from . import commands, protocol
-from .effects import Close, Effect, Moved, Pause, Registered, Renamed, Reply, Say, Send, ToRoom
-from .errors import ClientError
+from . import chat, commands, lines, protocol
+from .effects import Close, Effect, Moved, Pause, Registered, Renamed, Reply, Send, ToRoom
+from .errors import ClientError, Moderated, OperFailed, ServerBanned
+from .events import Joined, Kicked
 from .gate import Gate, Verdict
+from .names import name_key
 from .registry import Registry
-from .rooms import Room
+from .rooms import DEFAULT_ROOM, Room
 
-__all__ = ["Session"]
+__all__ = ["SERVER_BANNED", "Session"]
+
+#: Why registration was refused to a server-banned user (a label of the refused-connections metric).
+SERVER_BANNED = "server_ban"
 
 M = TypeVar("M")
 
@@ -33,18 +39,42 @@ M = TypeVar("M")
 class Session(Generic[M]):
     """The state of one user; ``member`` is what the registry holds for them."""
 
-    __slots__ = ("_prefix", "closed", "gate", "max_line_bytes", "member", "nick", "registry", "room")
+    __slots__ = (
+        "address",
+        "clock",
+        "closed",
+        "gate",
+        "max_line_bytes",
+        "member",
+        "nick",
+        "oper",
+        "registry",
+        "room",
+    )
 
-    def __init__(self, member: M, registry: Registry[M], gate: Gate, max_line_bytes: int) -> None:
+    def __init__(
+        self,
+        member: M,
+        registry: Registry[M],
+        gate: Gate,
+        max_line_bytes: int,
+        address: str | None = None,
+        clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        """``address`` is the peer's (for bans); ``clock`` gives seconds since
+        the epoch for what the room remembers, such as when a topic was set."""
         self.member = member
         self.registry = registry
+        self.address = address
+        self.clock = clock
+        #: The server operator name this user holds after ``/oper``; None: an ordinary user.
+        self.oper: str | None = None
         #: Until registration; None after.
         self.gate: Gate | None = gate
         self.max_line_bytes = max_line_bytes
         self.nick: str | None = None
         self.room: Room[M] | None = None
         self.closed = False
-        self._prefix = b""  # b"alice: ", what each of this user's chat lines starts with
 
     def opening(self) -> list[Effect]:
         """What to send on connect: the first prompt."""
@@ -54,12 +84,11 @@ class Session(Generic[M]):
     def receive(self, lines: list[bytes | None]) -> list[Effect]:
         """Act on received lines in order (``None``: a line over the limit).
 
-        Consecutive chat lines become one ``Say``, so a chunk of chat costs
+        Consecutive chat lines become one ``Said``, so a chunk of chat costs
         one fan-out.
         """
         effects: list[Effect] = []
         batch: list[bytes] = []
-        prefix = self._prefix
         for line in lines:
             if self.closed:
                 break
@@ -67,11 +96,11 @@ class Session(Generic[M]):
                 # The hot path: a chat line.
                 if protocol.is_clean_ascii(line):
                     if line.strip():
-                        batch.append(prefix + line + b"\n")
+                        batch.append(line)
                 else:
                     text = protocol.clean_text(line)
                     if not protocol.is_blank(text):
-                        batch.append(prefix + text.encode() + b"\n")
+                        batch.append(text.encode())
                 continue
             if batch:
                 effects.append(self._say(batch))
@@ -80,17 +109,19 @@ class Session(Generic[M]):
                 effects += self._too_long()
             elif self.nick is None:
                 effects += self._register(line)
-                prefix = self._prefix
             else:
                 effects += self._command(line.decode("utf-8", "replace"))
-                prefix = self._prefix
         if batch:
             effects.append(self._say(batch))
         return effects
 
-    def _say(self, batch: list[bytes]) -> Say:
+    def _say(self, batch: list[bytes]) -> Effect:
         assert self.room is not None
-        return Say(self.room, batch)
+        assert self.nick is not None
+        try:
+            return chat.say(self.room, self.nick, batch, oper=self.oper is not None)
+        except Moderated as err:  # nobody receives the lines
+            return Reply(str(err))
 
     def _too_long(self) -> list[Effect]:
         error = protocol.notice(f"error: line too long (limit {self.max_line_bytes} bytes)")
@@ -123,32 +154,45 @@ class Session(Generic[M]):
             return self._refuse(verdict)
         try:
             nick = protocol.validate_nick(line.decode("utf-8", "replace"))
+            ban = self.registry.server_bans.matching(nick, self.address)
+            if ban is not None:
+                self.closed = True
+                refusal = protocol.notice(str(ServerBanned(ban.reason)))
+                return [Send(refusal), Close("banned from the server", refusal=SERVER_BANNED)]
             room = self.registry.add(nick, self.member)
         except ClientError as err:
             # One entry: the outbox bounds entries, ``pending`` counts lines.
             return [Send(protocol.notice(str(err)) + protocol.NICK_PROMPT)]
+        assert room is not None
         self.nick, self.room = nick, room
-        self._prefix = f"{nick}: ".encode()
         self.gate = None  # registered: the gate has no more to say, so it is not kept
         n = self.registry.users_online()
         return [
             Registered(nick),
             Reply(f"Welcome, {nick}! {n} user{'s' if n != 1 else ''} online"),
             *commands.history(room, self.registry),
-            ToRoom(room, protocol.notice(f"{nick} joined")),
+            *commands.topic(room),
+            ToRoom(room, Joined(room.name, nick)),
         ]
 
     def _command(self, text: str) -> list[Effect]:
         if text.startswith("//"):  # an escaped slash: chat, not a command
-            return [self._say([self._prefix + protocol.sanitise(text[1:]).encode() + b"\n"])]
+            return [self._say([protocol.sanitise(text[1:]).encode()])]
         assert self.nick is not None
         assert self.room is not None
-        ctx = commands.Context(self.nick, self.member, self.room, self.registry)
+        ctx = commands.Context(
+            self.nick,
+            self.member,
+            self.room,
+            self.registry,
+            address=self.address,
+            oper=self.oper is not None,
+            when=self.clock(),
+        )
         effects = commands.run(text, ctx)
         for effect in effects:
             if isinstance(effect, Renamed):
                 self.nick = effect.nick
-                self._prefix = f"{effect.nick}: ".encode()
             elif isinstance(effect, Moved):
                 self.room = effect.room
             elif isinstance(effect, Close):
@@ -160,25 +204,49 @@ class Session(Generic[M]):
 
         For a nick another server took while this one was cut off.
         """
-        old, room = self.nick, self.room
-        if old is None or room is None or self.closed:
+        old = self.nick
+        if old is None or self.closed:
             return []
-        self.registry.rename(old, protocol.validate_nick(new))
+        seen = chat.rename(self.registry, old, new)
         self.nick = new
-        self._prefix = f"{new}: ".encode()
+        return [Renamed(new, old), Reply(f"{why}; you are now known as {new}"), *seen]
+
+    def removed(self, event: Kicked) -> list[Effect]:
+        """``event`` kicked this user: tell them, and move them to the lobby if it was their room.
+
+        A line user is always in a room; the lobby keeps nobody out.
+        """
+        if self.nick is None or self.closed:
+            return []
+        effects: list[Effect] = [Send(lines.kicked_you(event))]
+        if self.room is None or name_key(self.room.name) != name_key(event.room):
+            return effects
+        lobby = self.registry.join(self.nick, DEFAULT_ROOM)
+        self.room = lobby
         return [
-            Renamed(new, old),
-            Reply(f"{why}; you are now known as {new}"),
-            ToRoom(room, protocol.notice(f"{old} is now known as {new}")),
+            *effects,
+            Moved(lobby),
+            Reply(f"you joined #{lobby.name}"),
+            *commands.history(lobby, self.registry),
+            *commands.topic(lobby),
+            ToRoom(lobby, Joined(lobby.name, self.nick)),
         ]
 
+    def opered(self, name: str | None, exhausted: bool = False) -> list[Effect]:
+        """The answer to ``/oper``: ``name`` is the operator name the password proved, or None.
+
+        ``exhausted``: the address used up its password failures, so nothing was checked.
+        """
+        if exhausted:
+            return [Reply("too many failed attempts from your address; try again later")]
+        if name is None:
+            return [Reply(str(OperFailed()))]
+        self.oper = name
+        return [Reply("you are now a server operator")]
+
     def leave(self, reason: str | None) -> list[Effect]:
-        """Leave the registry as the connection ends; the room's notice, if any."""
+        """Leave the registry as the connection ends; what the rooms see, if anything."""
         self.closed = True
         if self.nick is None:
             return []
-        room = self.registry.remove(self.nick)
-        if room is None:
-            return []
-        text = f"{self.nick} left" + (f" ({reason})" if reason else "")
-        return [ToRoom(room, protocol.notice(text))]
+        return chat.quit(self.registry, self.nick, reason)

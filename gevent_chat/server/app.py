@@ -40,6 +40,7 @@ from .bus import Bus, LocalBus
 from .hub import Hub
 from .member import Member
 from .metrics import Metrics
+from .operators import hash_password_command, load_opers
 from .tcp import Listener, TcpTransport
 from .web import WebTransport
 from .writers import WriterPool
@@ -81,7 +82,9 @@ class ChatServer:
         self.cluster: RedisBus | None = None
         if bus is None and config.redis_url is not None:
             bus = self.cluster = self._redis_bus(config)
-        self.registry: Registry[Member] = Registry(BoundedSemaphore(1), config.history, self.cluster)
+        self.registry: Registry[Member] = Registry(
+            BoundedSemaphore(1), config.history, self.cluster, config.max_rooms_per_user
+        )
         self.connections: set[Member] = set()
         self.writers = WriterPool(config.outbox_size)
         self.stopping = False
@@ -90,6 +93,8 @@ class ChatServer:
         # -- protections --
         self.limits = ConnectionLimits(config.max_clients, config.max_per_ip)
         self.password_failures = FailureBudget(config.max_password_failures)
+        #: The server operators of ``--opers-file``; raises ``ConfigError`` for a bad file.
+        self.opers = load_opers(config)
         self.metrics = Metrics(lambda: len(self.connections), lambda: len(self.registry))
         self.bus = LocalBus() if bus is None else bus
         self.hub = Hub(self.registry, config.outbox_size, self.metrics.tally, self.bus)
@@ -303,6 +308,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; returns the exit status."""
     try:
         config = _with_password_file(parse_args(sys.argv[1:] if argv is None else argv, os.environ))
+        if config.hash_password:
+            return hash_password_command()
+        load_opers(config)  # a bad file stops the server here, with its line number
     except ConfigError as err:
         print(f"{cfg.PROG}: {err}", file=sys.stderr)
         return 2

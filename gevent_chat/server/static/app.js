@@ -109,6 +109,7 @@
   const ui = {
     body: document.body,
     room: $("room"),
+    topic: $("topic"),
     me: $("me"),
     status: $("status"),
     login: $("login"),
@@ -147,6 +148,7 @@
     registered: false,
     everRegistered: false, // then a drop reconnects by itself
     room: "lobby",
+    topic: "", // the room's topic, shown in the header
     users: new Map(), // casefold(nick) -> {nick, mark}
     whoAsked: [], // one per /who sent and not answered yet: true if the page asked (not shown)
     who: null, // a /who reply being collected: {room, count, names, quiet}
@@ -263,6 +265,13 @@
     renderHeader();
   }
 
+  function setTopic(topic) {
+    state.topic = topic;
+    ui.topic.textContent = topic;
+    ui.topic.title = topic;
+    ui.topic.hidden = !topic;
+  }
+
   function addUser(nick, mark = "") {
     state.users.set(casefold(nick), { nick, mark });
   }
@@ -302,8 +311,21 @@
       renderUsers();
       return who.quiet;
     }
+    if ((m = /^\*\*\* (?:topic: (.*) \(set by \S+\)|\S+ set the topic: (.*))$/su.exec(text))) {
+      setTopic(m[1] ?? m[2]);
+      return false;
+    }
+    if (/^\*\*\* \S+ cleared the topic$/u.test(text)) {
+      setTopic("");
+      return false;
+    }
+    if (/^\*\*\* \S+ (?:made \S+ an operator|removed \S+ as an operator|gave \S+ a voice|took \S+'s voice)$/u.test(text)) {
+      askWho(); // the marks changed
+      return false;
+    }
     if ((m = /^\*\*\* you joined #(\S+)$/u.exec(text))) {
       setRoom(m[1]);
+      setTopic("");
       state.users = new Map();
       if (state.nick) addUser(state.nick);
       askWho();
@@ -317,6 +339,8 @@
     } else if ((m = /^\*\*\* (\S+) joined(?: #\S+)?$/u.exec(text))) {
       addUser(m[1]);
     } else if ((m = /^\*\*\* (\S+) left(?: #\S+| \(.*\))?$/su.exec(text))) {
+      removeUser(m[1]);
+    } else if ((m = /^\*\*\* (\S+) was kicked by \S+(?: \(.*\))?$/su.exec(text))) {
       removeUser(m[1]);
     } else {
       return false;

@@ -16,7 +16,7 @@ from gevent_chat.core.config import Config
 from gevent_chat.core.events import Event, Said
 from gevent_chat.server import ChatServer
 from gevent_chat.server.bus import LocalBroker
-from tests.helpers import ChatClient
+from tests.helpers import ChatClient, sample
 
 
 class Shouting:
@@ -119,7 +119,7 @@ def test_an_invalid_event_from_the_bus_is_dropped_and_logged_and_nothing_else_is
         alice.expect(r"^\*\*\* bob joined #lobby$")
         b.hub.receive("lobby", b"ev1 said say lobby mallory\nhi \x1b[2J\n", 2, True)
         b.hub.receive("lobby", codec.encode(Said("dev", "mallory", (b"wrong room",))), 2, True)
-        assert b.hub.rejected == 2
+        assert sample(b, "gevent_chat_bus_rejected_events_total") == 2
         assert "dropped an event for #lobby from another server" in caplog.text
         alice.send("still here")
         bob.expect(r"^alice: still here$")

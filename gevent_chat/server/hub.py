@@ -63,8 +63,6 @@ class Hub:
         self.tally = tally
         self.bus = bus
         self._inbound: list[Outbox] = []  # ``crowded`` of deliveries from the bus
-        #: Events from other processes that failed validation, dropped.
-        self.rejected = 0
         bus.attach(self)
 
     def apply(self, sender: Member, effects: Sequence[Effect]) -> None:
@@ -206,7 +204,7 @@ class Hub:
         try:
             event, rooms = codec.decode_for_room(payload, room)
         except codec.CodecError as exc:
-            self.rejected += 1
+            self.tally.rejected_events += 1
             log.warning("dropped an event for #%s from another server: %s", room, exc)
             return
         when = time.time()
@@ -234,7 +232,7 @@ class Hub:
         try:
             event = codec.decode_private(payload, nick)
         except codec.CodecError as exc:
-            self.rejected += 1
+            self.tally.rejected_events += 1
             log.warning("dropped a private message from another server: %s", exc)
             return
         data = member.renderer.render(event, time.time())

@@ -40,7 +40,10 @@ def test_each_kind_of_recipient_gets_its_own_bytes_rendered_once(
 ) -> None:
     alice, bob, carol, dave = connect("alice"), connect("bob"), connect("carol"), connect("dave")
     alice.expect(r"^\*\*\* dave joined #lobby$")
-    shouting = Shouting()
+    alice.send("first")  # the room's members are grouped by renderer now
+    for client in (bob, carol, dave):
+        client.expect(r"^alice: first$")
+    shouting = Shouting()  # a renderer changed later (IRC caps) must regroup them
     for nick in ("carol", "dave"):
         member = server.registry.get(nick)
         assert member is not None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .events import Said
 
@@ -37,6 +37,10 @@ class Room(Generic[M]):
     history: deque[HistoryEntry] = field(init=False)
     #: Lines in ``history`` (an entry may hold several).
     kept: int = field(init=False, default=0)
+    #: What the shell keeps with a ``members`` snapshot (the hub: the members
+    #: grouped by renderer), holding the snapshot it was built from to tell
+    #: when it is stale; opaque here.
+    fanout: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.history = deque()

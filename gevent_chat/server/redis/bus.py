@@ -334,7 +334,7 @@ class RedisBus:
             for _, fields in page:
                 try:
                     entry = wire.decode_entry(fields)
-                    event = codec.decode(entry.payload)[0] if entry.remember else None
+                    event = codec.decode_for_room(entry.payload, room)[0] if entry.remember else None
                 except (wire.WireError, codec.CodecError):
                     self.metrics.drops += 1
                     continue

@@ -52,8 +52,8 @@ class Room(Generic[M]):
             return
         history = self.history
         history.append((when, said))
-        self.kept += len(said.lines)
-        excess = self.kept - size
+        kept = self.kept = self.kept + len(said.lines)
+        excess = kept - size
         while excess > 0:
             first_when, first = history[0]
             n = len(first.lines)

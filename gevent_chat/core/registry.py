@@ -262,12 +262,14 @@ class Registry(Generic[M]):
         if room is None:
             room = self._rooms[rkey] = Room(name, self._history_size)
         room.members = (*room.members, member)
+        room.fanout = None  # built for the old members: let it go with them
         self._rooms_of[key][rkey] = room
         return room
 
     def _leave(self, key: str, member: M, rkey: str) -> Room[M]:
         room = self._rooms_of[key].pop(rkey)
         room.members = tuple(m for m in room.members if m is not member)
+        room.fanout = None  # it holds the members who left, until the next broadcast
         if not room.members:
             del self._rooms[rkey]
         return room

@@ -39,7 +39,7 @@ class Room(Generic[M]):
     kept: int = field(init=False, default=0)
     #: What the shell keeps with a ``members`` snapshot (the hub: the members
     #: grouped by renderer), holding the snapshot it was built from to tell
-    #: when it is stale; opaque here.
+    #: when it is stale; opaque here, and dropped whenever ``members`` changes.
     fanout: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:

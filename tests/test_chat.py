@@ -131,7 +131,8 @@ def test_quit_and_rename_reach_every_room_the_user_is_in_as_one_effect() -> None
     assert chat.quit(registry, "al", "lunch") == [ToShared((dev, ops), Quit("al", "lunch"))]
     assert registry.get("al") is None
     assert registry.rooms() == []
-    assert chat.quit(registry, "bob") == []  # in no room: nobody to tell
+    assert chat.rename(registry, "bob", "rob") == []  # in no room: nobody to tell
+    assert chat.quit(registry, "rob") == []
 
 
 def test_private_messages_find_the_user_or_say_who_is_missing() -> None:
@@ -220,7 +221,8 @@ class MultiRoomMachine(RuleBasedStateMachine):
             return
         effects = chat.rename(self.reg, nick, new)
         self.model[nkey] = self.model.pop(okey)
-        assert [r.name for r in effects[0].rooms] == [r.name for r in self.reg.rooms_of(new)]
+        held = self.reg.rooms_of(new)
+        assert effects == ([ToShared(held, NickChanged(nick, new))] if held else [])
 
     @rule(nick=nicks)
     def quit(self, nick: str) -> None:

@@ -98,6 +98,8 @@ class Hub:
         recipients.pop(sender, None)
         self.fan_out(recipients, effect.event, when, crowded)
         names = [room.name for room in effect.rooms]
+        if not names:
+            return
         data = codec.encode(effect.event, names)
         lines = codec.line_count(data)
         for name in names:

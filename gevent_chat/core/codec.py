@@ -62,8 +62,8 @@ __all__ = [
     "decode_for_room",
     "decode_private",
     "encode",
+    "encoded",
     "first_shared",
-    "line_count",
 ]
 
 #: First field of every encoded event: the format's version.
@@ -128,9 +128,12 @@ def encode(event: Event, rooms: Sequence[str] = ()) -> bytes:
     raise TypeError(f"not an event: {event!r}")
 
 
-def line_count(data: bytes) -> int:
-    """How many lines an encoded event is."""
-    return data.count(b"\n")
+def encoded(event: Event, rooms: Sequence[str] = ()) -> tuple[bytes, int]:
+    """``encode(event, rooms)`` and its line count, as ``Bus.publish`` takes them."""
+    data = encode(event, rooms)
+    if type(event) is Said:  # a header line, then the lines said: no need to count
+        return data, len(event.lines) + 1
+    return data, data.count(b"\n")
 
 
 # -- decoding ------------------------------------------------------------------------

@@ -77,8 +77,8 @@ class Hub:
                     room.remember(when, event)
                     said = True
                 self.broadcast(room, event, when, crowded, sender)
-                data = codec.encode(event)
-                self.bus.publish(room.name, data, codec.line_count(data), said)
+                data, lines = codec.encoded(event)
+                self.bus.publish(room.name, data, lines, said)
             elif isinstance(effect, Reply):
                 self.send(sender, protocol.notice(effect.text), 1, crowded)
             elif isinstance(effect, Send):
@@ -100,8 +100,7 @@ class Hub:
         names = [room.name for room in effect.rooms]
         if not names:
             return
-        data = codec.encode(effect.event, names)
-        lines = codec.line_count(data)
+        data, lines = codec.encoded(effect.event, names)
         for name in names:
             self.bus.publish(name, data, lines, False)
 

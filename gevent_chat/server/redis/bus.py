@@ -373,8 +373,7 @@ class RedisBus:
 
     def _announce_departure(self, rooms: list[str], nick: str) -> None:
         """A dead node's user left ``rooms``: one ``Quit``, seen once by each user who shared one."""
-        data = codec.encode(Quit(nick), rooms)
-        lines = codec.line_count(data)
+        data, lines = codec.encoded(Quit(nick), rooms)
         hub = self.subscriber.hub
         for room in rooms:
             self.publish(room, data, lines, False)

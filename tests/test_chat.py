@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from gevent_chat.core import chat
 from gevent_chat.core.config import parse_args
@@ -23,6 +26,7 @@ from gevent_chat.core.errors import (
 )
 from gevent_chat.core.events import Joined, Kind, NickChanged, Parted, Private, Quit, Said
 from gevent_chat.core.modes import parse_changes
+from gevent_chat.core.names import name_key
 from gevent_chat.core.registry import Registry
 from gevent_chat.core.rooms import Room
 
@@ -162,7 +166,8 @@ def test_quit_and_rename_reach_every_room_the_user_is_in_as_one_effect() -> None
     assert chat.quit(registry, "al", "lunch") == [ToShared((dev, ops), Quit("al", "lunch"))]
     assert registry.get("al") is None
     assert registry.rooms() == []
-    assert chat.quit(registry, "bob") == []  # in no room: nobody to tell
+    assert chat.rename(registry, "bob", "rob") == []  # in no room: nobody to tell
+    assert chat.quit(registry, "rob") == []
 
 
 def test_private_messages_find_the_user_or_say_who_is_missing() -> None:
@@ -182,3 +187,97 @@ def test_max_rooms_per_user_is_a_limit_of_the_config() -> None:
     assert parse_args(["--max-rooms-per-user", "3"]).max_rooms_per_user == 3
     with pytest.raises(ConfigError, match="--max-rooms-per-user"):
         parse_args(["--max-rooms-per-user", "0"])
+
+
+# -- the registry with several rooms per user, against a model -------------------------
+
+nicks = st.sampled_from(["alice", "Alice", "bob", "carol", "ß", "ss"])
+rooms = st.sampled_from(["lobby", "Lobby", "dev", "ops", "qa"])
+MAX_ROOMS = 3
+
+
+class MultiRoomMachine(RuleBasedStateMachine):
+    """Random add/join/part/move/rename/remove keep the registry equal to a plain model.
+
+    The model: folded nick -> (member, folded rooms in the order joined).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reg: Registry[Member] = Registry(max_rooms=MAX_ROOMS)
+        self.model: dict[str, tuple[Member, list[str]]] = {}
+
+    @rule(nick=nicks, room=st.none() | rooms)
+    def add(self, nick: str, room: str | None) -> None:
+        if name_key(nick) in self.model:
+            with pytest.raises(ClientError):
+                self.reg.add(nick, Member(nick), room)
+            return
+        member = Member(nick)
+        self.reg.add(nick, member, room)
+        self.model[name_key(nick)] = (member, [] if room is None else [name_key(room)])
+
+    @rule(nick=nicks, room=rooms)
+    def join(self, nick: str, room: str) -> None:
+        entry = self.model.get(name_key(nick))
+        if entry is None:
+            return
+        held = entry[1]
+        if name_key(room) in held:
+            with pytest.raises(chat.AlreadyInRoom):
+                chat.join(self.reg, nick, room)
+        elif len(held) >= MAX_ROOMS:
+            with pytest.raises(TooManyRooms):
+                chat.join(self.reg, nick, room)
+        else:
+            chat.join(self.reg, nick, room)
+            held.append(name_key(room))
+
+    @rule(nick=nicks, room=rooms)
+    def part(self, nick: str, room: str) -> None:
+        entry = self.model.get(name_key(nick))
+        if entry is None:
+            return
+        if name_key(room) in entry[1]:
+            chat.part(self.reg, nick, room)
+            entry[1].remove(name_key(room))
+        else:
+            with pytest.raises((NoSuchRoom, NotInRoom)):
+                chat.part(self.reg, nick, room)
+
+    @rule(nick=nicks, new=nicks)
+    def rename(self, nick: str, new: str) -> None:
+        okey, nkey = name_key(nick), name_key(new)
+        if okey not in self.model:
+            return
+        if nkey in self.model and nkey != okey:
+            with pytest.raises(ClientError):
+                chat.rename(self.reg, nick, new)
+            return
+        effects = chat.rename(self.reg, nick, new)
+        self.model[nkey] = self.model.pop(okey)
+        held = self.reg.rooms_of(new)
+        assert effects == ([ToShared(held, NickChanged(nick, new))] if held else [])
+
+    @rule(nick=nicks)
+    def quit(self, nick: str) -> None:
+        entry = self.model.pop(name_key(nick), None)
+        effects = chat.quit(self.reg, nick)
+        assert len(effects) == (1 if entry is not None and entry[1] else 0)
+
+    @invariant()
+    def registry_matches_the_model(self) -> None:
+        assert len(self.reg) == len(self.model)
+        expected: dict[str, list[int]] = {}
+        for key, (member, held) in self.model.items():
+            assert self.reg.get(key) is member
+            assert [name_key(r.name) for r in self.reg.rooms_of(key)] == held
+            assert len(held) <= MAX_ROOMS
+            for room in held:
+                expected.setdefault(room, []).append(id(member))
+        actual = {name_key(r.name): [id(m) for m in r.members] for r in self.reg.rooms()}
+        assert {k: sorted(v) for k, v in actual.items()} == {k: sorted(v) for k, v in expected.items()}
+
+
+MultiRoomMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
+TestMultiRoom = MultiRoomMachine.TestCase

@@ -53,14 +53,14 @@ def test_every_event_survives_the_bus(event: Event, rooms: list[str]) -> None:
     listed = rooms if isinstance(event, Quit | NickChanged) else []
     data = codec.encode(event, listed)
     assert data.endswith(b"\n")
-    assert codec.line_count(data) == data.count(b"\n")
+    assert codec.encoded(event, listed) == (data, data.count(b"\n"))
     assert codec.decode(data) == (event, tuple(listed))
 
 
 def test_a_chat_batch_is_a_header_and_its_lines() -> None:
-    data = codec.encode(Said("dev", "alice", (b"one", b"two"), Kind.ME))
+    data, lines = codec.encoded(Said("dev", "alice", (b"one", b"two"), Kind.ME))
     assert data == b"ev1 said me dev alice\none\ntwo\n"
-    assert codec.line_count(data) == 3
+    assert lines == 3
 
 
 def test_a_private_message_is_one_line() -> None:

@@ -227,8 +227,7 @@ def test_history_is_the_same_on_every_node(make_node: Any) -> None:
         (Said("lobby", "alice", (b"waves",), Kind.ME), True),
         (Said("lobby", "alice", (b"4",)), True),
     ]:
-        data = codec.encode(event)
-        a.publish("lobby", data, codec.line_count(data), remember)
+        a.publish("lobby", *codec.encoded(event), remember)
     wait_until(lambda: a.metrics.publishes == 4)
     for bus in (a, b):
         history = bus.history("lobby")

@@ -189,10 +189,13 @@ def part(registry: Registry[Any], nick: str, name: str, reason: str | None = Non
 
 
 def rename(registry: Registry[Any], old: str, new: str) -> list[Effect]:
-    """Give ``old`` the nick ``new`` (validated); raises ``NickTaken`` or ``NickInvalid``."""
+    """Give ``old`` the nick ``new`` (validated); raises ``NickTaken`` or ``NickInvalid``.
+
+    Everyone who shares a room with the user hears it once; in no room, nobody.
+    """
     new = validate_nick(new)
     rooms = registry.rename(old, new)
-    return [ToShared(rooms, NickChanged(old, new))]
+    return [ToShared(rooms, NickChanged(old, new))] if rooms else []
 
 
 def quit(registry: Registry[Any], nick: str, reason: str | None = None) -> list[Effect]:

@@ -62,14 +62,15 @@ __all__ = [
     "decode_for_room",
     "decode_private",
     "encode",
+    "encoded",
     "first_shared",
-    "line_count",
 ]
 
 #: First field of every encoded event: the format's version.
 VERSION = b"ev1"
 
 _KINDS = {kind.value.encode(): kind for kind in Kind}
+_SAID = {kind: b"ev1 said " + kind.value.encode() for kind in Kind}
 _MODE = re.compile(r"[+-][A-Za-z]")
 #: Largest encoded event accepted.
 MAX_BYTES = 1 << 20
@@ -97,13 +98,11 @@ def _reason(head: bytes, reason: str | None) -> bytes:
 
 def encode(event: Event, rooms: Sequence[str] = ()) -> bytes:
     """``event`` as the bus carries it; ``rooms``: the user's rooms, for ``Quit`` and ``NickChanged``."""
-    if type(event) is Said:
-        return b"ev1 said %s %s %s\n%s\n" % (
-            _b(event.kind.value),
-            _b(event.room),
-            _b(event.nick),
-            b"\n".join(event.lines),
-        )
+    if type(event) is Said:  # the hot path
+        said = event.lines
+        body = said[0] if len(said) == 1 else b"\n".join(said)
+        head = b" ".join((_SAID[event.kind], event.room.encode(), event.nick.encode()))
+        return head + b"\n" + body + b"\n"
     if isinstance(event, Private):
         return b"ev1 msg %s %s %s %s\n" % (_b(event.kind.value), _b(event.nick), _b(event.to), _b(event.text))
     if isinstance(event, Joined):
@@ -129,9 +128,12 @@ def encode(event: Event, rooms: Sequence[str] = ()) -> bytes:
     raise TypeError(f"not an event: {event!r}")
 
 
-def line_count(data: bytes) -> int:
-    """How many lines an encoded event is."""
-    return data.count(b"\n")
+def encoded(event: Event, rooms: Sequence[str] = ()) -> tuple[bytes, int]:
+    """``encode(event, rooms)`` and its line count, as ``Bus.publish`` takes them."""
+    data = encode(event, rooms)
+    if type(event) is Said:  # a header line, then the lines said: no need to count
+        return data, len(event.lines) + 1
+    return data, data.count(b"\n")
 
 
 # -- decoding ------------------------------------------------------------------------

@@ -54,9 +54,13 @@ class Send:
     lines: int = 1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ToRoom:
-    """``event`` to everyone in ``room`` but the caller; a ``Said`` is kept in the room's history."""
+    """``event`` to everyone in ``room`` but the caller; a ``Said`` is kept in the room's history.
+
+    Not frozen only because every chat batch builds one, and a frozen
+    dataclass costs more to build; never changed once made.
+    """
 
     room: Room[Any]
     event: Event

@@ -164,6 +164,12 @@ class LineRenderer:
     __slots__ = ()
 
     def render(self, event: Event, when: float) -> bytes:
+        if type(event) is Said and event.kind is Kind.SAY:  # the hot path, inlined
+            prefix = event.nick.encode() + b": "
+            said = event.lines
+            if len(said) == 1:
+                return prefix + said[0] + b"\n"
+            return prefix + (b"\n" + prefix).join(said) + b"\n"
         return _RENDER[type(event)](event)
 
     def __repr__(self) -> str:

@@ -286,6 +286,7 @@ class Registry(Generic[M]):
         # The creator, the first one in, runs the room (an open room excepted).
         room.state = room.state.join(self._nicks[key], creator=created)
         room.members = (*room.members, member)
+        room.fanout = None  # built for the old members: let it go with them
         self._rooms_of[key][rkey] = room
         return room
 
@@ -293,6 +294,7 @@ class Registry(Generic[M]):
         room = self._rooms_of[key].pop(rkey)
         room.members = tuple(m for m in room.members if m is not member)
         room.state = room.state.leave(self._nicks.get(key, key))
+        room.fanout = None  # it holds the members who left, until the next broadcast
         if not room.members:
             del self._rooms[rkey]
         return room

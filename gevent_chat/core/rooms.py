@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .events import Said
 from .names import name_key
@@ -41,6 +41,10 @@ class Room(Generic[M]):
     kept: int = field(init=False, default=0)
     #: Its rules (topic, operators, modes, bans...), replaced whole on every change.
     state: RoomState = field(init=False)
+    #: What the shell keeps with a ``members`` snapshot (the hub: the members
+    #: grouped by renderer), holding the snapshot it was built from to tell
+    #: when it is stale; opaque here, and dropped whenever ``members`` changes.
+    fanout: Any = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.history = deque()
@@ -53,8 +57,8 @@ class Room(Generic[M]):
             return
         history = self.history
         history.append((when, said))
-        self.kept += len(said.lines)
-        excess = self.kept - size
+        kept = self.kept = self.kept + len(said.lines)
+        excess = kept - size
         while excess > 0:
             first_when, first = history[0]
             n = len(first.lines)

@@ -12,6 +12,10 @@ A closed session (``/quit``, a gate refusal) ignores whatever follows.  The
 session is the one owner of the user's nick and room: commands that change
 them report it through ``Renamed`` and ``Moved``, which the session applies
 to itself before passing them on.
+
+This is the line protocol's session: what other users see leaves it as
+events (``core.events``, through ``core.chat``, which IRC's handlers call
+too), and only its replies to its own user are line-protocol bytes.
 """
 
 from __future__ import annotations

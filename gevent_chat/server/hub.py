@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Iterable, Sequence
 
 import gevent
 
@@ -66,8 +66,6 @@ class Hub:
         self.tally = tally
         self.bus = bus
         self._inbound: list[Outbox] = []  # ``crowded`` of deliveries from the bus
-        #: Events from other processes that failed validation, dropped.
-        self.rejected = 0
         bus.attach(self)
 
     def apply(self, sender: Member, effects: Sequence[Effect]) -> None:
@@ -82,8 +80,8 @@ class Hub:
                     room.remember(when, event)
                     said = True
                 self.broadcast(room, event, when, crowded, sender)
-                data = codec.encode(event)
-                self.bus.publish(room.name, data, codec.line_count(data), said)
+                data, lines = codec.encoded(event)
+                self.bus.publish(room.name, data, lines, said)
             elif isinstance(effect, Reply):
                 self.send(sender, protocol.notice(effect.text), 1, crowded)
             elif isinstance(effect, Send):
@@ -101,10 +99,11 @@ class Hub:
         when = time.time()
         recipients = dict.fromkeys(m for room in effect.rooms for m in room.members)
         recipients.pop(sender, None)
-        self.fan_out(recipients.keys(), effect.event, when, crowded)
+        self.fan_out(recipients, effect.event, when, crowded)
         names = [room.name for room in effect.rooms]
-        data = codec.encode(effect.event, names)
-        lines = codec.line_count(data)
+        if not names:
+            return
+        data, lines = codec.encoded(effect.event, names)
         for name in names:
             self.bus.publish(name, data, lines, False)
 
@@ -116,59 +115,58 @@ class Hub:
         crowded: list[Outbox],
         sender: Outbox | None = None,
     ) -> None:
-        """Deliver ``event`` (said at ``when``) to everyone in ``room`` but ``sender``."""
-        self.fan_out(room.members, event, when, crowded, sender)
+        """Deliver ``event`` (said at ``when``) to everyone in ``room`` but ``sender``.
+
+        The room's members grouped by renderer are kept with the members
+        snapshot they came from (``Room.fanout``), and built again when the
+        snapshot changes or any member's renderer does.
+        """
+        members = room.members
+        changes = Member.renderer_changes
+        cached = room.fanout
+        if cached is None or cached[0] is not members or cached[1] != changes:
+            cached = room.fanout = (members, changes, _by_renderer(members))
+        for renderer, group in cached[2]:
+            self._deliver(group, renderer.render(event, when), crowded, sender)
 
     def fan_out(
         self,
-        members: Collection[Member],
+        members: Iterable[Member],
         event: Event,
         when: float,
         crowded: list[Outbox],
         sender: Outbox | None = None,
     ) -> None:
-        """Deliver ``event`` to ``members`` but ``sender``, noting who is crowded.
+        """Deliver ``event`` to ``members`` but ``sender``: rendered once per renderer among them."""
+        for renderer, group in _by_renderer(members):
+            self._deliver(group, renderer.render(event, when), crowded, sender)
 
-        Each renderer renders the event once for this broadcast; members of
-        one kind share the bytes.  Several readers woken in one loop turn
-        may each add half an outbox before a recipient's writer runs, so one
-        already full gets a moment first (at most ``HALF_FULL_WAIT_SECONDS``
-        per broadcast): only a client that really stopped reading is cut.
+    def _deliver(
+        self, members: Sequence[Outbox], payload: bytes, crowded: list[Outbox], sender: Outbox | None
+    ) -> None:
+        """Queue ``payload`` for each of ``members`` but ``sender``, noting who is crowded.
+
+        Several readers woken in one loop turn may each add half an outbox
+        before a recipient's writer runs, so one already full gets a moment
+        first (at most ``HALF_FULL_WAIT_SECONDS`` per broadcast): only a
+        client that really stopped reading is cut.
         """
+        lines = payload.count(b"\n")
         half, limit = self.limit >> 1, self.limit
         deadline = 0.0  # set when the first full recipient is waited for
-        renderer: Renderer | None = None
-        payload, lines = b"", 0
-        cache: dict[Renderer, tuple[bytes, int]] | None = None
         skipped = 0  # the sender, if it is among ``members``
         # The hot path: send()'s steps inlined, a call per member costs.
         for member in members:
             if member is sender:
                 skipped = 1
             else:
-                if member.renderer is not renderer:
-                    if renderer is not None:
-                        if cache is None:
-                            cache = {}
-                        cache[renderer] = (payload, lines)
-                    renderer = member.renderer
-                    got = None if cache is None else cache.get(renderer)
-                    if got is None:
-                        payload = renderer.render(event, when)
-                        lines = payload.count(b"\n")
-                    else:
-                        payload, lines = got
                 if member.pending >= limit and not member.closing:
                     deadline = deadline or time.monotonic() + HALF_FULL_WAIT_SECONDS
                     member.give_time(max(0.0, deadline - time.monotonic()))
                 member.deliver(payload, lines)
                 if member.pending > half:
                     crowded.append(member)
-        if cache is None:
-            self.tally.deliveries += (len(members) - skipped) * lines
-        else:  # several kinds of recipient: count each one's lines
-            cache[renderer] = (payload, lines)  # type: ignore[index]
-            self.tally.deliveries += sum(cache[m.renderer][1] for m in members if m is not sender)
+        self.tally.deliveries += (len(members) - skipped) * lines
 
     def send(self, member: Outbox, payload: bytes, lines: int, crowded: list[Outbox]) -> None:
         """Deliver to one client (the sender too) as ``broadcast`` does."""
@@ -209,7 +207,7 @@ class Hub:
         try:
             event, rooms = codec.decode_for_room(payload, room)
         except codec.CodecError as exc:
-            self.rejected += 1
+            self.tally.rejected_events += 1
             log.warning("dropped an event for #%s from another server: %s", room, exc)
             return
         when = time.time()
@@ -233,8 +231,8 @@ class Hub:
                 effect.member.kicked(effect.event)
             elif isinstance(effect, ToRoom):  # a ban set there kicked a member here
                 self.broadcast(effect.room, effect.event, when, self._inbound)
-                data = codec.encode(effect.event)
-                self.bus.publish(effect.room.name, data, codec.line_count(data), False)
+                data, lines = codec.encoded(effect.event)
+                self.bus.publish(effect.room.name, data, lines, False)
         if self._inbound:
             self.drain(self._inbound)
 
@@ -246,10 +244,18 @@ class Hub:
         try:
             event = codec.decode_private(payload, nick)
         except codec.CodecError as exc:
-            self.rejected += 1
+            self.tally.rejected_events += 1
             log.warning("dropped a private message from another server: %s", exc)
             return
         data = member.renderer.render(event, time.time())
         self.send(member, data, data.count(b"\n"), self._inbound)
         if self._inbound:
             self.drain(self._inbound)
+
+
+def _by_renderer(members: Iterable[Member]) -> tuple[tuple[Renderer, tuple[Member, ...]], ...]:
+    """``members`` grouped by renderer, in order of first appearance."""
+    groups: dict[Renderer, list[Member]] = {}
+    for member in members:
+        groups.setdefault(member.renderer, []).append(member)
+    return tuple((renderer, tuple(group)) for renderer, group in groups.items())

@@ -14,7 +14,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import gevent
 
@@ -47,6 +47,7 @@ class Member(Outbox):
 
     __slots__ = (
         "_reg_timer",
+        "_renderer",
         "addr",
         "app",
         "bucket",
@@ -54,7 +55,6 @@ class Member(Outbox):
         "heard",
         "last_bytes",
         "log_reason",
-        "renderer",
         "scheme",
         "session",
         "turn_lines",
@@ -80,7 +80,7 @@ class Member(Outbox):
         peer = format_address(addr[0], addr[1])
         super().__init__(sock, peer, config.outbox_size, app.writers, app.metrics.tally, frame)
         self.last_bytes = last_bytes
-        self.renderer = renderer
+        self._renderer = renderer  # not through the setter: no room holds a new member yet
         self.app = app
         self.addr = addr
         self.scheme = scheme
@@ -101,6 +101,19 @@ class Member(Outbox):
         #: What the log says of why this connection ended, if not ``cut_reason``:
         #: a ``/quit`` reason is something the user said, and is never logged.
         self.log_reason: str | None = None
+
+    #: How many times any member's renderer changed: the hub regroups rooms when it moves.
+    renderer_changes: ClassVar[int] = 0
+
+    @property
+    def renderer(self) -> Renderer:
+        """What turns events into this member's bytes (IRC: chosen by the negotiated caps)."""
+        return self._renderer
+
+    @renderer.setter
+    def renderer(self, renderer: Renderer) -> None:
+        self._renderer = renderer
+        Member.renderer_changes += 1
 
     @property
     def nick(self) -> str | None:

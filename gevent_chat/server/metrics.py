@@ -117,16 +117,18 @@ class _ScrapeHandler(WSGIHandler):
 class Tally:
     """Counts bumped on the hot path, with no lock: one process, one thread."""
 
-    __slots__ = ("bytes_out", "deliveries", "lines_received")
+    __slots__ = ("bytes_out", "deliveries", "lines_received", "rejected_events")
 
     def __init__(self) -> None:
         self.lines_received = 0
         self.deliveries = 0
         self.bytes_out = 0
+        #: Events from other processes that failed validation (``core.codec``), dropped.
+        self.rejected_events = 0
 
 
 class _TallyCollector(Collector):
-    """Exposes a ``Tally`` as three Prometheus counters."""
+    """Exposes a ``Tally`` as Prometheus counters."""
 
     def __init__(self, tally: Tally) -> None:
         self.tally = tally
@@ -143,6 +145,11 @@ class _TallyCollector(Collector):
         )
         yield CounterMetricFamily(
             "gevent_chat_sent_bytes", "Bytes written to client sockets", value=t.bytes_out
+        )
+        yield CounterMetricFamily(
+            "gevent_chat_bus_rejected_events",
+            "Events from other server processes dropped as invalid",
+            value=t.rejected_events,
         )
 
 

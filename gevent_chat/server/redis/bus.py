@@ -334,7 +334,7 @@ class RedisBus:
             for _, fields in page:
                 try:
                     entry = wire.decode_entry(fields)
-                    event = codec.decode(entry.payload)[0] if entry.remember else None
+                    event = codec.decode_for_room(entry.payload, room)[0] if entry.remember else None
                 except (wire.WireError, codec.CodecError):
                     self.metrics.drops += 1
                     continue
@@ -373,8 +373,7 @@ class RedisBus:
 
     def _announce_departure(self, rooms: list[str], nick: str) -> None:
         """A dead node's user left ``rooms``: one ``Quit``, seen once by each user who shared one."""
-        data = codec.encode(Quit(nick), rooms)
-        lines = codec.line_count(data)
+        data, lines = codec.encoded(Quit(nick), rooms)
         hub = self.subscriber.hub
         for room in rooms:
             self.publish(room, data, lines, False)

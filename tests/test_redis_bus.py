@@ -8,6 +8,7 @@ misses is decided by the test, not by scheduling.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -215,6 +216,80 @@ def test_corrupt_message_on_the_channel_is_dropped_and_counted(make_node: Any, s
     wait_until(lambda: len(hub_b.got) == 1)
     assert hub_b.payloads() == [b"alice: fine\n"]
     assert b.metrics.drops == 2
+
+
+def test_foreign_entries_in_a_rooms_stream_never_silence_the_room(
+    make_node: Any, server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another program's XADD (a ``*`` ID far past the room's offsets) is dropped, counted, logged once."""
+    caplog.set_level(logging.WARNING, logger="gevent_chat")
+    a, hub_a = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    a.publish("lobby", b"alice: before\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    plain = _plain(server)
+    stream = a.keys.stream("lobby")
+    plain.xadd(stream, {"d": "junk"})
+    plain.xadd(stream, {"h": "x", "d": "more junk"})
+    for i in range(3):
+        a.publish("lobby", f"alice: after {i}\n".encode(), 1, True)
+    b.publish("lobby", b"bob: me too\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 4, what="a's lines after the junk")
+    wait_until(lambda: len(hub_a.got) == 1, what="b's line after the junk")
+    assert hub_b.payloads() == [
+        b"alice: before\n",
+        b"alice: after 0\n",
+        b"alice: after 1\n",
+        b"alice: after 2\n",
+    ]
+    assert hub_a.payloads() == [b"bob: me too\n"]
+    assert a.metrics.publish_errors == 0
+    assert b.metrics.publish_errors == 0
+    assert a.metrics.drops + b.metrics.drops == 2
+    assert MISSING_NOTICE not in hub_b.payloads()
+    history = b.history("lobby")
+    assert history is not None
+    assert [line for _, line in history][-2:] == [b"alice: after 2\n", b"bob: me too\n"]
+    assert caplog.text.count("not written by a chat server") == 1
+
+
+def test_foreign_entry_under_the_next_offset_is_dropped_and_the_room_goes_on(
+    make_node: Any, server: RedisServer
+) -> None:
+    """Junk shaped like our own IDs (``<offset>-0``) is not taken for a line."""
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    a.publish("lobby", b"alice: one\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    plain = _plain(server)
+    plain.xadd(a.keys.stream("lobby"), {"h": "c 1 1 1 1", "d": "\x1b]0;owned\x07\n"}, id="2-0")
+    a.publish("lobby", b"alice: two\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 2, what="the line after the junk")
+    assert hub_b.payloads() == [b"alice: one\n", b"alice: two\n"]
+    assert a.metrics.publish_errors == 0
+
+
+def test_garbage_on_a_nodes_own_channel_is_dropped_counted_and_logged_once(
+    make_node: Any, server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gevent_chat")
+    a, _ = make_node()
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    plain = _plain(server)
+    for junk in (b"junk", b"gcp1 bob\n\x1b[2J\n", b"\xff" * 10):
+        plain.publish(b.keys.node_channel(b.node), junk)
+    a.publish("lobby", b"alice: fine\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    assert b.metrics.drops == 3
+    assert caplog.text.count("not written by a chat server") == 1
 
 
 def test_history_is_the_same_on_every_node(make_node: Any) -> None:

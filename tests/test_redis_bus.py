@@ -438,7 +438,7 @@ def test_retry_finds_what_was_stored_when_the_sequence_field_is_gone(
     def publish(node: str, seq: int, retry: bool) -> int:
         header = wire.encode_header(node, seq, int(time.time() * 1000), 1, True)
         args = ("nowhere", header, f"{node}: {seq}\n", 1000, "ep", node, seq, int(retry))
-        offset, _ = plain.eval(scripts.PUBLISH, 2, keys.meta("lobby"), stream, *args)
+        offset, *_ = plain.eval(scripts.PUBLISH, 2, keys.meta("lobby"), stream, *args)
         return int(offset)
 
     assert publish("c", 1, retry=False)

@@ -221,16 +221,21 @@ class RedisBus:
             calls.append([*names, header, payload, *tail, seq, 1 if seq <= unsure else 0])  # 1: a retry
         if len(calls) == 1:  # the common case at low rates: one EVALSHA, no pipeline
             room = batch[0][0]
-            self._publish(keys=[keys.meta(room), keys.stream(room)], args=calls[0][2:])
+            replies = [self._publish(keys=[keys.meta(room), keys.stream(room)], args=calls[0][2:])]
         else:
             try:
-                self._pipelined(calls)
+                replies = self._pipelined(calls)
             except redis.exceptions.NoScriptError:  # Redis restarted: load it, send again
                 self._publish.sha = self.link.client.script_load(scripts.PUBLISH)
-                self._pipelined(calls)  # the script skips what was stored already
+                replies = self._pipelined(calls)  # the script skips what was stored already
         self.metrics.publishes += len(batch)
+        for (room, _, _, _), reply in zip(batch, replies, strict=True):
+            if isinstance(reply, list) and len(reply) > 2 and reply[2]:
+                self.subscriber.foreign(
+                    keys.stream(room), "entries past the room's offsets, removed", reply[2]
+                )
 
-    def _pipelined(self, calls: list[list[str | bytes | int]]) -> None:
+    def _pipelined(self, calls: list[list[str | bytes | int]]) -> list[object]:
         """EVALSHA each call in one round trip.
 
         Not through ``Script(client=pipe)``: that costs a SCRIPT EXISTS round
@@ -239,7 +244,7 @@ class RedisBus:
         pipe = self.link.client.pipeline(transaction=False)
         for call in calls:
             pipe.evalsha(self._publish.sha, 2, *call)
-        pipe.execute()
+        return cast("list[object]", pipe.execute())
 
     def private(self, nick: str, line: bytes) -> bool | None:
         """Send one complete ``line`` to ``nick`` on whichever node holds it.
@@ -331,8 +336,8 @@ class RedisBus:
             for _, fields in page:
                 try:
                     entry = wire.decode_entry(fields)
-                except wire.WireError:
-                    self.metrics.drops += 1
+                except wire.WireError as exc:
+                    self.subscriber.foreign(self.keys.stream(room), exc)
                     continue
                 if entry.remember:
                     for line in reversed(entry.payload.splitlines(keepends=True)):

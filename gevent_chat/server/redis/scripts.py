@@ -23,12 +23,13 @@ __all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "RE
 
 #: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq,
 #: retry ("1" if this batch may have been stored already: its first attempt failed).
-#: Returns {offset, epoch}; offset 0 means "already published".
+#: Returns {offset, epoch, foreign entries removed}; offset 0 means "already published".
 PUBLISH = """
 local epoch = redis.call('HGET', KEYS[1], 'e')
 if not epoch then
   epoch = ARGV[5]
   redis.call('HSET', KEYS[1], 'e', epoch)
+  redis.call('DEL', KEYS[2])  -- entries of a lost epoch (the meta hash was evicted) mean nothing now
 end
 local field = 'n:' .. ARGV[6]
 local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
@@ -61,9 +62,26 @@ if tonumber(ARGV[7]) <= last then
 end
 redis.call('HSET', KEYS[1], field, ARGV[7])
 local offset = redis.call('HINCRBY', KEYS[1], 's', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
+local foreign = 0
+local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
+if type(added) == 'table' and added.err then
+  -- Entries past the last offset were written by another program (XADD with
+  -- '*'): remove them and put the Stream's last ID back, or no XADD of ours
+  -- would ever succeed again.
+  local start = (offset - 1) .. '-1'
+  while true do
+    local page = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 100)
+    for _, entry in ipairs(page) do
+      redis.call('XDEL', KEYS[2], entry[1])
+    end
+    foreign = foreign + #page
+    if #page < 100 then break end
+  end
+  redis.call('XSETID', KEYS[2], (offset - 1) .. '-0')
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
+end
 redis.call('PUBLISH', ARGV[1], 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3])
-return {offset, epoch}
+return {offset, epoch, foreign}
 """
 
 #: KEYS: nick.  ARGV: node, ttl seconds.  1 kept, 2 taken again (it had expired), 0 lost.

@@ -79,6 +79,7 @@ class Subscriber:
         self._heard = time.monotonic()  # last time the subscription said anything
         self._healthy = False  # the current subscription has received something
         self._lost = False  # a subscription ended: say so when the next one is confirmed
+        self._told_foreign = False  # something no chat server wrote was logged already
 
     # -- rooms -----------------------------------------------------------------------
 
@@ -192,12 +193,27 @@ class Subscriber:
 
     # -- messages ------------------------------------------------------------------------
 
+    def foreign(self, where: str, why: object, count: int = 1) -> None:
+        """Count ``count`` messages or entries found at ``where`` that no chat server wrote.
+
+        Logged the first time only: another program sharing the Redis may
+        write such things at any rate, and the log must not be its amplifier.
+        """
+        self.metrics.drops += count
+        if not self._told_foreign:
+            self._told_foreign = True
+            log.warning(
+                "dropped data in Redis not written by a chat server (%s: %s); counting the rest", where, why
+            )
+        else:
+            log.debug("dropped data at %s: %s", where, why)
+
     def _meta(self, room: str) -> tuple[str | None, int]:
         raw = self.link.client.hmget(self.keys.meta(room), ["e", "s"])
         raw_epoch, raw_top = cast("list[bytes | None]", raw)
         epoch = raw_epoch.decode("ascii", "replace") if raw_epoch else None
         if epoch is not None and not wire.is_valid_token(epoch):
-            self.metrics.drops += 1
+            self.foreign(self.keys.meta(room), f"bad epoch {epoch[:40]!r}")
             epoch = None
         top = int(raw_top) if raw_top and raw_top.isdigit() else 0
         return epoch, top
@@ -206,8 +222,7 @@ class Subscriber:
         try:
             nick, line = wire.decode_private(data if isinstance(data, bytes) else b"")
         except wire.WireError as exc:
-            self.metrics.drops += 1
-            log.debug("dropped a private message: %s", exc)
+            self.foreign(self._node_channel.decode(), exc)
             return
         self.metrics.receives += 1
         if self.on_private is not None:
@@ -220,8 +235,7 @@ class Subscriber:
         try:
             message = wire.decode_message(data if isinstance(data, bytes) else b"")
         except wire.WireError as exc:
-            self.metrics.drops += 1
-            log.debug("dropped a message on %s: %s", state.name, exc)
+            self.foreign(state.channel.decode(), exc)
             return
         if state.offset is None:  # joined while Redis was down: start here
             state.epoch, state.offset = message.epoch, message.offset - 1
@@ -274,16 +288,16 @@ class Subscriber:
             for raw_id, fields in page:
                 try:
                     offset = wire.offset_of(raw_id)
-                except wire.WireError:
-                    self.metrics.drops += 1
+                except wire.WireError as exc:
+                    self.foreign(stream, exc)
                     continue
                 if offset > state.offset + 1 and not told:
                     told = True
                     self.missing(state.name)
                 try:
                     entry: wire.Entry | None = wire.decode_entry(fields)
-                except wire.WireError:
-                    self.metrics.drops += 1
+                except wire.WireError as exc:
+                    self.foreign(stream, exc)
                     entry = None
                 self._deliver(state, offset, entry, recovered=True)
             if state.offset == before:

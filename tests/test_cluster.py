@@ -385,7 +385,12 @@ def test_paused_redis_loses_no_line_between_nodes(
     for reader in (alice, bob):
         assert not [line for line in reader.lines if line.endswith(" left")], reader.lines
     stats = scrape(metrics[0])
-    assert stats["gevent_chat_cluster_publishes_total"] >= counts["alice"]
+    assert stats["gevent_chat_cluster_published_lines_total"] >= counts["alice"]
+    assert (
+        1
+        <= stats["gevent_chat_cluster_publishes_total"]
+        <= stats["gevent_chat_cluster_published_lines_total"]
+    )
     assert stats["gevent_chat_cluster_receives_total"] >= 1
     assert stats["gevent_chat_cluster_drops_total"] == 0
 

@@ -22,6 +22,7 @@ from gevent_chat.core import protocol, wire
 from gevent_chat.server.redis import scripts
 from gevent_chat.server.redis.bus import MISSING_NOTICE, RedisBus, RedisUnavailable
 from gevent_chat.server.redis.keys import Keys
+from gevent_chat.server.redis.publisher import Batch
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer, running_redis
 
@@ -37,6 +38,10 @@ class Recorder:
 
     def payloads(self, room: str = "lobby") -> list[bytes]:
         return [p for r, p, _, _ in self.got if r == room]
+
+    def lines(self, room: str = "lobby") -> list[bytes]:
+        """Every line received for ``room``, whatever batches carried them."""
+        return b"".join(self.payloads(room)).splitlines(keepends=True)
 
 
 @pytest.fixture
@@ -94,14 +99,36 @@ def test_batch_published_on_one_node_reaches_the_other_in_order_and_not_itself(m
     sent = _lines(300)
     for line in sent:
         a.publish("lobby", line, 1, True)
-    wait_until(lambda: len(hub_b.got) == len(sent), what="all lines on b")
-    assert hub_b.payloads() == sent
-    assert hub_b.got[0] == ("lobby", sent[0], 1, True)
+    wait_until(lambda: len(hub_b.lines()) == len(sent), what="all lines on b")
+    assert hub_b.lines() == sent
+    assert all(lines == p.count(b"\n") and remember for _, p, lines, remember in hub_b.got)
     b.publish("lobby", b"bob: hi\nbob: there\n", 2, True)
     wait_until(lambda: len(hub_a.got) == 1, what="b's batch on a")
     assert hub_a.got == [("lobby", b"bob: hi\nbob: there\n", 2, True)]
-    assert a.metrics.publishes == 300
-    assert b.metrics.receives == 300
+    assert b.metrics.receives == a.metrics.publishes
+
+
+def test_lines_said_in_one_loop_turn_go_out_as_one_batch_per_room(make_node: Any) -> None:
+    """What a node says in one turn costs one Stream entry and one message per room, in order."""
+    a, _ = make_node()
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    b.enter("bea", "dev")
+    _wait_subscribed(b)
+    _wait_subscribed(b, "dev")
+    a.publish("lobby", b"alice: 1\n", 1, True)
+    a.publish("lobby", b"alice: 2\nalice: 3\n", 2, True)
+    a.publish("lobby", b"*** carol joined\n", 1, False)
+    a.publish("dev", b"dan: x\n", 1, True)
+    a.publish("lobby", b"alice: 4\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 4, what="four batches")
+    assert hub_b.got == [
+        ("lobby", b"alice: 1\nalice: 2\nalice: 3\n", 3, True),
+        ("lobby", b"*** carol joined\n", 1, False),
+        ("dev", b"dan: x\n", 1, True),
+        ("lobby", b"alice: 4\n", 1, True),
+    ]
+    assert a.metrics.publishes == 4
 
 
 def test_publish_does_not_wait_for_redis(make_node: Any, server: RedisServer) -> None:
@@ -177,13 +204,13 @@ def test_paused_redis_loses_nothing(make_node: Any, server: RedisServer) -> None
         wait_until(lambda: not a.redis_up, what="a to notice the stall")
     finally:
         server.resume()
-    wait_until(lambda: len(hub_b.got) == 41, timeout=15, what="everything after the pause")
+    wait_until(lambda: len(hub_b.lines()) == 41, timeout=15, what="everything after the pause")
     # A marker published after: a duplicate, if any, would arrive before it.
     a.publish("lobby", b"alice: after\n", 1, True)
-    wait_until(lambda: hub_b.payloads()[-1:] == [b"alice: after\n"], what="the marker")
-    assert hub_b.payloads() == [b"alice: before\n", *sent, b"alice: after\n"]
+    wait_until(lambda: hub_b.lines()[-1:] == [b"alice: after\n"], what="the marker")
+    assert hub_b.lines() == [b"alice: before\n", *sent, b"alice: after\n"]
     wait_until(lambda: a.redis_up)
-    assert a.metrics.publishes >= 41
+    assert a.metrics.publishes >= 2
 
 
 @pytest.mark.timeout(30, method="thread")  # a restart and two reconnections
@@ -237,9 +264,9 @@ def test_foreign_entries_in_a_rooms_stream_never_silence_the_room(
     for i in range(3):
         a.publish("lobby", f"alice: after {i}\n".encode(), 1, True)
     b.publish("lobby", b"bob: me too\n", 1, True)
-    wait_until(lambda: len(hub_b.got) == 4, what="a's lines after the junk")
+    wait_until(lambda: len(hub_b.lines()) == 4, what="a's lines after the junk")
     wait_until(lambda: len(hub_a.got) == 1, what="b's line after the junk")
-    assert hub_b.payloads() == [
+    assert hub_b.lines() == [
         b"alice: before\n",
         b"alice: after 0\n",
         b"alice: after 1\n",
@@ -299,7 +326,7 @@ def test_history_is_the_same_on_every_node(make_node: Any) -> None:
     a.publish("lobby", b"*** bob joined\n", 1, False)
     a.publish("lobby", b"* alice waves\n", 1, True)
     a.publish("lobby", b"alice: 4\n", 1, True)
-    wait_until(lambda: a.metrics.publishes == 4)
+    wait_until(lambda: a.publisher.idle and a.metrics.publishes == 3)  # the last two are one batch
     for bus in (a, b):
         history = bus.history("lobby")
         assert history is not None
@@ -463,26 +490,26 @@ def test_batch_whose_reply_was_lost_is_delivered_once_even_after_its_node_was_re
     b.enter("bob", "lobby")
     _wait_subscribed(b)
     plain = _plain(server)
-    send = a._send
+    send = a.publisher.send
     lost: list[int] = []
 
-    def store_then_lose_the_reply(batch: list[tuple[str, int, bytes, bytes]]) -> None:
-        send(batch)
+    def store_then_lose_the_reply(batches: list[Batch]) -> None:
+        send(batches)
         if not lost:
-            lost.append(len(batch))
+            lost.append(len(batches))
             # Blocking: as if a reaper removed a's field while a was cut off.
             plain.hdel(a.keys.meta("lobby"), f"n:{a.node}")
             raise redis.ConnectionError("the reply was lost")
 
-    a._send = store_then_lose_the_reply  # type: ignore[method-assign]
+    a.publisher.send = store_then_lose_the_reply  # type: ignore[method-assign]
     sent = _lines(5)
     for line in sent:
         a.publish("lobby", line, 1, True)
-    wait_until(lambda: lost and a.redis_up and not a._outbox, timeout=5, what="the retry")
+    wait_until(lambda: bool(lost) and a.redis_up and a.publisher.idle, timeout=5, what="the retry")
     a.publish("lobby", b"alice: after\n", 1, True)  # a duplicate, if any, would arrive before it
-    wait_until(lambda: hub_b.payloads()[-1:] == [b"alice: after\n"], what="the marker")
-    assert lost == [5]
-    assert hub_b.payloads() == [*sent, b"alice: after\n"]
+    wait_until(lambda: hub_b.lines()[-1:] == [b"alice: after\n"], what="the marker")
+    assert lost == [1]  # the five lines of one turn: one batch
+    assert hub_b.lines() == [*sent, b"alice: after\n"]
 
 
 @pytest.mark.timeout(30, method="thread")  # a stall past the ttl, then one death to be reaped

@@ -242,6 +242,7 @@ class Link:
     def __init__(self, url: str, timeout: float = 2.0, name: str | None = None) -> None:
         #: What logs and errors show of ``url``: no password.
         self.shown_url = redact(url)
+        self.timeout = timeout  # bounds every reply, on every connection of the link
         self.client = connect(url, timeout, name)
         self.up = Event()  # set while Redis answers
         self.on_up: list[Callable[[], None]] = []  # run (in the supervisor) after each recovery

@@ -7,7 +7,11 @@ with the data, so a changed epoch tells readers that Redis forgot), append
 to the room's Stream capped with MAXLEN, and PUBLISH.  Ours adds one thing:
 each node numbers its batches, and a batch whose number is not above the last
 one stored for that node is skipped, so a publish retried after a lost reply
-is not stored or delivered twice.
+is not stored or delivered twice.  A first attempt needs no check (its
+number is new), so only a retry reads the field: the common case costs
+HINCRBY, HGET, HSET, XADD and PUBLISH.  The Stream is capped with
+``MAXLEN ~`` (whole nodes trimmed at once, far cheaper than exact), so it
+holds at least ``stream_size`` entries.
 
 That number lives in the meta hash as ``n:<node>``, one field per node that
 published in the room.  Node ids are per process, so the fields are removed
@@ -25,45 +29,48 @@ __all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "RE
 #: retry ("1" if this batch may have been stored already: its first attempt failed).
 #: Returns {offset, epoch, foreign entries removed}; offset 0 means "already published".
 PUBLISH = """
+local field = 'n:' .. ARGV[6]
+if ARGV[8] == '1' then
+  local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+  if last == 0 then
+    -- The field was removed (its node was reaped while cut off): the node's
+    -- newest entry in the Stream tells what was stored.  Its entries are in
+    -- sequence order, each header starts '<node> <seq> '.
+    local prefix = ARGV[6] .. ' '
+    local start = '+'
+    while last == 0 do
+      local page = redis.call('XREVRANGE', KEYS[2], start, '-', 'COUNT', 100)
+      for _, entry in ipairs(page) do
+        local fields = entry[2]
+        for i = 1, #fields - 1, 2 do
+          if fields[i] == 'h' and string.sub(fields[i + 1], 1, #prefix) == prefix then
+            last = tonumber(string.match(fields[i + 1], '^%S+ (%d+) ')) or -1
+          end
+        end
+        if last ~= 0 then break end
+      end
+      if last ~= 0 or #page < 100 then break end
+      start = '(' .. page[#page][1]
+    end
+    if last > 0 then
+      redis.call('HSET', KEYS[1], field, last)
+    end
+  end
+  if tonumber(ARGV[7]) <= last then
+    return {0, '', 0}
+  end
+end
+local offset = redis.call('HINCRBY', KEYS[1], 's', 1)
 local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
+if epoch then
+  redis.call('HSET', KEYS[1], field, ARGV[7])
+else
   epoch = ARGV[5]
-  redis.call('HSET', KEYS[1], 'e', epoch)
+  redis.call('HSET', KEYS[1], 'e', epoch, field, ARGV[7])
   redis.call('DEL', KEYS[2])  -- entries of a lost epoch (the meta hash was evicted) mean nothing now
 end
-local field = 'n:' .. ARGV[6]
-local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-if last == 0 and ARGV[8] == '1' then
-  -- The field was removed (its node was reaped while cut off): the node's
-  -- newest entry in the Stream tells what was stored.  Its entries are in
-  -- sequence order, each header starts '<node> <seq> '.
-  local prefix = ARGV[6] .. ' '
-  local start = '+'
-  while last == 0 do
-    local page = redis.call('XREVRANGE', KEYS[2], start, '-', 'COUNT', 100)
-    for _, entry in ipairs(page) do
-      local fields = entry[2]
-      for i = 1, #fields - 1, 2 do
-        if fields[i] == 'h' and string.sub(fields[i + 1], 1, #prefix) == prefix then
-          last = tonumber(string.match(fields[i + 1], '^%S+ (%d+) ')) or -1
-        end
-      end
-      if last ~= 0 then break end
-    end
-    if last ~= 0 or #page < 100 then break end
-    start = '(' .. page[#page][1]
-  end
-  if last > 0 then
-    redis.call('HSET', KEYS[1], field, last)
-  end
-end
-if tonumber(ARGV[7]) <= last then
-  return {0, epoch}
-end
-redis.call('HSET', KEYS[1], field, ARGV[7])
-local offset = redis.call('HINCRBY', KEYS[1], 's', 1)
 local foreign = 0
-local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
+local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
 if type(added) == 'table' and added.err then
   -- Entries past the last offset were written by another program (XADD with
   -- '*'): remove them and put the Stream's last ID back, or no XADD of ours
@@ -78,7 +85,7 @@ if type(added) == 'table' and added.err then
     if #page < 100 then break end
   end
   redis.call('XSETID', KEYS[2], (offset - 1) .. '-0')
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
 end
 redis.call('PUBLISH', ARGV[1], 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3])
 return {offset, epoch, foreign}

@@ -11,11 +11,13 @@ data: the room's local users get one notice (``MISSING_NOTICE``), and so do they
 when the Stream was trimmed past what was missed.  A node's own batches are
 skipped: the hub delivered them locally already.
 
-The subscriber reads with ``get_message(timeout=None)``: redis-py's timed
-wait polls with ``select.poll`` and would block the whole process.  The
-bus's upkeep calls ``watch`` instead, which pings the subscription and cuts
-it when no answer comes, so a connection to a Redis that vanished (no RST)
-is noticed within ``3 * ping_interval``.
+The subscription is a ``resp.RespConnection`` of its own: one ``recv``
+brings every message that arrived meanwhile, hiredis parses them, and each
+batch reaches the hub as the bytes it was published as, with no per-line
+work here.  It waits for messages with no timeout; the bus's upkeep calls
+``watch`` instead, which pings the subscription and cuts it when no answer
+comes, so a connection to a Redis that vanished (no RST) is noticed within
+``3 * ping_interval``.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import gevent
+from gevent.lock import BoundedSemaphore
 
 from ...core import protocol, wire
 from ...core.protocol import name_key
 from ..bus import Inbound
 from .keys import Keys
 from .link import FAILURES, Link
+from .resp import RespConnection, pack
 
 if TYPE_CHECKING:
     from .bus import BusMetrics
@@ -75,7 +79,8 @@ class Subscriber:
         self.rooms: dict[str, RoomState] = {}  # folded name -> state
         self._by_channel: dict[bytes, RoomState] = {}
         self._node_channel = keys.node_channel(node).encode()
-        self._pubsub: Any = None  # redis.client.PubSub while subscribed
+        self._conn: RespConnection | None = None  # while subscribed
+        self._writing = BoundedSemaphore()  # commands from several greenlets, one at a time
         self._heard = time.monotonic()  # last time the subscription said anything
         self._healthy = False  # the current subscription has received something
         self._lost = False  # a subscription ended: say so when the next one is confirmed
@@ -96,23 +101,24 @@ class Subscriber:
                 self.link.failed(exc)
         self.rooms[name_key(room)] = state
         self._by_channel[state.channel] = state
-        ps = self._pubsub
-        if ps is not None:
-            try:
-                ps.subscribe(state.channel)  # the confirmation makes the subscriber catch up
-            except FAILURES:
-                pass  # the subscriber sees the same failure and resubscribes everything
+        self._command("SUBSCRIBE", state.channel)  # the confirmation makes the subscriber catch up
         return state
 
     def untrack(self, state: RoomState) -> None:
         self.rooms.pop(name_key(state.name), None)
         self._by_channel.pop(state.channel, None)
-        ps = self._pubsub
-        if ps is not None:
-            try:
-                ps.unsubscribe(state.channel)
-            except FAILURES:
-                pass
+        self._command("UNSUBSCRIBE", state.channel)
+
+    def _command(self, *command: str | bytes) -> None:
+        """Send a command on the subscription, if there is one; its reply comes to ``_listen``."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            with self._writing:
+                conn.write(pack([command]))
+        except FAILURES:
+            pass  # the subscriber sees the same failure and subscribes everything again
 
     # -- the greenlet ------------------------------------------------------------------
 
@@ -135,61 +141,58 @@ class Subscriber:
                 gevent.sleep(delay)  # lets the supervisor find out whether Redis is really back
 
     def _listen(self) -> None:
-        # Typed loosely: redis-py's annotations of PubSub differ between releases.
-        ps: Any = cast("Callable[[], Any]", self.link.client.pubsub)()
-        self._pubsub = ps
+        conn = RespConnection(self.link.client.connection_pool.make_connection(), None)
+        self._conn = conn
         self._heard = time.monotonic()
-        ps.subscribe(self._node_channel)
-        channels = [state.channel for state in self.rooms.values()]
-        if channels:
-            ps.subscribe(*channels)
+        channels = [self._node_channel, *(state.channel for state in self.rooms.values())]
+        with self._writing:
+            conn.write(pack([("SUBSCRIBE", *channels)]))
+        by_channel, node_channel = self._by_channel, self._node_channel
         while True:
-            message = ps.get_message(timeout=None)  # cooperative; a timeout would poll()
+            replies = conn.read_many()
             self._heard = time.monotonic()
             self._healthy = True
-            if message is None:
-                continue
-            kind, channel = message.get("type"), message.get("channel")
-            if channel == self._node_channel:
-                if kind == "message":
-                    self._on_private(message["data"])
-                elif kind == "subscribe" and self._lost:
-                    self._lost = False
-                    log.warning("Redis subscription restored; catching up %d room(s)", len(self.rooms))
-                continue
-            state = self._by_channel.get(channel)
-            if state is None:
-                continue
-            try:
-                if kind == "message":
-                    self._on_message(state, message["data"])
-                elif kind == "subscribe":
-                    self._catch_up(state)
-            except _Stale:
-                pass
+            for reply in replies:
+                if not isinstance(reply, list) or len(reply) < 2:
+                    continue
+                kind, channel = reply[0], reply[1]
+                if channel == node_channel:
+                    if kind == b"message":
+                        self._on_private(reply[2])
+                    elif kind == b"subscribe" and self._lost:
+                        self._lost = False
+                        log.warning("Redis subscription restored; catching up %d room(s)", len(self.rooms))
+                    continue
+                state = by_channel.get(channel)
+                if state is None:
+                    continue
+                try:
+                    if kind == b"message":
+                        self._on_message(state, reply[2])
+                    elif kind == b"subscribe":
+                        self._catch_up(state)
+                except _Stale:
+                    pass
 
     def drop(self) -> None:
         """Forget the subscription (closing it); every room must catch up again."""
         for state in self.rooms.values():
             state.listening = False
-        ps, self._pubsub = self._pubsub, None
-        if ps is not None:
-            try:
-                ps.close()
-            except FAILURES:
-                pass
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     def watch(self) -> None:
         """Ping a quiet subscription; cut a silent one (the upkeep calls this)."""
-        ps = self._pubsub
-        if ps is None:
+        conn = self._conn
+        if conn is None:
             return
         silent = time.monotonic() - self._heard
         if silent > 3 * self.ping_interval:
             log.warning("Redis subscription silent for %.0f s; reconnecting", silent)
-            ps.connection.disconnect()  # wakes the subscriber with an error
+            conn.close()  # wakes the subscriber with an error
         elif silent > self.ping_interval:
-            ps.ping()
+            self._command("PING")
 
     # -- messages ------------------------------------------------------------------------
 

@@ -130,7 +130,7 @@ class RedisBus:
         self.claims = NickClaims(self.link, self.keys, self.node, nick_ttl, on_lost_nick)
         self.presence = Presence(self.link, self.keys, self.node, nick_ttl)
         self.subscriber = Subscriber(self.link, self.keys, self.node, self.metrics, ping_interval)
-        self._private = self.link.client.register_script(scripts.PRIVATE)
+        self._private = self.link.script(scripts.PRIVATE)
         self.publisher = Publisher(
             self.link,
             self.keys,

@@ -7,7 +7,8 @@ the greenlet finds everything said in the turn and coalesces it: what
 follows itself in one room, with the same ``remember``, becomes one batch
 (payloads concatenated, line counts added).  Each batch is one EVALSHA of
 ``scripts.PUBLISH`` (one Stream entry, one PUBLISH); the batches of one turn
-go out in one write on the publisher's own ``RespConnection``, and their
+go out in one write on the publisher's own ``RespConnection`` (one per
+master of a Redis Cluster, each room to the master of its slot), and their
 replies are read before the next write.  While a round trip is under way,
 new lines queue, so the batches grow with the load: one round trip per
 turn when idle, a few per millisecond when busy.
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import gevent
+import redis
 from gevent.event import Event
 
 from ...core import wire
@@ -38,6 +40,7 @@ from . import scripts
 from .keys import Keys
 from .link import FAILURES, Link
 from .resp import Command, ReplyError, RespConnection, pack
+from .topology import Address
 
 if TYPE_CHECKING:
     from .bus import BusMetrics
@@ -50,6 +53,10 @@ log = logging.getLogger("gevent_chat.redis")
 PUBLISH_BATCH = 256
 #: A coalesced batch stops growing at this many payload bytes.
 MAX_BATCH_BYTES = 256 * 1024
+
+#: Error replies of a Redis Cluster whose slots are moving or whose master failed:
+#: the batch was not run; it is sent again once the link is back.
+IN_FLUX = ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "LOADING", "MASTERDOWN")
 
 #: SHA1 of the publish script, as EVALSHA names it.
 PUBLISH_SHA = hashlib.sha1(scripts.PUBLISH.encode()).hexdigest()  # Redis names a script by its SHA1
@@ -95,7 +102,7 @@ class Publisher:
         self.unacked: list[Batch] = []
         self._seq = 0
         self._wake = Event()
-        self._conn: RespConnection | None = None
+        self._conns: dict[Address | None, RespConnection] = {}  # per master (None: the one Redis)
 
     @property
     def idle(self) -> bool:
@@ -159,68 +166,64 @@ class Publisher:
             formed.append(Batch(room, self._seq, header, payload, lines))
 
     def send(self, batches: list[Batch]) -> None:
-        """Store and publish ``batches`` in one round trip; raises ``FAILURES``."""
+        """Store and publish ``batches`` in one round trip per master; raises ``FAILURES``."""
         self.before_send({batch.room for batch in batches})
-        conn = self._conn or self._open()
-        replies = self._round_trip(conn, batches, secrets.token_hex(4))
-        for i, reply in enumerate(replies):
-            if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
-                # Redis restarted (or its scripts were flushed): load it and send
-                # again from here on, as retries: whatever ran is skipped.
-                conn.call("SCRIPT", "LOAD", scripts.PUBLISH)
-                for batch in batches[i:]:
-                    batch.retry = True
-                replies[i:] = self._round_trip(conn, batches[i:], secrets.token_hex(4))
-                break
+        router = self.link.router
+        groups: dict[Address | None, list[Batch]] = {}
+        for batch in batches:
+            where = None if router is None else router.address(self.keys.meta(batch.room))
+            groups.setdefault(where, []).append(batch)
+        epoch = secrets.token_hex(4)  # the epoch of a room that has none yet
+        sent = [(where, group, self._write(where, group, epoch)) for where, group in groups.items()]
         stored = lines = 0
-        for batch, reply in zip(batches, replies, strict=True):
-            if isinstance(reply, ReplyError):
-                log.error("Redis refused a batch for room %s: %s", batch.room, reply)
-                self.metrics.publish_errors += 1
-                continue
-            stored += 1
-            lines += batch.lines
-            if isinstance(reply, list) and len(reply) > 2 and reply[2]:
-                removed = "entries past the room's offsets, removed"
-                self.on_foreign(self.keys.stream(batch.room), removed, int(reply[2]))
+        for where, group, conn in sent:
+            replies = [conn.read() for _ in group]
+            for i, reply in enumerate(replies):
+                if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+                    # Redis restarted (or its scripts were flushed): load it and send
+                    # again from here on, as retries: whatever ran is skipped.
+                    conn.call("SCRIPT", "LOAD", scripts.PUBLISH)
+                    self._write(where, group[i:], epoch)
+                    replies[i:] = [conn.read() for _ in group[i:]]
+                    break
+            for batch, reply in zip(group, replies, strict=True):
+                if isinstance(reply, ReplyError):
+                    if str(reply).startswith(IN_FLUX):
+                        raise redis.ConnectionError(f"Redis Cluster in flux: {reply}")
+                    log.error("Redis refused a batch for room %s: %s", batch.room, reply)
+                    self.metrics.publish_errors += 1
+                    continue
+                stored += 1
+                lines += batch.lines
+                if isinstance(reply, list) and len(reply) > 2 and reply[2]:
+                    removed = "entries past the room's offsets, removed"
+                    self.on_foreign(self.keys.stream(batch.room), removed, int(reply[2]))
         self.metrics.publishes += stored
         self.metrics.published_lines += lines
 
-    def _round_trip(self, conn: RespConnection, batches: list[Batch], epoch: str) -> list[object]:
+    def _write(self, where: Address | None, batches: list[Batch], epoch: str) -> RespConnection:
+        """Send one EVALSHA per batch to the master at ``where``, without waiting."""
         keys, node, maxlen = self.keys, self.node, self.stream_size
+        publish = "SPUBLISH" if self.link.sharded else "PUBLISH"
         commands: list[Command] = []
         for b in batches:
             room = b.room
-            commands.append(
-                (
-                    "EVALSHA",
-                    PUBLISH_SHA,
-                    2,
-                    keys.meta(room),
-                    keys.stream(room),
-                    keys.channel(room),
-                    b.header,
-                    b.payload,
-                    maxlen,
-                    epoch,
-                    node,
-                    b.seq,
-                    1 if b.retry else 0,
-                )
-            )
+            meta, stream, channel = keys.meta(room), keys.stream(room), keys.channel(room)
+            retry = 1 if b.retry else 0
+            args = (b.header, b.payload, maxlen, epoch, node, b.seq, retry, publish)
+            commands.append(("EVALSHA", PUBLISH_SHA, 2, meta, stream, channel, *args))
+        conn = self._conns.get(where)
+        if conn is None:
+            conn = self._conns[where] = RespConnection(self.link.new_connection(where), self.link.timeout)
         conn.write(pack(commands))
         for b in batches:  # from here on, a failure leaves them maybe stored
             b.retry = True
-        return [conn.read() for _ in batches]
-
-    def _open(self) -> RespConnection:
-        self._conn = RespConnection(self.link.client.connection_pool.make_connection(), self.link.timeout)
-        return self._conn
+        return conn
 
     def drop(self) -> None:
-        """Close the connection (a failure, or the end); the next send opens another."""
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        """Close the connections (a failure, or the end); the next send opens others."""
+        conns, self._conns = self._conns, {}
+        for conn in conns.values():
             conn.close()
 
     def flush(self, timeout: float) -> None:

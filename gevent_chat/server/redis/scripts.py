@@ -26,7 +26,8 @@ from __future__ import annotations
 __all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "REAP", "RELEASE"]
 
 #: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq,
-#: retry ("1" if this batch may have been stored already: its first attempt failed).
+#: retry ("1" if this batch may have been stored already: its first attempt failed),
+#: and optionally the publish command (SPUBLISH on a Redis Cluster >= 7; PUBLISH by default).
 #: Returns {offset, epoch, foreign entries removed}; offset 0 means "already published".
 PUBLISH = """
 local field = 'n:' .. ARGV[6]
@@ -87,7 +88,8 @@ if type(added) == 'table' and added.err then
   redis.call('XSETID', KEYS[2], (offset - 1) .. '-0')
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
 end
-redis.call('PUBLISH', ARGV[1], 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3])
+local message = 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3]
+redis.call(ARGV[9] or 'PUBLISH', ARGV[1], message)
 return {offset, epoch, foreign}
 """
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import gevent
+import redis
+from gevent.event import AsyncResult
 from gevent.lock import BoundedSemaphore
 
 from ...core import protocol, wire
@@ -37,6 +39,7 @@ from ..bus import Inbound
 from .keys import Keys
 from .link import FAILURES, Link
 from .resp import RespConnection, pack
+from .topology import Address
 
 if TYPE_CHECKING:
     from .bus import BusMetrics
@@ -49,6 +52,16 @@ log = logging.getLogger("gevent_chat.redis")
 RECOVERY_PAGE = 500
 #: The notice a room gets when lines from other servers could not be recovered.
 MISSING_NOTICE = protocol.notice("some messages from other servers may be missing")
+
+
+@dataclass(eq=False)
+class _Shard:
+    """One subscribed connection and the greenlet reading it."""
+
+    conn: RespConnection
+    heard: float  # last time it said anything
+    writing: BoundedSemaphore  # commands from several greenlets, one at a time
+    reader: gevent.Greenlet[..., None] | None = None
 
 
 @dataclass(eq=False)
@@ -79,9 +92,10 @@ class Subscriber:
         self.rooms: dict[str, RoomState] = {}  # folded name -> state
         self._by_channel: dict[bytes, RoomState] = {}
         self._node_channel = keys.node_channel(node).encode()
-        self._conn: RespConnection | None = None  # while subscribed
-        self._writing = BoundedSemaphore()  # commands from several greenlets, one at a time
-        self._heard = time.monotonic()  # last time the subscription said anything
+        #: While subscribed: the connection per master (None: the node channel's, and
+        #: every room's unless the rooms' channels are shard channels).
+        self._shards: dict[Address | None, _Shard] = {}
+        self._failure: AsyncResult[None] = AsyncResult()  # a reader's failure, for ``_listen``
         self._healthy = False  # the current subscription has received something
         self._lost = False  # a subscription ended: say so when the next one is confirmed
         self._told_foreign = False  # something no chat server wrote was logged already
@@ -101,24 +115,52 @@ class Subscriber:
                 self.link.failed(exc)
         self.rooms[name_key(room)] = state
         self._by_channel[state.channel] = state
-        self._command("SUBSCRIBE", state.channel)  # the confirmation makes the subscriber catch up
+        self._subscribe(state)  # the confirmation makes the subscriber catch up
         return state
 
     def untrack(self, state: RoomState) -> None:
         self.rooms.pop(name_key(state.name), None)
         self._by_channel.pop(state.channel, None)
-        self._command("UNSUBSCRIBE", state.channel)
+        shard = self._shards.get(self._where(state.channel))
+        if shard is not None:
+            self._command(shard, b"SUNSUBSCRIBE" if self.link.sharded else b"UNSUBSCRIBE", state.channel)
 
-    def _command(self, *command: str | bytes) -> None:
-        """Send a command on the subscription, if there is one; its reply comes to ``_listen``."""
-        conn = self._conn
-        if conn is None:
-            return
+    def _where(self, channel: bytes) -> Address | None:
+        """Which connection a room's channel is subscribed on."""
+        router = self.link.router
+        return router.address(channel) if router is not None and self.link.sharded else None
+
+    def _subscribe(self, state: RoomState) -> None:
+        """Subscribe ``state``'s channel now, if the subscriber is subscribed at all."""
+        if not self._shards:
+            return  # ``_listen`` subscribes every room when it starts
         try:
-            with self._writing:
-                conn.write(pack([command]))
-        except FAILURES:
-            pass  # the subscriber sees the same failure and subscribes everything again
+            shard = self._shard(self._where(state.channel))
+        except FAILURES as exc:
+            self._fail(exc)
+            return
+        self._command(shard, b"SSUBSCRIBE" if self.link.sharded else b"SUBSCRIBE", state.channel)
+
+    def _shard(self, where: Address | None) -> _Shard:
+        """The connection for ``where``, opened (and read by a greenlet of its own) if new."""
+        shard = self._shards.get(where)
+        if shard is None:
+            conn = RespConnection(self.link.new_connection(where), None)
+            shard = self._shards[where] = _Shard(conn, time.monotonic(), BoundedSemaphore())
+            shard.reader = gevent.spawn(self._read, shard)
+        return shard
+
+    def _command(self, shard: _Shard, *command: bytes) -> None:
+        """Send a command on ``shard``; its reply comes to its reader."""
+        try:
+            with shard.writing:
+                shard.conn.write(pack([command]))
+        except FAILURES as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: BaseException) -> None:
+        if not self._failure.ready():
+            self._failure.set_exception(exc)
 
     # -- the greenlet ------------------------------------------------------------------
 
@@ -141,58 +183,80 @@ class Subscriber:
                 gevent.sleep(delay)  # lets the supervisor find out whether Redis is really back
 
     def _listen(self) -> None:
-        conn = RespConnection(self.link.client.connection_pool.make_connection(), None)
-        self._conn = conn
-        self._heard = time.monotonic()
-        channels = [self._node_channel, *(state.channel for state in self.rooms.values())]
-        with self._writing:
-            conn.write(pack([("SUBSCRIBE", *channels)]))
+        """Subscribe every channel, then wait until a connection fails (and raise that)."""
+        self._failure = AsyncResult()
+        if self.link.router is not None:
+            self.link.router.refresh()  # a slot may have moved: subscribe where it is now
+        main = self._shard(None)
+        self._command(main, b"SUBSCRIBE", self._node_channel)
+        groups: dict[Address | None, list[bytes]] = {}
+        for state in self.rooms.values():
+            groups.setdefault(self._where(state.channel), []).append(state.channel)
+        verb = b"SSUBSCRIBE" if self.link.sharded else b"SUBSCRIBE"
+        for where, channels in groups.items():
+            shard = self._shard(where)
+            for channel in channels:  # one at a time: SSUBSCRIBE takes channels of one slot only
+                self._command(shard, verb, channel)
+        self._failure.get()
+
+    def _read(self, shard: _Shard) -> None:
+        """Hand everything ``shard`` receives to the rooms; report its failure to ``_listen``."""
         by_channel, node_channel = self._by_channel, self._node_channel
-        while True:
-            replies = conn.read_many()
-            self._heard = time.monotonic()
-            self._healthy = True
-            for reply in replies:
-                if not isinstance(reply, list) or len(reply) < 2:
-                    continue
-                kind, channel = reply[0], reply[1]
-                if channel == node_channel:
-                    if kind == b"message":
-                        self._on_private(reply[2])
-                    elif kind == b"subscribe" and self._lost:
-                        self._lost = False
-                        log.warning("Redis subscription restored; catching up %d room(s)", len(self.rooms))
-                    continue
-                state = by_channel.get(channel)
-                if state is None:
-                    continue
-                try:
-                    if kind == b"message":
-                        self._on_message(state, reply[2])
-                    elif kind == b"subscribe":
-                        self._catch_up(state)
-                except _Stale:
-                    pass
+        try:
+            while True:
+                replies = shard.conn.read_many()
+                shard.heard = time.monotonic()
+                self._healthy = True
+                for reply in replies:
+                    if not isinstance(reply, list) or len(reply) < 2:
+                        continue
+                    kind, channel = reply[0], reply[1]
+                    if channel == node_channel:
+                        if kind == b"message":
+                            self._on_private(reply[2])
+                        elif kind == b"subscribe" and self._lost:
+                            self._lost = False
+                            log.warning(
+                                "Redis subscription restored; catching up %d room(s)", len(self.rooms)
+                            )
+                        continue
+                    state = by_channel.get(channel)
+                    if state is None:
+                        continue
+                    try:
+                        if kind in (b"message", b"smessage"):
+                            self._on_message(state, reply[2])
+                        elif kind in (b"subscribe", b"ssubscribe"):
+                            self._catch_up(state)
+                        elif kind == b"sunsubscribe":  # the slot moved (or its master failed over)
+                            raise redis.ConnectionError(f"Redis dropped the subscription to {state.name}")
+                    except _Stale:
+                        pass
+        except FAILURES as exc:
+            self._fail(exc)
 
     def drop(self) -> None:
         """Forget the subscription (closing it); every room must catch up again."""
         for state in self.rooms.values():
             state.listening = False
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            conn.close()
+        shards, self._shards = self._shards, {}
+        current = gevent.getcurrent()
+        for shard in shards.values():
+            shard.conn.close()
+            if shard.reader is not None and shard.reader is not current:
+                shard.reader.kill(block=False)
 
     def watch(self) -> None:
-        """Ping a quiet subscription; cut a silent one (the upkeep calls this)."""
-        conn = self._conn
-        if conn is None:
-            return
-        silent = time.monotonic() - self._heard
-        if silent > 3 * self.ping_interval:
-            log.warning("Redis subscription silent for %.0f s; reconnecting", silent)
-            conn.close()  # wakes the subscriber with an error
-        elif silent > self.ping_interval:
-            self._command("PING")
+        """Ping quiet subscriptions; cut a silent one (the upkeep calls this)."""
+        now = time.monotonic()
+        for shard in list(self._shards.values()):
+            silent = now - shard.heard
+            if silent > 3 * self.ping_interval:
+                log.warning("Redis subscription silent for %.0f s; reconnecting", silent)
+                self._fail(redis.TimeoutError(f"subscription silent for {silent:.0f} s"))
+                return
+            if silent > self.ping_interval:
+                self._command(shard, b"PING")
 
     # -- messages ------------------------------------------------------------------------
 

@@ -319,6 +319,59 @@ def test_garbage_on_a_nodes_own_channel_is_dropped_counted_and_logged_once(
     assert caplog.text.count("not written by a chat server") == 1
 
 
+def _lose_writes_after(plain: redis.Redis, bus: RedisBus, offset: int, room: str = "lobby") -> None:
+    """What a failover to a replica that had only the entries up to ``offset`` does."""
+    stream = bus.keys.stream(room)
+    for raw_id, _ in plain.xrange(stream, f"{offset + 1}-0", "+"):
+        plain.xdel(stream, raw_id)
+    plain.hset(bus.keys.meta(room), "s", offset)
+
+
+def _say(bus: RedisBus, hub: Recorder, line: bytes, total: int) -> None:
+    """Publish ``line`` in a turn of its own; wait until ``hub`` has ``total`` lines."""
+    bus.publish("lobby", line, 1, True)
+    wait_until(lambda: len(hub.lines()) == total, what=f"{line!r} delivered")
+
+
+def test_a_live_batch_given_a_lost_batchs_offset_is_delivered_and_the_room_told(
+    make_node: Any, server: RedisServer
+) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    sent = _lines(3)
+    for i, line in enumerate(sent):
+        _say(a, hub_b, line, i + 1)
+    _lose_writes_after(_plain(server), a, 1)
+    a.publish("lobby", b"alice: after the loss\n", 1, True)  # offset 2, again
+    wait_until(lambda: hub_b.lines()[-1:] == [b"alice: after the loss\n"], what="the line after the loss")
+    assert hub_b.lines() == [*sent, MISSING_NOTICE, b"alice: after the loss\n"]
+
+
+def test_a_resubscribed_room_finds_offsets_given_again_and_delivers_them(
+    make_node: Any, server: RedisServer
+) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    sent = _lines(3)
+    for i, line in enumerate(sent):
+        _say(a, hub_b, line, i + 1)
+    plain = _plain(server)
+    # Blocking calls: b's subscriber cannot run until they are all done.
+    assert plain.client_kill_filter(_type="pubsub") >= 1
+    _lose_writes_after(plain, a, 1)
+    later = [f"carol: {i}\n".encode() for i in range(3)]  # offsets 2, 3, 4
+    for seq, line in enumerate(later, start=1):
+        _store(plain, b, "lobby", line, seq, channel="nowhere")
+    wait_until(lambda: len(hub_b.lines()) == 7, what="the catch-up")
+    assert hub_b.lines() == [*sent, MISSING_NOTICE, *later]
+
+
 def test_history_is_the_same_on_every_node(make_node: Any) -> None:
     a, _ = make_node(history=3)
     b, _ = make_node(history=3)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 import gevent
@@ -74,6 +74,12 @@ class RoomState:
     offset: int | None = None  # last offset delivered or skipped; None: not known yet
     members: int = 0
     listening: bool = False  # the subscription is confirmed and caught up
+    #: Per publishing node, the highest sequence number delivered or skipped here:
+    #: a node's batches reach a room's Stream in sequence order, so this tells a
+    #: batch seen already from one that took the offset of a batch Redis lost.
+    seen: dict[str, int] = field(default_factory=dict)
+    #: (node, seq) of the entry at ``offset``, once one was read; None: not known.
+    mark: tuple[str, int] | None = None
 
 
 class _Stale(Exception):
@@ -309,10 +315,15 @@ class Subscriber:
         elif message.epoch != state.epoch:
             self._epoch_changed(state, message.epoch)
         assert state.offset is not None
+        told = False
         if message.offset <= state.offset:
-            return  # seen already (recovered, or before this node listened)
+            entry = message.entry
+            if entry.seq <= state.seen.get(entry.node, 0):
+                return  # seen already (recovered)
+            self._rewound(state)  # an offset given twice: Redis lost what had it first
+            told = True
         if message.offset > state.offset + 1:
-            self._recover(state, message.offset - 1)
+            self._recover(state, message.offset - 1, told=told)
         self._deliver(state, message.offset, message.entry, recovered=False)
 
     def _catch_up(self, state: RoomState) -> None:
@@ -325,24 +336,63 @@ class Subscriber:
             if state.epoch is not None:  # Redis forgot the room, and nobody spoke since
                 self._epoch_changed(state, None)
         else:
+            told = False
             if epoch != state.epoch:
                 self._epoch_changed(state, epoch)
+            elif top < state.offset or not self._still_there(state):
+                self._rewound(state)
+                told = True
             if top > state.offset:
-                self._recover(state, top)
+                self._recover(state, top, told=told)
         state.listening = True
+
+    def _still_there(self, state: RoomState) -> bool:
+        """Whether the entry last delivered is still the one at its offset.
+
+        A failover to a replica that had not received the last writes makes
+        Redis give their offsets again, to other batches.
+        """
+        if state.mark is None or not state.offset:
+            return True
+        page = cast(
+            "list[tuple[bytes, dict[bytes, bytes]]]",
+            self.link.client.xrange(self.keys.stream(state.name), str(state.offset), str(state.offset)),
+        )
+        self._check(state)
+        if not page:
+            return True  # trimmed (or lost: then the top is below the offset too)
+        try:
+            entry = wire.decode_entry(page[0][1])
+        except wire.WireError:
+            return True
+        return (entry.node, entry.seq) == state.mark
+
+    def _rewound(self, state: RoomState) -> None:
+        """Redis lost entries this node had delivered, and gave their offsets to new ones.
+
+        The room is told, and the Stream is read again from its start: what
+        was delivered already is known by its node's sequence number.
+        """
+        self.metrics.epoch_changes += 1
+        log.warning("Redis lost messages of room %s (a failover?)", state.name)
+        self.missing(state.name)
+        state.offset, state.mark = 0, None
 
     def _epoch_changed(self, state: RoomState, epoch: str | None) -> None:
         if state.epoch is not None:
             self.metrics.epoch_changes += 1
             log.warning("Redis lost the messages of room %s", state.name)
             self.missing(state.name)
-        state.epoch, state.offset = epoch, 0
+        state.epoch, state.offset, state.mark = epoch, 0, None
 
-    def _recover(self, state: RoomState, upto: int) -> None:
-        """Deliver the Stream's entries after ``state.offset`` up to ``upto``, in order."""
+    def _recover(self, state: RoomState, upto: int, *, told: bool = False) -> None:
+        """Deliver the Stream's entries after ``state.offset`` up to ``upto``, in order.
+
+        ``told``: the room was told already that lines may be missing.
+        """
         self.metrics.recoveries += 1
         assert state.offset is not None
-        stream, told = self.keys.stream(state.name), False
+        stream = self.keys.stream(state.name)
         while state.offset < upto:
             page = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]",
@@ -380,7 +430,14 @@ class Subscriber:
 
     def _deliver(self, state: RoomState, offset: int, entry: wire.Entry | None, *, recovered: bool) -> None:
         state.offset = offset
-        if entry is None or entry.node == self.node or self.hub is None:
+        if entry is None:
+            state.mark = None
+            return
+        state.mark = (entry.node, entry.seq)
+        if entry.seq <= state.seen.get(entry.node, 0):
+            return  # delivered already, before Redis lost its place
+        state.seen[entry.node] = entry.seq
+        if entry.node == self.node or self.hub is None:
             return
         self.metrics.receives += 1
         if recovered:

@@ -139,6 +139,27 @@ class RedisServer:
         self.kill()
         return False
 
+    def plain(self) -> Any:
+        """A blocking client: nothing else runs while it waits."""
+        return redis.Redis(port=self.port) if self.tls is None else redis.Redis.from_url(self.url)
+
+    def client_ids(self, name: str) -> set[tuple[int, int]]:
+        """(port, id) of every connection named ``name`` (CLIENT SETNAME)."""
+        node = redis.Redis(port=self.port)
+        try:
+            return {(self.port, int(c["id"])) for c in node.client_list() if c["name"] == name}
+        finally:
+            node.close()
+
+    def kill_clients(self, ids: set[tuple[int, int]]) -> None:
+        """CLIENT KILL each of ``ids`` (from ``client_ids``)."""
+        for port, client_id in ids:
+            node = redis.Redis(port=port)
+            try:
+                node.client_kill_filter(_id=client_id)
+            finally:
+                node.close()
+
     def pause(self) -> None:
         """SIGSTOP: connections stay open, nothing answers."""
         assert self.proc is not None
@@ -254,6 +275,13 @@ class RedisCluster:
         """A blocking cluster client: nothing else runs while it waits."""
         return redis.RedisCluster(host="127.0.0.1", port=self.live()[0].port)
 
+    def client_ids(self, name: str) -> set[tuple[int, int]]:
+        """(port, id) of every connection named ``name``, on every node."""
+        return {found for server in self.live() for found in server.client_ids(name)}
+
+    def kill_clients(self, ids: set[tuple[int, int]]) -> None:
+        self.servers[0].kill_clients(ids)
+
     def live(self) -> list[RedisServer]:
         return [server for server in self.servers if server.proc is not None]
 
@@ -315,6 +343,11 @@ class RedisCluster:
             return info.get("cluster_state") == "ok" and int(info.get("cluster_slots_ok", 0)) == 16384
         finally:
             node.close()
+
+    def revive(self, server: RedisServer) -> None:
+        """Start a killed node again: it comes back as a replica; wait for the cluster to be whole."""
+        server.start(server.port)
+        self.wait_ready()
 
     def kill(self) -> None:
         for server in self.servers:

@@ -51,6 +51,7 @@ __all__ = [
     "RedisUnavailable",
     "Script",
     "connect",
+    "fresh_connection",
     "redact",
 ]
 
@@ -249,6 +250,17 @@ def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
+def fresh_connection(client: redis.Redis) -> Any:
+    """A new connection like those of ``client``'s pool, outside it.
+
+    Not ``make_connection()``: the pool counts what it made against its
+    ``max_connections`` and only a release gives it back, so reconnecting
+    raw connections would use it up.
+    """
+    pool = client.connection_pool
+    return pool.connection_class(**pool.connection_kwargs)
+
+
 class Link:
     """A Redis client plus whether it answers; ``start()`` pings once or raises.
 
@@ -308,7 +320,7 @@ class Link:
         Cluster master at ``where`` (None: any master)."""
         if self.router is not None:
             return self.router.connection(where)
-        return self.client.connection_pool.make_connection()
+        return fresh_connection(self.client)
 
     @property
     def is_up(self) -> bool:

@@ -107,7 +107,8 @@ class Router:
     def connection(self, address: Address | None) -> Any:
         """A new, unconnected redis-py connection to the master at ``address`` (None: any master)."""
         client = self.node(self.masters()[0] if address is None else address)
-        return client.connection_pool.make_connection()
+        pool = client.connection_pool  # not make_connection(): see ``link.fresh_connection``
+        return pool.connection_class(**pool.connection_kwargs)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -130,10 +131,19 @@ class Router:
         return call
 
     def ping(self) -> bool:
-        """Refresh the slot map and ping every master; raises when one does not answer."""
+        """Refresh the slot map and ping every master; raises when one does not answer,
+        or while the cluster says it is down (masters answer PING then, not commands)."""
         self.refresh()
         for address in self.masters():
-            self.node(address).ping()
+            client = self.node(address)
+            run: Callable[..., Any] = client.execute_command
+            info = run("CLUSTER INFO")
+            state = info.get("cluster_state") if isinstance(info, dict) else None
+            if state is None:
+                text = info.decode() if isinstance(info, bytes) else str(info)
+                state = "ok" if "cluster_state:ok" in text else "fail"
+            if state != "ok":
+                raise redis.exceptions.ClusterDownError(f"cluster_state:{state} on {address[0]}:{address[1]}")
         return True
 
     def script_load(self, script: str) -> str:

@@ -372,6 +372,22 @@ def test_a_resubscribed_room_finds_offsets_given_again_and_delivers_them(
     assert hub_b.lines() == [*sent, MISSING_NOTICE, *later]
 
 
+def test_what_a_room_decides_once_is_the_first_nodes_everywhere(make_node: Any, server: RedisServer) -> None:
+    a, _ = make_node()
+    b, _ = make_node()
+    answers: dict[str, bytes | None] = {}
+
+    def ask(bus: RedisBus, who: str) -> None:
+        answers[who] = bus.decide_once("lobby", "creator", who.encode())
+
+    gevent.joinall([gevent.spawn(ask, a, "alice"), gevent.spawn(ask, b, "bob")])
+    assert answers["alice"] == answers["bob"]
+    assert answers["alice"] in (b"alice", b"bob")
+    assert b.decide_once("LOBBY", "creator", b"carol") == answers["alice"]
+    assert a.decide_once("dev", "creator", b"carol") == b"carol"
+    assert _plain(server).hget(a.keys.meta("lobby"), "x:creator") == answers["alice"]
+
+
 def test_history_is_the_same_on_every_node(make_node: Any) -> None:
     a, _ = make_node(history=3)
     b, _ = make_node(history=3)

@@ -131,6 +131,7 @@ class RedisBus:
         self.presence = Presence(self.link, self.keys, self.node, nick_ttl)
         self.subscriber = Subscriber(self.link, self.keys, self.node, self.metrics, ping_interval)
         self._private = self.link.script(scripts.PRIVATE)
+        self._decide_once = self.link.script(scripts.DECIDE_ONCE)
         self.publisher = Publisher(
             self.link,
             self.keys,
@@ -204,6 +205,21 @@ class RedisBus:
             return False
         self.metrics.privates += 1
         return True
+
+    def decide_once(self, room: str, name: str, value: bytes) -> bytes | None:
+        """``value`` for ``name`` in ``room`` unless a node decided it first; what holds.
+
+        For what one node must decide for the whole cluster (a room's
+        creator, say).  Kept in the room's meta hash (``x:<name>``), so it
+        lasts as long as the room's data.  None while Redis is down.
+        """
+        if not self.link.is_up:
+            return None
+        try:
+            return cast("bytes", self._decide_once(keys=[self.keys.meta(room)], args=[f"x:{name}", value]))
+        except FAILURES as exc:
+            self.link.failed(exc)
+            return None
 
     # -- the registry's directory (``core.directory.Directory``) ----------------------
 

@@ -23,7 +23,7 @@ script then looks for the node's newest entry in the Stream instead.
 
 from __future__ import annotations
 
-__all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "REAP", "RELEASE"]
+__all__ = ["CLAIM_REFRESH", "DECIDE_ONCE", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "REAP", "RELEASE"]
 
 #: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq,
 #: retry ("1" if this batch may have been stored already: its first attempt failed),
@@ -183,4 +183,13 @@ if not holder then
 end
 redis.call('PUBLISH', ARGV[1] .. holder, ARGV[2])
 return holder
+"""
+
+#: KEYS: a room's meta hash.  ARGV: field, value.  Sets the field unless it is set
+#: (the first node to ask wins), returns the value it holds.  Room-scoped, so it
+#: runs on the room's master of a Redis Cluster; more of a room's state decided
+#: once (say, its creator) can join it in one step.
+DECIDE_ONCE = """
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[1], ARGV[1])
 """

@@ -31,14 +31,11 @@ history (``history``).  The design is Centrifuge's (``broker_redis.go``):
 
 Sharding.  Every key of a room carries the hash tag ``{cluster:room}``, so
 under Redis Cluster a room lives in one slot and the publish script is legal
-there.  The room's channel has the tag too: with Redis >= 7, publishing
-with SPUBLISH and subscribing with SSUBSCRIBE (redis-py's
-``ClusterPubSub.ssubscribe``) keeps a room's traffic on the shard that owns
-its keys, and a node subscribes once per shard it has rooms on.  Without
-Cluster, rooms can be spread over independent Redis instances by hashing
-the room name (Centrifuge's consistent hashing); claims (one key per nick)
-and the node ZSET would then live on one chosen instance.  This module
-speaks to one Redis; the rest of it does not depend on which.
+there; the room's channel has the tag too, and with Redis >= 7 it is a shard
+channel (SPUBLISH, SSUBSCRIBE), so a room's traffic stays on the master that
+owns its keys.  ``link`` finds out whether the URL names a Cluster node and
+``topology.Router`` then sends each command to the right master; see
+``docs/scale-out.md``.
 
 Cooperation with gevent: see ``link`` and ``subscriber``.
 """

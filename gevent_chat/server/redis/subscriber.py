@@ -1,15 +1,21 @@
 """The receiving half of the Redis bus: one subscription, gaps filled from the Streams.
 
-SHELL.  One greenlet (``run``) listens on the channel of every room with
-local users, plus the node's own channel (private messages), and remembers
-the (epoch, offset) it saw last per room.  A message past the next offset is
+SHELL.  The node listens on the channel of every room with local users,
+plus its own channel (private messages), and remembers the (epoch, offset)
+it saw last per room.  One greenlet (``run``) keeps the subscription up; a
+reader greenlet per connection (one, or one per master of a Redis Cluster,
+where a room's channel is a shard channel on its slot's master) hands what
+arrives to the rooms, and any connection's failure renews them all.  A message past the next offset is
 a gap: the missing entries are read from the Stream (XRANGE) and delivered
 first.  Every (re)subscription to a room ends with the same check against
 the room's meta hash, so a dropped subscription or a reconnect loses nothing
 the Stream still holds.  An epoch that changed means Redis lost the room's
 data: the room's local users get one notice (``MISSING_NOTICE``), and so do they
 when the Stream was trimmed past what was missed.  A node's own batches are
-skipped: the hub delivered them locally already.
+skipped: the hub delivered them locally already.  A failover to a replica
+that missed the last writes hands their offsets out again; the node's
+per-room record of what each node's batches it delivered (``RoomState.seen``)
+tells such batches from ones seen, and the room gets the notice.
 
 The subscription is a ``resp.RespConnection`` of its own: one ``recv``
 brings every message that arrived meanwhile, hiredis parses them, and each

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -101,6 +100,7 @@ class Publisher:
         #: Formed and maybe sent, not yet confirmed, in order.
         self.unacked: list[Batch] = []
         self._seq = 0
+        self._sends = 0
         self._wake = Event()
         self._conns: dict[Address | None, RespConnection] = {}  # per master (None: the one Redis)
 
@@ -173,7 +173,10 @@ class Publisher:
         for batch in batches:
             where = None if router is None else router.address(self.keys.meta(batch.room))
             groups.setdefault(where, []).append(batch)
-        epoch = secrets.token_hex(4)  # the epoch of a room that has none yet
+        # The epoch of a room that has none yet: new on every send (node id and a
+        # count), so a room Redis lost never gets an epoch it had back.
+        self._sends += 1
+        epoch = f"{self.node}-{self._sends}"
         sent = [(where, group, self._write(where, group, epoch)) for where, group in groups.items()]
         stored = lines = 0
         for where, group, conn in sent:

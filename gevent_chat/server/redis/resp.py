@@ -66,8 +66,14 @@ class RespConnection:
         self.closed = False
 
     def write(self, data: bytes) -> None:
-        """Send packed commands (see ``pack``)."""
-        self.sock.sendall(data)
+        """Send packed commands (see ``pack``).
+
+        One ``send`` first: gevent's ``sendall`` asks the socket for its buffer
+        size (a system call) each time, for what one ``send`` nearly always does.
+        """
+        sent = self.sock.send(data)
+        if sent < len(data):
+            self.sock.sendall(memoryview(data)[sent:])
 
     def read(self) -> Any:
         """The next reply (or pushed message), waiting for it."""

@@ -108,6 +108,7 @@ class Subscriber:
         #: every room's unless the rooms' channels are shard channels).
         self._shards: dict[Address | None, _Shard] = {}
         self._failure: AsyncResult[None] = AsyncResult()  # a reader's failure, for ``_listen``
+        self._opening = BoundedSemaphore()
         self._healthy = False  # the current subscription has received something
         self._lost = False  # a subscription ended: say so when the next one is confirmed
         self._told_foreign = False  # something no chat server wrote was logged already
@@ -135,7 +136,7 @@ class Subscriber:
         self._by_channel.pop(state.channel, None)
         shard = self._shards.get(self._where(state.channel))
         if shard is not None:
-            self._command(shard, b"SUNSUBSCRIBE" if self.link.sharded else b"UNSUBSCRIBE", state.channel)
+            self._command(shard, (b"SUNSUBSCRIBE" if self.link.sharded else b"UNSUBSCRIBE", state.channel))
 
     def _where(self, channel: bytes) -> Address | None:
         """Which connection a room's channel is subscribed on."""
@@ -151,22 +152,23 @@ class Subscriber:
         except FAILURES as exc:
             self._fail(exc)
             return
-        self._command(shard, b"SSUBSCRIBE" if self.link.sharded else b"SUBSCRIBE", state.channel)
+        self._command(shard, (b"SSUBSCRIBE" if self.link.sharded else b"SUBSCRIBE", state.channel))
 
     def _shard(self, where: Address | None) -> _Shard:
         """The connection for ``where``, opened (and read by a greenlet of its own) if new."""
-        shard = self._shards.get(where)
-        if shard is None:
-            conn = RespConnection(self.link.new_connection(where), None)
-            shard = self._shards[where] = _Shard(conn, time.monotonic(), BoundedSemaphore())
-            shard.reader = gevent.spawn(self._read, shard)
+        with self._opening:  # connecting yields: two greenlets must not open one twice
+            shard = self._shards.get(where)
+            if shard is None:
+                conn = RespConnection(self.link.new_connection(where), None)
+                shard = self._shards[where] = _Shard(conn, time.monotonic(), BoundedSemaphore())
+                shard.reader = gevent.spawn(self._read, shard)
         return shard
 
-    def _command(self, shard: _Shard, *command: bytes) -> None:
-        """Send a command on ``shard``; its reply comes to its reader."""
+    def _command(self, shard: _Shard, *commands: tuple[bytes, ...]) -> None:
+        """Send commands on ``shard`` in one write; their replies come to its reader."""
         try:
             with shard.writing:
-                shard.conn.write(pack([command]))
+                shard.conn.write(pack(commands))
         except FAILURES as exc:
             self._fail(exc)
 
@@ -200,15 +202,14 @@ class Subscriber:
         if self.link.router is not None:
             self.link.router.refresh()  # a slot may have moved: subscribe where it is now
         main = self._shard(None)
-        self._command(main, b"SUBSCRIBE", self._node_channel)
+        self._command(main, (b"SUBSCRIBE", self._node_channel))
         groups: dict[Address | None, list[bytes]] = {}
         for state in self.rooms.values():
             groups.setdefault(self._where(state.channel), []).append(state.channel)
         verb = b"SSUBSCRIBE" if self.link.sharded else b"SUBSCRIBE"
         for where, channels in groups.items():
-            shard = self._shard(where)
-            for channel in channels:  # one at a time: SSUBSCRIBE takes channels of one slot only
-                self._command(shard, verb, channel)
+            # One command per channel (SSUBSCRIBE takes channels of one slot only), one write.
+            self._command(self._shard(where), *[(verb, channel) for channel in channels])
         self._failure.get()
 
     def _read(self, shard: _Shard) -> None:
@@ -268,7 +269,7 @@ class Subscriber:
                 self._fail(redis.TimeoutError(f"subscription silent for {silent:.0f} s"))
                 return
             if silent > self.ping_interval:
-                self._command(shard, b"PING")
+                self._command(shard, (b"PING",))
 
     # -- messages ------------------------------------------------------------------------
 

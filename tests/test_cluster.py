@@ -318,6 +318,38 @@ def test_nick_lost_during_an_outage_renames_the_user_and_says_so(
     watcher.expect(r"^\*dana_\* still here$")
 
 
+def test_what_another_program_writes_into_a_rooms_stream_or_channel_never_stops_the_room(
+    nodes: Nodes, clients: Callable[..., ChatClient], redis_server: RedisServer
+) -> None:
+    """Junk appended to the room's Stream and published on its channel is dropped, counted
+    and logged once per node; the room goes on, and nobody is told lines are missing."""
+    a, b = nodes(2, "--metrics-port", "0")
+    alice, bob = clients(a, "alice"), clients(b, "bob")
+    alice.expect(r"^\*\*\* bob joined$")
+    alice.send("before")
+    bob.expect(r"^alice: before$")
+    plain = redis_server.plain()
+    for fields in ({"d": "junk"}, {"h": "x", "d": "more junk"}):
+        plain.xadd("gc:{t:lobby}:log", fields)
+    if isinstance(redis_server, RedisCluster):
+        plain.spublish("gc:{t:lobby}:live", b"not ours")
+    else:
+        plain.publish("gc:{t:lobby}:live", b"not ours")
+    for i in range(3):
+        alice.send(f"after {i}")
+        bob.send(f"back {i}")
+    for i in range(3):
+        bob.expect(rf"^alice: after {i}$")
+        alice.expect(rf"^bob: back {i}$")
+    metrics = [scrape(_metrics_address(node)) for node in (a, b)]
+    assert sum(m["gevent_chat_cluster_drops_total"] for m in metrics) >= 3  # 2 entries, 1 message (twice)
+    assert sum(m["gevent_chat_cluster_publish_errors_total"] for m in metrics) == 0
+    for node in (a, b):
+        assert node.log_text().count("not written by a chat server") == 1
+    for user in (alice, bob):
+        assert MISSING not in user.lines
+
+
 # -- what a node leaves in Redis -------------------------------------------------------
 
 

@@ -1,7 +1,7 @@
 """The cost of the Redis hop: one server process vs two nodes sharing Redis, at equal load.
 
 ``python -m loadtest.cluster [--clients 20] [--rate 20] [--duration 10] [--mode both|single|cluster]
-[--repeat N] [--profile DIR]``
+[--repeat N] [--profile DIR] [--linger-ms MS]``
 
 ``single`` starts one ``python -m gevent_chat.server``; ``cluster`` starts a
 private ``redis-server`` (Unix socket, no persistence) and two servers with
@@ -193,7 +193,9 @@ def _quantile(sorted_ns: list[int], q: float) -> float | None:
     return round(sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1e6, 2)
 
 
-def run(mode: str, clients: int, rate: float, duration: float, profile: Path | None = None) -> dict[str, Any]:
+def run(
+    mode: str, clients: int, rate: float, duration: float, profile: Path | None = None, linger_ms: float = 0.0
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="gc-bench-"))
     redis_proc: subprocess.Popen[bytes] | None = None
     spy: subprocess.Popen[bytes] | None = None
@@ -214,7 +216,8 @@ def run(mode: str, clients: int, rate: float, duration: float, profile: Path | N
             while not os.path.exists(sock_path) and time.monotonic() < deadline:
                 gevent.sleep(0.02)
             url = f"unix://{sock_path}"
-            servers = [_server("--redis-url", url, "--cluster", "bench") for _ in range(2)]
+            linger = ("--redis-linger-ms", str(linger_ms)) if linger_ms else ()
+            servers = [_server("--redis-url", url, "--cluster", "bench", *linger) for _ in range(2)]
         else:
             servers = [_server()]
         ports = [s.port for s in servers]
@@ -314,13 +317,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     p.add_argument("--repeat", type=int, default=1, help="run the modes this many times, then print medians")
     p.add_argument("--profile", type=Path, help="py-spy the first node into DIR/node.txt")
+    p.add_argument("--linger-ms", type=float, default=0.0, help="the nodes' --redis-linger-ms")
     a = p.parse_args(argv)
     modes = ("single", "cluster") if a.mode == "both" else (a.mode,)
     rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     hops: list[float] = []
     for _ in range(a.repeat):
         for mode in modes:
-            row = run(mode, a.clients, a.rate, a.duration, a.profile)
+            row = run(mode, a.clients, a.rate, a.duration, a.profile, a.linger_ms)
             rows[mode].append(row)
             print(json.dumps(row) if a.json else "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         if a.mode == "both":

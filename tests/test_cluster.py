@@ -635,7 +635,11 @@ def test_cluster_options_are_validated() -> None:
     assert Config().cluster == "gevent-chat"
     assert Config().nick_ttl == 30
     assert Config().workers == 1
+    assert Config().redis_linger_ms == 0
+    assert parse_args(["--redis-linger-ms", "0.5"]).redis_linger_ms == 0.5
     for bad in (
+        {"redis_linger_ms": -1},
+        {"redis_linger_ms": 101},
         {"nick_ttl": 0},
         {"workers": 0},
         {"cluster": "a b"},

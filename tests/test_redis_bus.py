@@ -388,6 +388,22 @@ def test_what_a_room_decides_once_is_the_first_nodes_everywhere(make_node: Any, 
     assert _plain(server).hget(a.keys.meta("lobby"), "x:creator") == answers["alice"]
 
 
+def test_a_linger_gathers_lines_of_several_turns_into_one_batch(make_node: Any) -> None:
+    a, _ = make_node(linger=0.2)
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    started = time.monotonic()
+    a.publish("lobby", b"alice: 1\n", 1, True)
+    gevent.sleep(0.02)  # a later loop turn, well within the linger
+    a.publish("lobby", b"alice: 2\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1, what="one batch")
+    assert time.monotonic() - started >= 0.2
+    assert hub_b.got == [("lobby", b"alice: 1\nalice: 2\n", 2, True)]
+    assert a.metrics.publishes == 1
+    assert a.metrics.published_lines == 2
+
+
 def test_history_is_the_same_on_every_node(make_node: Any) -> None:
     a, _ = make_node(history=3)
     b, _ = make_node(history=3)

@@ -11,7 +11,10 @@ go out in one write on the publisher's own ``RespConnection`` (one per
 master of a Redis Cluster, each room to the master of its slot), and their
 replies are read before the next write.  While a round trip is under way,
 new lines queue, so the batches grow with the load: one round trip per
-turn when idle, a few per millisecond when busy.
+turn when idle, a few per millisecond when busy.  ``linger``
+(``--redis-linger-ms``) makes the first line of a burst wait that long for
+more: fewer, larger batches at a low rate, for that much more latency
+across servers.
 
 A batch keeps the sequence number it was given when it was formed: if a
 write or its reply is lost, it is sent again marked as a retry, and the
@@ -85,13 +88,15 @@ class Publisher:
         *,
         stream_size: int,
         buffer_size: int,
-        clock: Callable[[], float],
+        linger: float = 0.0,
+        clock: Callable[[], float] = time.time,
         before_send: Callable[[set[str]], None],
         on_foreign: Callable[[str, object, int], None],
     ) -> None:
         self.link, self.keys, self.node, self.metrics = link, keys, node, metrics
         self.stream_size = stream_size
         self.buffer_size = buffer_size
+        self.linger = linger
         self.clock = clock
         self.before_send = before_send  # raises FAILURES: the rooms about to be published in
         self.on_foreign = on_foreign
@@ -129,6 +134,8 @@ class Publisher:
                 self._wake.wait()
                 continue
             self.link.up.wait()
+            if self.linger and not self.unacked:
+                gevent.sleep(self.linger)  # lines said meanwhile join the batch
             self._form()
             batches = self.unacked[:PUBLISH_BATCH]
             try:

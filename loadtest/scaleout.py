@@ -75,13 +75,15 @@ def _start(workers: int) -> tuple[LoggedProcess, int]:
     if workers > 1:
         argv += ["--workers", str(workers)]
     proc = LoggedProcess(argv, "gc-scaleout-")
-    where = proc.listening_on(30)
-    if where is None:
+    try:
+        where = proc.listening_on(30)
+        port = re.search(rb":(\d+)", where or b"")  # a worker's line may come first: the same port
+        if port is None:
+            raise SystemExit("the server did not start")
+        return proc, int(port.group(1))
+    except BaseException:
         proc.stop()
-        raise SystemExit("the server did not start")
-    port = re.search(rb":(\d+)", where)  # a worker's line comes first: the same, shared port
-    assert port is not None, where
-    return proc, int(port.group(1))
+        raise
 
 
 def _chatbench(
@@ -105,6 +107,7 @@ def _chatbench(
 
 def run(binary: str, workers: int, case: str, duration: float, rooms: int, room_size: int) -> dict[str, Any]:
     proc, port = _start(workers)
+    benches: list[subprocess.Popen[bytes]] = []
     try:
         if case == "heavy":
             benches = [_chatbench(binary, port, duration, 100, "{nick}")]
@@ -123,6 +126,10 @@ def run(binary: str, workers: int, case: str, duration: float, rooms: int, room_
             out, _ = bench.communicate(timeout=duration + 60)
             results.append(json.loads(out.decode().strip().splitlines()[-1]))
     finally:
+        for bench in benches:
+            if bench.poll() is None:
+                bench.kill()
+                bench.wait()
         proc.stop()
     return {
         "mode": "one process" if workers == 1 else f"--workers {workers}",

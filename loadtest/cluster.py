@@ -1,6 +1,7 @@
 """The cost of the Redis hop: one server process vs two nodes sharing Redis, at equal load.
 
-``python -m loadtest.cluster [--clients 20] [--rate 20] [--duration 10] [--mode both|single|cluster]``
+``python -m loadtest.cluster [--clients 20] [--rate 20] [--duration 10] [--mode both|single|cluster]
+[--repeat N] [--profile DIR] [--linger-ms MS]``
 
 ``single`` starts one ``python -m gevent_chat.server``; ``cluster`` starts a
 private ``redis-server`` (Unix socket, no persistence) and two servers with
@@ -17,6 +18,14 @@ processes, and Redis separately) and the CPU each delivered line cost
 (``cpu_us_per_delivery``: server processes, then server + Redis).  Nothing is
 pinned: the generator, the servers and Redis share the machine's cores, so
 read ``gen_cpu_pct`` before trusting a latency.
+
+Per line, which is what the hop costs: ``py_us_per_line_per_node`` (server
+CPU over lines said, over servers) and ``redis_us_per_line``.  With both
+modes, the last row compares them run by run: ``hop_us_per_line_per_node``
+is the cluster's server CPU minus the single process's, per line, per node;
+``--repeat N`` runs the pair N times and prints medians.  ``--profile DIR``
+samples the first node with py-spy (``DIR/node.txt``, collapsed stacks) and
+prints where Redis spent its time (``INFO commandstats``, per line).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -40,9 +50,43 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def _cpu(pid: int) -> float:
+    return sum(_user_sys(pid))
+
+
+def _user_sys(pid: int) -> tuple[float, float]:
+    """CPU seconds ``pid`` spent in user space and in the kernel."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+
+
+def _commandstats(sock_path: str) -> dict[str, tuple[int, int]]:
+    """``INFO commandstats`` of the Redis at ``sock_path``: command -> (calls, usec)."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(sock_path)
+    try:
+        conn.sendall(b"INFO commandstats\r\n")
+        data = b""
+        while not data.endswith(b"\r\n\r\n") and not (data.count(b"\r\n") >= 2 and _complete(data)):
+            chunk = conn.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        conn.close()
+    stats = {}
+    for line in data.decode().splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, rest = line[len("cmdstat_") :].partition(":")
+            fields = dict(kv.split("=") for kv in rest.split(","))
+            stats[name] = (int(fields["calls"]), int(fields["usec"]))
+    return stats
+
+
+def _complete(data: bytes) -> bool:
+    """Whether ``data`` holds one whole RESP bulk string."""
+    head, _, body = data.partition(b"\r\n")
+    return head.startswith(b"$") and len(body) >= int(head[1:]) + 2
 
 
 def _own_cpu() -> float:
@@ -149,9 +193,13 @@ def _quantile(sorted_ns: list[int], q: float) -> float | None:
     return round(sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1e6, 2)
 
 
-def run(mode: str, clients: int, rate: float, duration: float) -> dict[str, Any]:
+def run(
+    mode: str, clients: int, rate: float, duration: float, profile: Path | None = None, linger_ms: float = 0.0
+) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="gc-bench-"))
     redis_proc: subprocess.Popen[bytes] | None = None
+    spy: subprocess.Popen[bytes] | None = None
+    sock_path = ""
     servers: list[Proc] = []
     try:
         if mode == "cluster":
@@ -168,7 +216,8 @@ def run(mode: str, clients: int, rate: float, duration: float) -> dict[str, Any]
             while not os.path.exists(sock_path) and time.monotonic() < deadline:
                 gevent.sleep(0.02)
             url = f"unix://{sock_path}"
-            servers = [_server("--redis-url", url, "--cluster", "bench") for _ in range(2)]
+            linger = ("--redis-linger-ms", str(linger_ms)) if linger_ms else ()
+            servers = [_server("--redis-url", url, "--cluster", "bench", *linger) for _ in range(2)]
         else:
             servers = [_server()]
         ports = [s.port for s in servers]
@@ -181,7 +230,18 @@ def run(mode: str, clients: int, rate: float, duration: float) -> dict[str, Any]
         while sum(c.joins for c in crowd) < expected and time.monotonic() < deadline:
             gevent.sleep(0.02)
         pids = [s.proc.pid for s in servers]
+        stats0 = _commandstats(sock_path) if redis_proc else {}
+        if profile is not None and mode == "cluster":
+            profile.mkdir(parents=True, exist_ok=True)
+            spy_args = ["record", "--pid", str(pids[0]), "--format", "raw", "--nonblocking", "--rate", "250"]
+            spy_args += ["--duration", str(int(duration + 1)), "--output", str(profile / "node.txt")]
+            spy = subprocess.Popen(
+                [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), *spy_args],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
         cpu0 = sum(_cpu(p) for p in pids)
+        sys0 = sum(_user_sys(p)[1] for p in pids)
         redis0 = _cpu(redis_proc.pid) if redis_proc else 0.0
         gen0, wall0 = _own_cpu(), time.monotonic()
         start = time.monotonic_ns() + 50_000_000
@@ -194,8 +254,12 @@ def run(mode: str, clients: int, rate: float, duration: float) -> dict[str, Any]
             gevent.sleep(0.05)
         wall = time.monotonic() - wall0
         cpu = sum(_cpu(p) for p in pids) - cpu0
+        kernel = sum(_user_sys(p)[1] for p in pids) - sys0
         redis_cpu = (_cpu(redis_proc.pid) - redis0) if redis_proc else 0.0
         gen = _own_cpu() - gen0
+        stats1 = _commandstats(sock_path) if redis_proc else {}
+        if spy is not None:
+            spy.wait(timeout=30)
         delivered = sum(sum(c.got) for c in crowd)
         lost = sum(expected[c.nick] for c in crowd) - delivered
         lats = sorted(lat for c in crowd for lat in c.latencies)
@@ -203,6 +267,14 @@ def run(mode: str, clients: int, rate: float, duration: float) -> dict[str, Any]
             r.kill()
         for c in crowd:
             c.sock.close()
+        said = sum(c.sent for c in crowd)
+        top = sorted(
+            (
+                (name, usec - stats0.get(name, (0, 0))[1], calls - stats0.get(name, (0, 0))[0])
+                for name, (calls, usec) in stats1.items()
+            ),
+            key=lambda t: -t[1],
+        )
         return {
             "mode": mode,
             "servers": len(servers),
@@ -214,10 +286,18 @@ def run(mode: str, clients: int, rate: float, duration: float) -> dict[str, Any]
             "p99_ms": _quantile(lats, 0.99),
             "max_ms": _quantile(lats, 1.0),
             "server_cpu_pct": round(100 * cpu / wall, 1),
+            "server_sys_pct": round(100 * kernel / wall, 1),
             "redis_cpu_pct": round(100 * redis_cpu / wall, 1),
             "gen_cpu_pct": round(100 * gen / wall, 1),
             "cpu_us_per_delivery": round(1e6 * cpu / max(1, delivered), 2),
             "cpu_us_per_delivery_with_redis": round(1e6 * (cpu + redis_cpu) / max(1, delivered), 2),
+            "py_us_per_line_per_node": round(1e6 * cpu / max(1, said) / len(servers), 1),
+            "redis_us_per_line": round(1e6 * redis_cpu / max(1, said), 1),
+            "redis_commands": {
+                name: f"{calls / max(1, said):.2f}/line {usec / max(1, said):.1f}us/line"
+                for name, usec, calls in top[:4]
+                if calls
+            },
         }
     finally:
         for s in servers:
@@ -235,11 +315,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--mode", choices=("both", "single", "cluster"), default="both")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--repeat", type=int, default=1, help="run the modes this many times, then print medians")
+    p.add_argument("--profile", type=Path, help="py-spy the first node into DIR/node.txt")
+    p.add_argument("--linger-ms", type=float, default=0.0, help="the nodes' --redis-linger-ms")
     a = p.parse_args(argv)
     modes = ("single", "cluster") if a.mode == "both" else (a.mode,)
-    for mode in modes:
-        row = run(mode, a.clients, a.rate, a.duration)
-        print(json.dumps(row) if a.json else "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
+    hops: list[float] = []
+    for _ in range(a.repeat):
+        for mode in modes:
+            row = run(mode, a.clients, a.rate, a.duration, a.profile, a.linger_ms)
+            rows[mode].append(row)
+            print(json.dumps(row) if a.json else "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        if a.mode == "both":
+            single, cluster = rows["single"][-1], rows["cluster"][-1]
+            extra = cluster["server_cpu_pct"] - single["server_cpu_pct"]
+            hops.append(round(1e4 * extra / max(1, cluster["lines_per_s"]) / cluster["servers"], 1))
+    if a.repeat > 1:
+        for mode in modes:
+            med = {
+                k: statistics.median(r[k] for r in rows[mode])
+                for k in rows[mode][0]
+                if isinstance(rows[mode][0][k], (int, float)) and all(r[k] is not None for r in rows[mode])
+            }
+            print(f"median {mode}: " + "  ".join(f"{k}={v}" for k, v in med.items()), flush=True)
+    if hops:
+        print(f"hop_us_per_line_per_node={statistics.median(hops)} (runs: {hops})", flush=True)
     return 0
 
 

@@ -20,10 +20,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import gevent
 import pytest
+import redis
 from gevent import socket, ssl, subprocess
 
 from tests.helpers import free_port
@@ -41,6 +43,8 @@ def _die_with_parent() -> None:
 
 #: Seconds a fresh redis-server has to answer PING.
 START_DEADLINE = 10.0
+#: A Cluster's node timeout: a master silent this long is failed over to its replica.
+CLUSTER_NODE_TIMEOUT_MS = 1500
 
 
 def _pings(port: int, tls: tuple[str, str] | None = None) -> bool:
@@ -72,10 +76,17 @@ class RedisServer:
     """
 
     def __init__(
-        self, binary: str, workdir: Path, tls: tuple[str, str] | None = None, tls_auth_clients: bool = False
+        self,
+        binary: str,
+        workdir: Path,
+        tls: tuple[str, str] | None = None,
+        tls_auth_clients: bool = False,
+        cluster: bool = False,
     ) -> None:
         self.binary = binary
         self.workdir = workdir
+        self.cluster = cluster
+        self.bus_port = 0  # the cluster bus's port, kept across restarts
         self.tls = tls
         self.tls_auth_clients = tls_auth_clients
         self.port = 0
@@ -106,6 +117,15 @@ class RedisServer:
             args += ["--tls-auth-clients", "yes" if self.tls_auth_clients else "no"]
         args += ["--save", "", "--appendonly", "no"]
         args += ["--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log")]
+        if self.cluster:
+            self.bus_port = self.bus_port or free_port()
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+            args += [
+                "--cluster-port",
+                str(self.bus_port),
+                "--cluster-node-timeout",
+                str(CLUSTER_NODE_TIMEOUT_MS),
+            ]
         self.proc = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, preexec_fn=_die_with_parent
         )
@@ -118,6 +138,27 @@ class RedisServer:
             gevent.sleep(0.02)
         self.kill()
         return False
+
+    def plain(self) -> Any:
+        """A blocking client: nothing else runs while it waits."""
+        return redis.Redis(port=self.port) if self.tls is None else redis.Redis.from_url(self.url)
+
+    def client_ids(self, name: str) -> set[tuple[int, int]]:
+        """(port, id) of every connection named ``name`` (CLIENT SETNAME)."""
+        node = redis.Redis(port=self.port)
+        try:
+            return {(self.port, int(c["id"])) for c in node.client_list() if c["name"] == name}
+        finally:
+            node.close()
+
+    def kill_clients(self, ids: set[tuple[int, int]]) -> None:
+        """CLIENT KILL each of ``ids`` (from ``client_ids``)."""
+        for port, client_id in ids:
+            node = redis.Redis(port=port)
+            try:
+                node.client_kill_filter(_id=client_id)
+            finally:
+                node.close()
 
     def pause(self) -> None:
         """SIGSTOP: connections stay open, nothing answers."""
@@ -158,3 +199,173 @@ def running_redis(
         yield server
     finally:
         server.kill()
+
+
+class RedisCluster:
+    """Three masters with one replica each, on loopback, made by ``redis-cli --cluster create``.
+
+    Offers what the tests use of ``RedisServer`` (``url``, ``pause``,
+    ``resume``, ``restart``), plus ``flush`` (between tests that share it),
+    ``plain()`` (a blocking client) and ``fail_master`` (SIGKILL the master of
+    a key and wait for its replica to take over).
+    """
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.servers = []
+        for i in range(6):
+            (workdir / f"n{i}").mkdir(parents=True, exist_ok=True)
+            self.servers.append(RedisServer(binary, workdir / f"n{i}", cluster=True))
+        self.cli = shutil.which("redis-cli") or "redis-cli"
+
+    @property
+    def url(self) -> str:
+        """Any node will do: the chat server finds the others."""
+        return self.servers[0].url
+
+    @property
+    def port(self) -> int:
+        return self.servers[0].port
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+        addresses = [f"127.0.0.1:{server.port}" for server in self.servers]
+        created = subprocess.run(
+            [self.cli, "--cluster", "create", *addresses, "--cluster-replicas", "1", "--cluster-yes"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+        )
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout!r} {created.stderr!r}")
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until every live node says the cluster is ok and every master has a synced replica."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._ready():
+                return
+            gevent.sleep(0.1)
+        raise RuntimeError("the Redis Cluster did not become ready")
+
+    def _ready(self) -> bool:
+        try:
+            masters = 0
+            for server in self.servers:
+                if server.proc is None:
+                    continue
+                node = redis.Redis(port=server.port, socket_timeout=2)
+                try:
+                    info = node.cluster("info")
+                    if info.get("cluster_state") != "ok" or int(info.get("cluster_slots_ok", 0)) != 16384:
+                        return False
+                    repl = node.info("replication")
+                    if repl["role"] == "master" and node.cluster("countkeysinslot", 0) is not None:
+                        masters += 1
+                    elif repl["role"] == "slave" and repl.get("master_link_status") != "up":
+                        return False
+                finally:
+                    node.close()
+            return masters == 3
+        except (redis.RedisError, OSError):
+            return False
+
+    def plain(self) -> Any:
+        """A blocking cluster client: nothing else runs while it waits."""
+        return redis.RedisCluster(host="127.0.0.1", port=self.live()[0].port)
+
+    def client_ids(self, name: str) -> set[tuple[int, int]]:
+        """(port, id) of every connection named ``name``, on every node."""
+        return {found for server in self.live() for found in server.client_ids(name)}
+
+    def kill_clients(self, ids: set[tuple[int, int]]) -> None:
+        self.servers[0].kill_clients(ids)
+
+    def live(self) -> list[RedisServer]:
+        return [server for server in self.servers if server.proc is not None]
+
+    def flush(self) -> None:
+        for server in self.live():
+            node = redis.Redis(port=server.port)
+            try:
+                if node.info("replication")["role"] == "master":
+                    node.flushall()
+                    node.script_flush()
+            finally:
+                node.close()
+
+    def pause(self) -> None:
+        for server in self.live():
+            server.pause()
+
+    def resume(self) -> None:
+        for server in self.live():
+            server.resume()
+
+    def restart(self) -> None:
+        """Every node killed and started again: all data lost, the cluster's layout kept."""
+        for server in self.servers:
+            server.kill()
+        for server in self.servers:
+            server.start(server.port)
+        self.wait_ready()
+
+    def master_of(self, key: str) -> RedisServer:
+        node = redis.Redis(port=self.live()[0].port)
+        try:
+            slot = node.cluster("keyslot", key)
+            for start, end, master, *_ in node.execute_command("CLUSTER SLOTS"):
+                if start <= slot <= end:
+                    return next(s for s in self.servers if s.port == int(master[1]))
+        finally:
+            node.close()
+        raise LookupError(key)
+
+    def fail_master(self, key: str) -> RedisServer:
+        """SIGKILL the master holding ``key``; return once its replica serves the slot."""
+        master = self.master_of(key)
+        master.kill()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if self.master_of(key) is not master and self._slots_ok():
+                    return master
+            except (redis.RedisError, OSError, LookupError):
+                pass
+            gevent.sleep(0.1)
+        raise RuntimeError("no replica took over")
+
+    def _slots_ok(self) -> bool:
+        node = redis.Redis(port=self.live()[0].port)
+        try:
+            info = node.cluster("info")
+            return info.get("cluster_state") == "ok" and int(info.get("cluster_slots_ok", 0)) == 16384
+        finally:
+            node.close()
+
+    def revive(self, server: RedisServer) -> None:
+        """Start a killed node again: it comes back as a replica; wait for the cluster to be whole."""
+        server.start(server.port)
+        self.wait_ready()
+
+    def kill(self) -> None:
+        for server in self.servers:
+            server.kill()
+
+
+@contextmanager
+def running_redis_cluster(workdir: Path) -> Iterator[RedisCluster]:
+    """A started ``RedisCluster``, killed on exit; skips (or fails) without redis-server 7 and redis-cli."""
+    binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if binary is None or cli is None:
+        reason = "redis-server and redis-cli are not installed (Debian: apt-get install redis-server)"
+        if os.environ.get("GEVENT_CHAT_REQUIRE_ALL") == "1":
+            pytest.fail(f"{reason}; GEVENT_CHAT_REQUIRE_ALL=1")
+        pytest.skip(reason)
+    cluster = RedisCluster(binary, workdir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.kill()

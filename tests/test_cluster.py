@@ -1,9 +1,11 @@
 """Several server processes, one chat: ``--redis-url`` and ``--workers`` over real sockets.
 
 Every node is ``python -m gevent_chat.server`` in a child process, all sharing
-one real ``redis-server`` (``tests/redis_server.py``; skipped without the
-binary unless ``GEVENT_CHAT_REQUIRE_ALL=1``).  Clients are raw TCP clients,
-as ``nc`` would be.  Every process started here is killed by PID.
+one real ``redis-server``, and again a Redis Cluster of three masters with
+one replica each (``tests/redis_server.py``; started once for the module and
+flushed between tests; skipped without the binaries unless
+``GEVENT_CHAT_REQUIRE_ALL=1``).  Clients are raw TCP clients, as ``nc`` would
+be.  Every process started here is killed by PID.
 """
 
 from __future__ import annotations
@@ -15,36 +17,59 @@ import subprocess as stdsubprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import gevent
 import pytest
-import redis
 
 from gevent_chat.core.config import Config, parse_args
 from gevent_chat.core.errors import ConfigError
 from tests.helpers import ChatClient, ServerProcess, scrape, wait_until
-from tests.redis_server import RedisServer, running_redis
+from tests.redis_server import RedisCluster, RedisServer, running_redis, running_redis_cluster
 
 #: Short, so that a killed node's nicks and users go within the tests' deadlines.
 TTL = 2
+#: What a room is told when lines from other servers could not all be delivered.
+MISSING = "*** some messages from other servers may be missing"
 
 Nodes = Callable[..., list[ServerProcess]]
 
 
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    with running_redis_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+def one_redis(tmp_path: Path) -> Iterator[RedisServer]:
     with running_redis(tmp_path) as srv:
         yield srv
 
 
-@pytest.fixture
-def nodes(redis_server: RedisServer) -> Iterator[Nodes]:
+@pytest.fixture(params=["one", pytest.param("cluster", marks=pytest.mark.timeout(60))])
+def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer | RedisCluster]:
+    """One redis-server, then the Redis Cluster (started once, emptied for each test).
+
+    The longer timeout of the cluster runs covers starting it, on the first.
+    """
+    if request.param == "one":
+        yield request.getfixturevalue("one_redis")
+        return
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    cluster.wait_ready()
+    cluster.flush()
+    yield cluster
+
+
+@contextmanager
+def _starting(url: str) -> Iterator[Nodes]:
     """Start ``n`` cluster nodes at once (``extra`` arguments for each); all killed after."""
     procs: list[ServerProcess] = []
 
     def start(n: int, *extra: str) -> list[ServerProcess]:
-        args = ["--rate-limit", "0", "--redis-url", redis_server.url, "--cluster", "t"]
+        args = ["--rate-limit", "0", "--redis-url", url, "--cluster", "t"]
         args += ["--nick-ttl", str(TTL), *extra]
         started = [ServerProcess(*args) for _ in range(n)]
         procs.extend(started)
@@ -57,6 +82,22 @@ def nodes(redis_server: RedisServer) -> Iterator[Nodes]:
     finally:
         for proc in procs:
             proc.kill()
+
+
+@pytest.fixture
+def nodes(redis_server: RedisServer) -> Iterator[Nodes]:
+    """Nodes on the Redis of the test (one redis-server, then the Cluster)."""
+    with _starting(redis_server.url) as start:
+        yield start
+
+
+@pytest.fixture
+def cluster_nodes(redis_cluster: RedisCluster) -> Iterator[Nodes]:
+    """Nodes on the Redis Cluster only, emptied first."""
+    redis_cluster.wait_ready()
+    redis_cluster.flush()
+    with _starting(redis_cluster.url) as start:
+        yield start
 
 
 @pytest.fixture
@@ -139,6 +180,24 @@ class Talkers:
                 if line.startswith(f"{nick}: "):
                     got.append(line)
             assert got == expected, f"{nick}'s lines as heard by a reader"
+
+    def assert_heard_or_told(self, reader: ChatClient, timeout: float = 15) -> None:
+        """Like ``assert_heard_by``, but a line may be missing if ``reader`` was told so first."""
+        deadline = time.monotonic() + timeout
+        for nick, client in self.speakers.items():
+            if client is reader:
+                continue
+            said = [f"{nick}: {nick} line {i}" for i in range(self.counts[nick])]
+            done = f"{nick}: {nick} done"
+            while done not in reader.lines:
+                reader.read_line(max(0.001, deadline - time.monotonic()))
+            got = [line for line in reader.lines if line.startswith(f"{nick}: ")]
+            assert got[-1] == done
+            assert len(set(got)) == len(got), f"{nick}'s lines twice"
+            positions = [said.index(line) for line in got[:-1]]
+            assert positions == sorted(positions), f"{nick}'s lines out of order"
+            if len(positions) < len(said):
+                assert MISSING in reader.lines, f"{nick}'s lines lost, and nobody told"
 
 
 # -- one chat across nodes -----------------------------------------------------------
@@ -252,11 +311,43 @@ def test_nick_lost_during_an_outage_renames_the_user_and_says_so(
     dana = clients(a, "dana")
     watcher = clients(a, "walt")
     # As if the claim expired while the node was cut off and another node took it.
-    redis.Redis.from_url(redis_server.url).set("gc:t:nick:dana", "othernode", ex=60)
+    redis_server.plain().set("gc:t:nick:dana", "othernode", ex=60)
     dana.expect(r"^\*\*\* nickname dana was taken on another server; you are now known as dana_$")
     watcher.expect(r"^\*\*\* dana is now known as dana_$")
     dana.send("/msg walt still here")
     watcher.expect(r"^\*dana_\* still here$")
+
+
+def test_what_another_program_writes_into_a_rooms_stream_or_channel_never_stops_the_room(
+    nodes: Nodes, clients: Callable[..., ChatClient], redis_server: RedisServer
+) -> None:
+    """Junk appended to the room's Stream and published on its channel is dropped, counted
+    and logged once per node; the room goes on, and nobody is told lines are missing."""
+    a, b = nodes(2, "--metrics-port", "0")
+    alice, bob = clients(a, "alice"), clients(b, "bob")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
+    alice.send("before")
+    bob.expect(r"^alice: before$")
+    plain = redis_server.plain()
+    for fields in ({"d": "junk"}, {"h": "x", "d": "more junk"}):
+        plain.xadd("gc:{t:lobby}:log", fields)
+    if isinstance(redis_server, RedisCluster):
+        plain.spublish("gc:{t:lobby}:live", b"not ours")
+    else:
+        plain.publish("gc:{t:lobby}:live", b"not ours")
+    for i in range(3):
+        alice.send(f"after {i}")
+        bob.send(f"back {i}")
+    for i in range(3):
+        bob.expect(rf"^alice: after {i}$")
+        alice.expect(rf"^bob: back {i}$")
+    metrics = [scrape(_metrics_address(node)) for node in (a, b)]
+    assert sum(m["gevent_chat_cluster_drops_total"] for m in metrics) >= 3  # 2 entries, 1 message (twice)
+    assert sum(m["gevent_chat_cluster_publish_errors_total"] for m in metrics) == 0
+    for node in (a, b):
+        assert node.log_text().count("not written by a chat server") == 1
+    for user in (alice, bob):
+        assert MISSING not in user.lines
 
 
 # -- what a node leaves in Redis -------------------------------------------------------
@@ -272,7 +363,7 @@ def test_room_meta_forgets_a_node_that_stopped_or_was_killed(
     ids = {node: _node_id(node) for node in (a, b, c, d)}
     clients(a, "alice")
     bob, carol, dave = clients(b, "bob"), clients(c, "carol"), clients(d, "dave")
-    plain = redis.Redis.from_url(redis_server.url)
+    plain = redis_server.plain()
 
     def fields(room: str = "lobby") -> set[str]:
         return {f.decode()[2:] for f in plain.hkeys(f"gc:{{t:{room}}}:meta") if f.startswith(b"n:")}
@@ -385,7 +476,12 @@ def test_paused_redis_loses_no_line_between_nodes(
     for reader in (alice, bob):
         assert not [line for line in reader.lines if line.endswith(" left")], reader.lines
     stats = scrape(metrics[0])
-    assert stats["gevent_chat_cluster_publishes_total"] >= counts["alice"]
+    assert stats["gevent_chat_cluster_published_lines_total"] >= counts["alice"]
+    assert (
+        1
+        <= stats["gevent_chat_cluster_publishes_total"]
+        <= stats["gevent_chat_cluster_published_lines_total"]
+    )
     assert stats["gevent_chat_cluster_receives_total"] >= 1
     assert stats["gevent_chat_cluster_drops_total"] == 0
 
@@ -397,11 +493,12 @@ def test_cutting_one_nodes_redis_connections_loses_no_line_and_nobody(
     """Only node a's connections to Redis are killed (CLIENT KILL) while b's stay up, as when
     one server's path to Redis drops; users on both keep talking and must not notice."""
     a, b = nodes(2, "--metrics-port", "0")
-    plain = redis.Redis.from_url(redis_server.url)
+    plain = redis_server.plain()
     node_a, node_b = _node_id(a), _node_id(b)
+    cluster = isinstance(redis_server, RedisCluster)
 
-    def connections(node: str) -> set[int]:
-        return {int(c["id"]) for c in plain.client_list() if c["name"] == f"gevent-chat:{node}"}
+    def connections(node: str) -> set[tuple[int, int]]:
+        return redis_server.client_ids(f"gevent-chat:{node}")
 
     alice, carol = clients(a, "alice"), clients(a, "carol")
     bob, dave = clients(b, "bob"), clients(b, "dave")
@@ -426,8 +523,7 @@ def test_cutting_one_nodes_redis_connections_loses_no_line_and_nobody(
                 os.kill(a.pid, signal.SIGSTOP)
             try:
                 cut_off = connections(node_a)
-                for client_id in cut_off:
-                    plain.client_kill_filter(_id=client_id)
+                redis_server.kill_clients(cut_off)
                 assert not cut_off & connections(node_a)
                 stored = offset()  # later ones cannot reach a live
                 if frozen:
@@ -436,8 +532,10 @@ def test_cutting_one_nodes_redis_connections_loses_no_line_and_nobody(
             finally:
                 if frozen:
                     os.kill(a.pid, signal.SIGCONT)
+            # On a Cluster, a's connections to each master are cut one by one while it runs,
+            # so one cut may cost it more than one new subscription.
             wait_until(
-                lambda cut=cut: a.log_text().count("Redis subscription restored") == cut,
+                lambda cut=cut: a.log_text().count("Redis subscription restored") >= cut,
                 what=f"a to log its new subscription after cut {cut}",
             )
             talk.wait_for_more(10, f"talk after cut {cut}")
@@ -453,10 +551,41 @@ def test_cutting_one_nodes_redis_connections_loses_no_line_and_nobody(
     assert {nick: plain.get(f"gc:t:nick:{nick}") for nick in homes} == {
         n: h.encode() for n, h in homes.items()
     }
-    assert a.log_text().count("Redis subscription cut") == 3
+    cuts = a.log_text().count("Redis subscription cut")
+    assert cuts >= 3 if cluster else cuts == 3
     assert scrape(_metrics_address(a))["gevent_chat_cluster_recovered_total"] >= missed >= 10
     assert of_b <= connections(node_b)  # b's connections were never cut
     assert not re.search(r"Redis unreachable|Redis subscription", b.log_text())
+
+
+@pytest.mark.timeout(90)  # a master dies, its replica takes over after the node timeout, then it rejoins
+def test_a_master_failover_loses_at_most_what_redis_lost_and_tells_the_room(
+    cluster_nodes: Nodes, clients: Callable[..., ChatClient], redis_cluster: RedisCluster
+) -> None:
+    """SIGKILL the master of the room's slot while users on two nodes talk: its replica
+    takes over; every line still arrives once and in order, unless Redis itself lost it
+    (replication is asynchronous), and then the room is told."""
+    a, b = cluster_nodes(2, "--metrics-port", "0")
+    alice, bob = clients(a, "alice"), clients(b, "bob")
+    carol = clients(b, "carol")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
+    talk = Talkers({"alice": alice, "bob": bob})
+    failed: RedisServer | None = None
+    try:
+        talk.wait_for_more(10, "talk before the failover")
+        failed = redis_cluster.fail_master("gc:{t:lobby}:meta")
+        talk.wait_for_more(10, "talk after the failover")
+    finally:
+        talk.stop()
+        try:
+            for user in (alice, bob, carol):
+                talk.assert_heard_or_told(user, timeout=30)
+        finally:
+            if failed is not None:
+                redis_cluster.revive(failed)
+    for node in (a, b):
+        assert "Redis reachable again" in node.log_text()
+    assert _who(carol) == "*** 3 users in #lobby: alice, bob, carol"
 
 
 # -- the command line ------------------------------------------------------------------
@@ -472,16 +601,16 @@ def _run_server(*args: str, env: dict[str, str] | None = None) -> stdsubprocess.
     )
 
 
-def test_unreachable_or_wrong_redis_url_is_a_one_line_error_and_status_1(redis_server: RedisServer) -> None:
+def test_unreachable_or_wrong_redis_url_is_a_one_line_error_and_status_1(one_redis: RedisServer) -> None:
     for url, message in (
-        (f"redis://127.0.0.1:{redis_server.port + 1}/0", "cannot reach Redis"),
+        (f"redis://127.0.0.1:{one_redis.port + 1}/0", "cannot reach Redis"),
         ("http://127.0.0.1/", "unsupported Redis URL"),
         # A password given in the URL never reaches the log, in either place it can go.
         (
-            f"redis://chat:s3cret-pw@127.0.0.1:{redis_server.port + 1}/0",
+            f"redis://chat:s3cret-pw@127.0.0.1:{one_redis.port + 1}/0",
             "cannot reach Redis at redis://chat:***@",
         ),
-        (f"redis://127.0.0.1:{redis_server.port + 1}/0?password=s3cret-pw", "?password=***"),
+        (f"redis://127.0.0.1:{one_redis.port + 1}/0?password=s3cret-pw", "?password=***"),
         ("redis://chat:s3cret-pw@127.0.0.1:notaport/0", "invalid Redis URL 'redis://chat:***@"),
     ):
         done = _run_server("--redis-url", url)
@@ -506,7 +635,11 @@ def test_cluster_options_are_validated() -> None:
     assert Config().cluster == "gevent-chat"
     assert Config().nick_ttl == 30
     assert Config().workers == 1
+    assert Config().redis_linger_ms == 0
+    assert parse_args(["--redis-linger-ms", "0.5"]).redis_linger_ms == 0.5
     for bad in (
+        {"redis_linger_ms": -1},
+        {"redis_linger_ms": 101},
         {"nick_ttl": 0},
         {"workers": 0},
         {"cluster": "a b"},

@@ -13,7 +13,9 @@ from tests import test_cluster
 from tests.helpers import ChatClient
 from tests.test_cluster import Nodes
 
-# The fixtures of test_cluster: a real redis-server, nodes sharing it, clients.
+# The fixtures of test_cluster: a real redis-server, then a Redis Cluster; nodes sharing it, clients.
+one_redis = test_cluster.one_redis
+redis_cluster = test_cluster.redis_cluster
 redis_server = test_cluster.redis_server
 nodes = test_cluster.nodes
 clients = test_cluster.clients

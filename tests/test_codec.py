@@ -59,45 +59,45 @@ def test_every_event_survives_the_bus(event: Event, rooms: list[str]) -> None:
 
 def test_a_chat_batch_is_a_header_and_its_lines() -> None:
     data, lines = codec.encoded(Said("dev", "alice", (b"one", b"two"), Kind.ME))
-    assert data == b"ev1 said me dev alice\none\ntwo\n"
+    assert data == b"ev2 said me dev alice 8\none\ntwo\n"
     assert lines == 3
 
 
 def test_a_private_message_is_one_line() -> None:
-    assert codec.encode(Private("alice", "bob", "hi  there")) == b"ev1 msg say alice bob hi  there\n"
+    assert codec.encode(Private("alice", "bob", "hi  there")) == b"ev2 msg say alice bob hi  there\n"
 
 
 @pytest.mark.parametrize(
     "junk",
     [
         b"",
-        b"ev1 said say dev alice\nno newline at the end",
+        b"ev2 said say dev alice\nno newline at the end",
         b"ev2 said say dev alice\nhi\n",
         b"gc1 1 2 3\n",
-        b"ev1 said say dev alice\n",  # chat without lines
-        b"ev1 said shout dev alice\nhi\n",
-        b"ev1 said say d#v alice\nhi\n",
-        b"ev1 said say dev al ice\nhi\n",
-        b"ev1 said say dev alice\nhi \x1b[2J\n",
-        b"ev1 said say dev alice\n\xff\xfe\n",
-        b"ev1 said say dev alice\nspoof\xe2\x80\xaeed\n",  # a bidi override
-        b"ev1 join dev\n",
-        b"ev1 join dev bob\nextra\n",
-        b"ev1 part dev bob 1\n",  # a reason announced, none given
-        b"ev1 part dev bob 0\nreason\n",
-        b"ev1 part dev bob 2\n",
-        b"ev1 quit bob  0\n",
-        b"ev1 quit bob dev,,ops 0\n",
-        b"ev1 nick bob rob\n",
-        b"ev1 topic dev alice\n",
-        b"ev1 mode dev alice\n",
-        b"ev1 mode dev alice\n+oo bob\n",
-        b"ev1 kick dev bob alice\n",
-        b"ev1 note dev\nhi\n",
-        b"ev1 msg say alice bob\n",
-        b"ev1 msg say alice bob hi\nmore\n",
-        b"ev1 shout dev alice\n",
-        b"ev1 said say dev alice\n" + b"x" * codec.MAX_BYTES + b"\n",
+        b"ev2 said say dev alice\n",  # chat without lines
+        b"ev2 said shout dev alice\nhi\n",
+        b"ev2 said say d#v alice\nhi\n",
+        b"ev2 said say dev al ice\nhi\n",
+        b"ev2 said say dev alice\nhi \x1b[2J\n",
+        b"ev2 said say dev alice\n\xff\xfe\n",
+        b"ev2 said say dev alice\nspoof\xe2\x80\xaeed\n",  # a bidi override
+        b"ev2 join dev\n",
+        b"ev2 join dev bob\nextra\n",
+        b"ev2 part dev bob 1\n",  # a reason announced, none given
+        b"ev2 part dev bob 0\nreason\n",
+        b"ev2 part dev bob 2\n",
+        b"ev2 quit bob  0\n",
+        b"ev2 quit bob dev,,ops 0\n",
+        b"ev2 nick bob rob\n",
+        b"ev2 topic dev alice\n",
+        b"ev2 mode dev alice\n",
+        b"ev2 mode dev alice\n+oo bob\n",
+        b"ev2 kick dev bob alice\n",
+        b"ev2 note dev\nhi\n",
+        b"ev2 msg say alice bob\n",
+        b"ev2 msg say alice bob hi\nmore\n",
+        b"ev2 shout dev alice\n",
+        b"ev2 said say dev alice\n" + b"x" * codec.MAX_BYTES + b"\n",
     ],
 )
 def test_junk_is_refused(junk: bytes) -> None:
@@ -143,3 +143,32 @@ def test_a_private_message_must_be_for_its_recipient() -> None:
         codec.decode_private(data, "carol")
     with pytest.raises(codec.CodecError):
         codec.decode_private(codec.encode(Joined("dev", "bob")), "bob")
+
+
+@given(batch=st.lists(st.tuples(events, st.lists(names, min_size=1, max_size=3)), min_size=1, max_size=6))
+def test_a_turns_events_concatenated_split_back_into_each(batch: list[tuple[Event, list[str]]]) -> None:
+    """One node's loop turn of events travels as one payload: a failure means events merged or lost."""
+    encoded = [codec.encode(event, rooms) for event, rooms in batch]
+    assert codec.split(b"".join(encoded)) == encoded
+
+
+def test_a_chat_line_shaped_like_a_header_stays_a_chat_line() -> None:
+    said = Said("lobby", "mallory", (b"ev2 kick lobby alice mallory 0", b"ev2 note"))
+    joined = Joined("lobby", "bob")
+    data = codec.encode(said) + codec.encode(joined)
+    assert codec.decode_batch_for_room(data, "lobby") == [(said, ()), (joined, ())]
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"ev2 said say lobby alice 3\nhi\n" + b"ev2 said say lobby alice 9\nhi\n",  # the last one cut short
+        b"ev2 said say lobby alice 2\nhello\n",  # its size says less than it holds
+        b"ev2 mode lobby alice 2\n+m\n",
+        b"ev2 join lobby bob\nev2 bogus\n",
+        b"ev2 said say lobby alice x\nhi\n",
+    ],
+)
+def test_a_batch_with_one_bad_event_is_refused_whole(junk: bytes) -> None:
+    with pytest.raises(codec.CodecError):
+        codec.decode_batch_for_room(junk, "lobby")

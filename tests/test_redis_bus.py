@@ -8,6 +8,7 @@ misses is decided by the test, not by scheduling.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from gevent_chat.core.events import Joined, Kind, Quit, Said
 from gevent_chat.server.redis import scripts
 from gevent_chat.server.redis.bus import MISSING_NOTICE, RedisBus, RedisUnavailable
 from gevent_chat.server.redis.keys import Keys
+from gevent_chat.server.redis.publisher import Batch
 from tests.helpers import wait_until
 from tests.redis_server import RedisServer, running_redis
 
@@ -37,6 +39,10 @@ class Recorder:
 
     def payloads(self, room: str = "lobby") -> list[bytes]:
         return [p for r, p, _, _ in self.got if r == room]
+
+    def lines(self, room: str = "lobby") -> list[bytes]:
+        """Every line received for ``room``, whatever batches carried them."""
+        return b"".join(self.payloads(room)).splitlines(keepends=True)
 
 
 @pytest.fixture
@@ -94,14 +100,36 @@ def test_batch_published_on_one_node_reaches_the_other_in_order_and_not_itself(m
     sent = _lines(300)
     for line in sent:
         a.publish("lobby", line, 1, True)
-    wait_until(lambda: len(hub_b.got) == len(sent), what="all lines on b")
-    assert hub_b.payloads() == sent
-    assert hub_b.got[0] == ("lobby", sent[0], 1, True)
+    wait_until(lambda: len(hub_b.lines()) == len(sent), what="all lines on b")
+    assert hub_b.lines() == sent
+    assert all(lines == p.count(b"\n") and remember for _, p, lines, remember in hub_b.got)
     b.publish("lobby", b"bob: hi\nbob: there\n", 2, True)
     wait_until(lambda: len(hub_a.got) == 1, what="b's batch on a")
     assert hub_a.got == [("lobby", b"bob: hi\nbob: there\n", 2, True)]
-    assert a.metrics.publishes == 300
-    assert b.metrics.receives == 300
+    assert b.metrics.receives == a.metrics.publishes
+
+
+def test_lines_said_in_one_loop_turn_go_out_as_one_batch_per_room(make_node: Any) -> None:
+    """What a node says in one turn costs one Stream entry and one message per room, in order."""
+    a, _ = make_node()
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    b.enter("bea", "dev")
+    _wait_subscribed(b)
+    _wait_subscribed(b, "dev")
+    a.publish("lobby", b"alice: 1\n", 1, True)
+    a.publish("lobby", b"alice: 2\nalice: 3\n", 2, True)
+    a.publish("lobby", b"*** carol joined\n", 1, False)
+    a.publish("dev", b"dan: x\n", 1, True)
+    a.publish("lobby", b"alice: 4\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 4, what="four batches")
+    assert hub_b.got == [
+        ("lobby", b"alice: 1\nalice: 2\nalice: 3\n", 3, True),
+        ("lobby", b"*** carol joined\n", 1, False),
+        ("dev", b"dan: x\n", 1, True),
+        ("lobby", b"alice: 4\n", 1, True),
+    ]
+    assert a.metrics.publishes == 4
 
 
 def test_publish_does_not_wait_for_redis(make_node: Any, server: RedisServer) -> None:
@@ -177,13 +205,13 @@ def test_paused_redis_loses_nothing(make_node: Any, server: RedisServer) -> None
         wait_until(lambda: not a.redis_up, what="a to notice the stall")
     finally:
         server.resume()
-    wait_until(lambda: len(hub_b.got) == 41, timeout=15, what="everything after the pause")
+    wait_until(lambda: len(hub_b.lines()) == 41, timeout=15, what="everything after the pause")
     # A marker published after: a duplicate, if any, would arrive before it.
     a.publish("lobby", b"alice: after\n", 1, True)
-    wait_until(lambda: hub_b.payloads()[-1:] == [b"alice: after\n"], what="the marker")
-    assert hub_b.payloads() == [b"alice: before\n", *sent, b"alice: after\n"]
+    wait_until(lambda: hub_b.lines()[-1:] == [b"alice: after\n"], what="the marker")
+    assert hub_b.lines() == [b"alice: before\n", *sent, b"alice: after\n"]
     wait_until(lambda: a.redis_up)
-    assert a.metrics.publishes >= 41
+    assert a.metrics.publishes >= 2
 
 
 @pytest.mark.timeout(30, method="thread")  # a restart and two reconnections
@@ -218,6 +246,166 @@ def test_corrupt_message_on_the_channel_is_dropped_and_counted(make_node: Any, s
     assert b.metrics.drops == 2
 
 
+def test_foreign_entries_in_a_rooms_stream_never_silence_the_room(
+    make_node: Any, server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another program's XADD (a ``*`` ID far past the room's offsets) is dropped, counted, logged once."""
+    caplog.set_level(logging.WARNING, logger="gevent_chat")
+    a, hub_a = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    a.publish("lobby", *codec.encoded(Said("lobby", "alice", (b"before",))), True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    plain = _plain(server)
+    stream = a.keys.stream("lobby")
+    plain.xadd(stream, {"d": "junk"})
+    plain.xadd(stream, {"h": "x", "d": "more junk"})
+    for i in range(3):
+        a.publish("lobby", *codec.encoded(Said("lobby", "alice", (b"after %d" % i,))), True)
+    b.publish("lobby", *codec.encoded(Said("lobby", "bob", (b"me too",))), True)
+    wait_until(lambda: len(hub_b.lines()) == 8, what="a's lines after the junk")
+    wait_until(lambda: len(hub_a.got) == 1, what="b's line after the junk")
+    said = [codec.decode(p)[0] for p in codec.split(b"".join(hub_b.payloads()))]
+    texts = (b"before", b"after 0", b"after 1", b"after 2")
+    assert said == [Said("lobby", "alice", (text,)) for text in texts]
+    assert hub_a.payloads() == [codec.encode(Said("lobby", "bob", (b"me too",)))]
+    assert a.metrics.publish_errors == 0
+    assert b.metrics.publish_errors == 0
+    assert a.metrics.drops + b.metrics.drops == 2
+    assert MISSING_NOTICE not in hub_b.payloads()
+    history = b.history("lobby")
+    assert history is not None
+    assert [said for _, said in history][-2:] == [
+        Said("lobby", "alice", (b"after 2",)),
+        Said("lobby", "bob", (b"me too",)),
+    ]
+    assert caplog.text.count("not written by a chat server") == 1
+
+
+def test_foreign_entry_under_the_next_offset_is_dropped_and_the_room_goes_on(
+    make_node: Any, server: RedisServer
+) -> None:
+    """Junk shaped like our own IDs (``<offset>-0``) is not taken for a line."""
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    a.publish("lobby", b"alice: one\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    plain = _plain(server)
+    plain.xadd(a.keys.stream("lobby"), {"h": "c 1 1 1 1", "d": "\x1b]0;owned\x07\n"}, id="2-0")
+    a.publish("lobby", b"alice: two\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 2, what="the line after the junk")
+    assert hub_b.payloads() == [b"alice: one\n", b"alice: two\n"]
+    assert a.metrics.publish_errors == 0
+
+
+def test_garbage_on_a_nodes_own_channel_is_dropped_counted_and_logged_once(
+    make_node: Any, server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gevent_chat")
+    a, _ = make_node()
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    plain = _plain(server)
+    for junk in (b"junk", b"gcp1 bob\n\x1b[2J\n", b"\xff" * 10):
+        plain.publish(b.keys.node_channel(b.node), junk)
+    a.publish("lobby", b"alice: fine\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1)
+    assert b.metrics.drops == 3
+    assert caplog.text.count("not written by a chat server") == 1
+
+
+def _lose_writes_after(plain: redis.Redis, bus: RedisBus, offset: int, room: str = "lobby") -> None:
+    """What a failover to a replica that had only the entries up to ``offset`` does."""
+    stream = bus.keys.stream(room)
+    for raw_id, _ in plain.xrange(stream, f"{offset + 1}-0", "+"):
+        plain.xdel(stream, raw_id)
+    plain.hset(bus.keys.meta(room), "s", offset)
+
+
+def _say(bus: RedisBus, hub: Recorder, line: bytes, total: int) -> None:
+    """Publish ``line`` in a turn of its own; wait until ``hub`` has ``total`` lines."""
+    bus.publish("lobby", line, 1, True)
+    wait_until(lambda: len(hub.lines()) == total, what=f"{line!r} delivered")
+
+
+def test_a_live_batch_given_a_lost_batchs_offset_is_delivered_and_the_room_told(
+    make_node: Any, server: RedisServer
+) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    sent = _lines(3)
+    for i, line in enumerate(sent):
+        _say(a, hub_b, line, i + 1)
+    _lose_writes_after(_plain(server), a, 1)
+    a.publish("lobby", b"alice: after the loss\n", 1, True)  # offset 2, again
+    wait_until(lambda: hub_b.lines()[-1:] == [b"alice: after the loss\n"], what="the line after the loss")
+    assert hub_b.lines() == [*sent, *MISSING_NOTICE.splitlines(keepends=True), b"alice: after the loss\n"]
+
+
+def test_a_resubscribed_room_finds_offsets_given_again_and_delivers_them(
+    make_node: Any, server: RedisServer
+) -> None:
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    sent = _lines(3)
+    for i, line in enumerate(sent):
+        _say(a, hub_b, line, i + 1)
+    plain = _plain(server)
+    # Blocking calls: b's subscriber cannot run until they are all done.
+    assert plain.client_kill_filter(_type="pubsub") >= 1
+    _lose_writes_after(plain, a, 1)
+    later = [f"carol: {i}\n".encode() for i in range(3)]  # offsets 2, 3, 4
+    for seq, line in enumerate(later, start=1):
+        _store(plain, b, "lobby", line, seq, channel="nowhere")
+    notice = MISSING_NOTICE.splitlines(keepends=True)
+    wait_until(lambda: len(hub_b.lines()) == 6 + len(notice), what="the catch-up")
+    assert hub_b.lines() == [*sent, *notice, *later]
+
+
+def test_what_a_room_decides_once_is_the_first_nodes_everywhere(make_node: Any, server: RedisServer) -> None:
+    a, _ = make_node()
+    b, _ = make_node()
+    answers: dict[str, bytes | None] = {}
+
+    def ask(bus: RedisBus, who: str) -> None:
+        answers[who] = bus.decide_once("lobby", "creator", who.encode())
+
+    gevent.joinall([gevent.spawn(ask, a, "alice"), gevent.spawn(ask, b, "bob")])
+    assert answers["alice"] == answers["bob"]
+    assert answers["alice"] in (b"alice", b"bob")
+    assert b.decide_once("LOBBY", "creator", b"carol") == answers["alice"]
+    assert a.decide_once("dev", "creator", b"carol") == b"carol"
+    assert _plain(server).hget(a.keys.meta("lobby"), "x:creator") == answers["alice"]
+
+
+def test_a_linger_gathers_lines_of_several_turns_into_one_batch(make_node: Any) -> None:
+    a, _ = make_node(linger=0.2)
+    b, hub_b = make_node()
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    started = time.monotonic()
+    a.publish("lobby", b"alice: 1\n", 1, True)
+    gevent.sleep(0.02)  # a later loop turn, well within the linger
+    a.publish("lobby", b"alice: 2\n", 1, True)
+    wait_until(lambda: len(hub_b.got) == 1, what="one batch")
+    assert time.monotonic() - started >= 0.2
+    assert hub_b.got == [("lobby", b"alice: 1\nalice: 2\n", 2, True)]
+    assert a.metrics.publishes == 1
+    assert a.metrics.published_lines == 2
+
+
 def test_history_is_the_same_on_every_node(make_node: Any) -> None:
     a, _ = make_node(history=3)
     b, _ = make_node(history=3)
@@ -228,7 +416,7 @@ def test_history_is_the_same_on_every_node(make_node: Any) -> None:
         (Said("lobby", "alice", (b"4",)), True),
     ]:
         a.publish("lobby", *codec.encoded(event), remember)
-    wait_until(lambda: a.metrics.publishes == 4)
+    wait_until(lambda: a.publisher.idle and a.metrics.publishes == 3)  # the last two are one batch
     for bus in (a, b):
         history = bus.history("lobby")
         assert history is not None
@@ -371,7 +559,7 @@ def test_retry_finds_what_was_stored_when_the_sequence_field_is_gone(
     def publish(node: str, seq: int, retry: bool) -> int:
         header = wire.encode_header(node, seq, int(time.time() * 1000), 1, True)
         args = ("nowhere", header, f"{node}: {seq}\n", 1000, "ep", node, seq, int(retry))
-        offset, _ = plain.eval(scripts.PUBLISH, 2, keys.meta("lobby"), stream, *args)
+        offset, *_ = plain.eval(scripts.PUBLISH, 2, keys.meta("lobby"), stream, *args)
         return int(offset)
 
     assert publish("c", 1, retry=False)
@@ -396,26 +584,26 @@ def test_batch_whose_reply_was_lost_is_delivered_once_even_after_its_node_was_re
     b.enter("bob", "lobby")
     _wait_subscribed(b)
     plain = _plain(server)
-    send = a._send
+    send = a.publisher.send
     lost: list[int] = []
 
-    def store_then_lose_the_reply(batch: list[tuple[str, int, bytes, bytes]]) -> None:
-        send(batch)
+    def store_then_lose_the_reply(batches: list[Batch]) -> None:
+        send(batches)
         if not lost:
-            lost.append(len(batch))
+            lost.append(len(batches))
             # Blocking: as if a reaper removed a's field while a was cut off.
             plain.hdel(a.keys.meta("lobby"), f"n:{a.node}")
             raise redis.ConnectionError("the reply was lost")
 
-    a._send = store_then_lose_the_reply  # type: ignore[method-assign]
+    a.publisher.send = store_then_lose_the_reply  # type: ignore[method-assign]
     sent = _lines(5)
     for line in sent:
         a.publish("lobby", line, 1, True)
-    wait_until(lambda: lost and a.redis_up and not a._outbox, timeout=5, what="the retry")
+    wait_until(lambda: bool(lost) and a.redis_up and a.publisher.idle, timeout=5, what="the retry")
     a.publish("lobby", b"alice: after\n", 1, True)  # a duplicate, if any, would arrive before it
-    wait_until(lambda: hub_b.payloads()[-1:] == [b"alice: after\n"], what="the marker")
-    assert lost == [5]
-    assert hub_b.payloads() == [*sent, b"alice: after\n"]
+    wait_until(lambda: hub_b.lines()[-1:] == [b"alice: after\n"], what="the marker")
+    assert lost == [1]  # the five lines of one turn: one batch
+    assert hub_b.lines() == [*sent, b"alice: after\n"]
 
 
 @pytest.mark.timeout(30, method="thread")  # a stall past the ttl, then one death to be reaped

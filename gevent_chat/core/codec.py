@@ -1,24 +1,29 @@
 """Events as the bus carries them between server processes: encode, and decode with validation.
 
 PURE.  A hub publishes what happened, not what one protocol shows, and
-every node renders it for its own users.  One published payload is one
-event, as UTF-8 text in complete lines (so the Redis layer's own checks,
-``core.wire``, still hold: complete, sanitised lines).  The first line is a
+every node renders it for its own users.  An encoded event is UTF-8 text
+in complete lines (so the Redis layer's own checks, ``core.wire``, still
+hold: complete, sanitised lines).  The first line is a
 header of space-separated fields, starting with the format version::
 
-    ev1 said <kind> <room> <nick>\\n<line>\\n<line>\\n...
-    ev1 join <room> <nick>\\n
-    ev1 part <room> <nick> <0|1>\\n[<reason>\\n]
-    ev1 quit <nick> <room,room,...> <0|1>\\n[<reason>\\n]
-    ev1 nick <old> <new> <room,room,...>\\n
-    ev1 topic <room> <nick>\\n<text>\\n
-    ev1 mode <room> <nick>\\n<+x>[ <argument>]\\n...
-    ev1 kick <room> <nick> <by> <0|1>\\n[<reason>\\n]
-    ev1 invite <room> <nick> <by>\\n
-    ev1 note\\n<text>\\n
-    ev1 msg <kind> <nick> <to> <text>\\n
+    ev2 said <kind> <room> <nick> <bytes>\\n<line>\\n<line>\\n...
+    ev2 join <room> <nick>\\n
+    ev2 part <room> <nick> <0|1>\\n[<reason>\\n]
+    ev2 quit <nick> <room,room,...> <0|1>\\n[<reason>\\n]
+    ev2 nick <old> <new> <room,room,...>\\n
+    ev2 topic <room> <nick>\\n<text>\\n
+    ev2 mode <room> <nick> <count>\\n<+x>[ <argument>]\\n...
+    ev2 kick <room> <nick> <by> <0|1>\\n[<reason>\\n]
+    ev2 invite <room> <nick> <by>\\n
+    ev2 note\\n<text>\\n
+    ev2 msg <kind> <nick> <to> <text>\\n
 
-``0|1`` says whether a reason line follows.  ``quit`` and ``nick`` list the
+``0|1`` says whether a reason line follows; ``<bytes>`` is the size of the
+lines said (newlines included) and ``<count>`` the number of mode changes, so
+every header tells where its event ends.  That is what lets the Redis layer
+coalesce what one node said in one room in one loop turn into one payload:
+``split`` walks such a concatenation, one header at a time, never
+taking a line said for a header.  ``quit`` and ``nick`` list the
 rooms the user was in: a node that gets the event once per room delivers
 it, per local user, only from the first listed room that user is in, so
 each sees it once (``first_shared``).  A private message is one line, as
@@ -59,18 +64,20 @@ __all__ = [
     "VERSION",
     "CodecError",
     "decode",
+    "decode_batch_for_room",
     "decode_for_room",
     "decode_private",
     "encode",
     "encoded",
     "first_shared",
+    "split",
 ]
 
 #: First field of every encoded event: the format's version.
-VERSION = b"ev1"
+VERSION = b"ev2"
 
 _KINDS = {kind.value.encode(): kind for kind in Kind}
-_SAID = {kind: b"ev1 said " + kind.value.encode() for kind in Kind}
+_SAID = {kind: b"ev2 said " + kind.value.encode() for kind in Kind}
 _MODE = re.compile(r"[+-][A-Za-z]")
 #: Largest encoded event accepted.
 MAX_BYTES = 1 << 20
@@ -101,30 +108,32 @@ def encode(event: Event, rooms: Sequence[str] = ()) -> bytes:
     if type(event) is Said:  # the hot path
         said = event.lines
         body = said[0] if len(said) == 1 else b"\n".join(said)
-        head = b" ".join((_SAID[event.kind], event.room.encode(), event.nick.encode()))
+        head = b" ".join(
+            (_SAID[event.kind], event.room.encode(), event.nick.encode(), b"%d" % (len(body) + 1))
+        )
         return head + b"\n" + body + b"\n"
     if isinstance(event, Private):
-        return b"ev1 msg %s %s %s %s\n" % (_b(event.kind.value), _b(event.nick), _b(event.to), _b(event.text))
+        return b"ev2 msg %s %s %s %s\n" % (_b(event.kind.value), _b(event.nick), _b(event.to), _b(event.text))
     if isinstance(event, Joined):
-        return b"ev1 join %s %s\n" % (_b(event.room), _b(event.nick))
+        return b"ev2 join %s %s\n" % (_b(event.room), _b(event.nick))
     if isinstance(event, Parted):
-        return _reason(b"ev1 part %s %s" % (_b(event.room), _b(event.nick)), event.reason)
+        return _reason(b"ev2 part %s %s" % (_b(event.room), _b(event.nick)), event.reason)
     if isinstance(event, Quit):
-        return _reason(b"ev1 quit %s %s" % (_b(event.nick), _rooms(rooms)), event.reason)
+        return _reason(b"ev2 quit %s %s" % (_b(event.nick), _rooms(rooms)), event.reason)
     if isinstance(event, NickChanged):
-        return b"ev1 nick %s %s %s\n" % (_b(event.old), _b(event.new), _rooms(rooms))
+        return b"ev2 nick %s %s %s\n" % (_b(event.old), _b(event.new), _rooms(rooms))
     if isinstance(event, TopicSet):
-        return b"ev1 topic %s %s\n%s\n" % (_b(event.room), _b(event.nick), _b(event.text))
+        return b"ev2 topic %s %s\n%s\n" % (_b(event.room), _b(event.nick), _b(event.text))
     if isinstance(event, ModeChanged):
         changes = "".join(mode + ("" if arg is None else f" {arg}") + "\n" for mode, arg in event.changes)
-        return b"ev1 mode %s %s\n%s" % (_b(event.room), _b(event.nick), _b(changes))
+        return b"ev2 mode %s %s %d\n%s" % (_b(event.room), _b(event.nick), len(event.changes), _b(changes))
     if isinstance(event, Kicked):
-        head = b"ev1 kick %s %s %s" % (_b(event.room), _b(event.nick), _b(event.by))
+        head = b"ev2 kick %s %s %s" % (_b(event.room), _b(event.nick), _b(event.by))
         return _reason(head, event.reason)
     if isinstance(event, Invited):
-        return b"ev1 invite %s %s %s\n" % (_b(event.room), _b(event.nick), _b(event.by))
+        return b"ev2 invite %s %s %s\n" % (_b(event.room), _b(event.nick), _b(event.by))
     if isinstance(event, ServerNotice):
-        return b"ev1 note\n%s\n" % _b(event.text)
+        return b"ev2 note\n%s\n" % _b(event.text)
     raise TypeError(f"not an event: {event!r}")
 
 
@@ -213,7 +222,10 @@ def decode(data: bytes) -> tuple[Event, tuple[str, ...]]:
         raise CodecError(f"not an {VERSION.decode()} event: {data[:40]!r}")
     verb, _, rest = verb_rest.partition(b" ")
     if verb == b"said":
-        return _said(_fields(rest, 3), body), ()
+        f = _fields(rest, 4)
+        if f[3] != b"%d" % len(body):
+            raise CodecError("chat lines do not match their size")
+        return _said(f, body), ()
     if verb == b"msg":
         if body:
             raise CodecError("a private message is one line")
@@ -242,7 +254,9 @@ def decode(data: bytes) -> tuple[Event, tuple[str, ...]]:
         f = _fields(rest, 2)
         return TopicSet(_name(f[0], "room"), _name(f[1], "nick"), _one(lines)), ()
     if verb == b"mode":
-        f = _fields(rest, 2)
+        f = _fields(rest, 3)
+        if f[2] != b"%d" % len(lines):
+            raise CodecError("mode changes do not match their count")
         return ModeChanged(_name(f[0], "room"), _name(f[1], "nick"), _changes(lines)), ()
     if verb == b"kick":
         f = _fields(rest, 4)
@@ -276,6 +290,62 @@ def decode_for_room(data: bytes, room: str) -> tuple[Event, tuple[str, ...]]:
     elif not isinstance(event, ServerNotice) and name_key(event.room) != key:
         raise CodecError(f"an event for #{event.room} on #{room}'s channel")
     return event, rooms
+
+
+#: Body lines of the events whose header does not say: the verb -> a count,
+#: or the index of the header field (after the verb) that is the ``0|1`` flag.
+_FIXED_BODY = {b"msg": 0, b"join": 0, b"nick": 0, b"invite": 0, b"topic": 1, b"note": 1}
+_FLAG_FIELD = {b"part": 2, b"quit": 2, b"kick": 3}
+
+
+def split(data: bytes) -> list[bytes]:
+    """The encoded events concatenated in ``data``, each as ``decode`` takes it; raises ``CodecError``.
+
+    Only headers are read: a chat batch is skipped by its size, so its lines
+    cost nothing here and are never read as headers.
+    """
+    if len(data) > MAX_BYTES or not data.endswith(b"\n"):
+        raise CodecError("not complete lines of a bounded size")
+    parts: list[bytes] = []
+    start, end = 0, len(data)
+    while start < end:
+        eol = data.find(b"\n", start)
+        fields = data[start:eol].split(b" ")
+        if len(fields) < 2 or fields[0] != VERSION:
+            raise CodecError(f"not an {VERSION.decode()} event: {data[start : start + 40]!r}")
+        verb, stop = fields[1], eol + 1
+        if verb == b"said":
+            if len(fields) != 6 or not fields[5].isdigit():
+                raise CodecError("chat header without its size")
+            stop += int(fields[5])
+        else:
+            if verb == b"mode":
+                if len(fields) != 5 or not fields[4].isdigit():
+                    raise CodecError("mode header without its count")
+                count = int(fields[4])
+            elif verb in _FLAG_FIELD:
+                index = _FLAG_FIELD[verb] + 2
+                count = 1 if len(fields) > index and fields[index] == b"1" else 0
+            else:
+                count = _FIXED_BODY.get(verb, 0)
+            for _ in range(count):
+                stop = data.find(b"\n", stop) + 1
+                if stop == 0:
+                    raise CodecError("an event cut short")
+        if stop > end or data[stop - 1 : stop] != b"\n":
+            raise CodecError("an event cut short")
+        parts.append(data[start:stop])
+        start = stop
+    return parts
+
+
+def decode_batch_for_room(data: bytes, room: str) -> list[tuple[Event, tuple[str, ...]]]:
+    """Every event in ``data`` (one or several, concatenated), checked as ``decode_for_room``.
+
+    All or nothing: one bad event rejects the batch, as no chat server
+    wrote it.
+    """
+    return [decode_for_room(part, room) for part in split(data)]
 
 
 def decode_private(data: bytes, nick: str) -> Private:

@@ -120,6 +120,7 @@ class ChatServer:
             cluster=config.cluster,
             history=config.history,
             nick_ttl=config.nick_ttl,
+            linger=config.redis_linger_ms / 1000,
             on_lost_nick=self._lost_nick,
         )
 

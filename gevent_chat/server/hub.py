@@ -200,23 +200,32 @@ class Hub:
     # -- the bus seam --------------------------------------------------------------
 
     def receive(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
-        """An encoded event from elsewhere: render it for this process's members of ``room``."""
+        """Encoded events from elsewhere (one, or a node's loop turn of them): render them
+        for this process's members of ``room``, in order."""
         local = self.registry.room(room)
         if local is None:
             return  # nobody here is in that room
         try:
-            event, rooms = codec.decode_for_room(payload, room)
+            events = codec.decode_batch_for_room(payload, room)
         except codec.CodecError as exc:
             self.tally.rejected_events += 1
             log.warning("dropped an event for #%s from another server: %s", room, exc)
             return
         when = time.time()
+        for event, rooms in events:
+            self._receive_one(local, event, rooms, when, remember)
+        if self._inbound:
+            self.drain(self._inbound)
+
+    def _receive_one(
+        self, local: Room[Member], event: Event, rooms: tuple[str, ...], when: float, remember: bool
+    ) -> None:
         if remember and type(event) is Said:
             local.remember(when, event)
         # A room's rules changed elsewhere: this copy follows, in order with the lines.
         after = moderation.apply_remote(self.registry, local, event, when) if type(event) in _RULES else []
         if rooms:  # Quit, NickChanged: sent once per room, seen once per user
-            via, listed, rooms_of = name_key(room), [name_key(r) for r in rooms], self.registry.rooms_of
+            via, listed, rooms_of = name_key(local.name), [name_key(r) for r in rooms], self.registry.rooms_of
             members = [
                 m
                 for m in local.members
@@ -233,8 +242,6 @@ class Hub:
                 self.broadcast(effect.room, effect.event, when, self._inbound)
                 data, lines = codec.encoded(effect.event)
                 self.bus.publish(effect.room.name, data, lines, False)
-        if self._inbound:
-            self.drain(self._inbound)
 
     def receive_private(self, nick: str, payload: bytes) -> None:
         """An encoded private message from elsewhere for ``nick``, if that user is here."""

@@ -162,12 +162,13 @@ class ClusterCollector(Collector):
 
     HELP: ClassVar[dict[str, str]] = {
         "publishes": "Batches of lines stored in Redis and published to the other servers",
+        "published_lines": "Lines in those batches (what one loop turn said in a room is one batch)",
         "receives": "Batches from other servers delivered here (live or recovered)",
         "recoveries": "Times a gap was filled from a room's Stream",
         "recovered": "Batches among receives read back from a Stream after a gap or an outage",
         "epoch_changes": "Rooms whose data Redis lost (users were told lines may be missing)",
-        "drops": "Invalid messages or entries read from Redis, dropped",
-        "overflows": "Batches dropped from a full outage buffer",
+        "drops": "Messages or Stream entries in Redis that no chat server wrote, dropped",
+        "overflows": "Room-wide deliveries dropped from a full outage buffer",
         "publish_errors": "Batches Redis refused, dropped",
         "privates": "Private messages sent to a user on another server",
     }

@@ -5,35 +5,37 @@ SHELL.  ``RedisBus`` implements the hub's ``Bus`` seam (``attach``,
 nick claims (``claims``), presence (``enter``/``leave``/``who``/``rooms``) and
 history (``history``).  The design is Centrifuge's (``broker_redis.go``):
 
-* **Publish** never waits: a batch goes into a bounded buffer, and one
-  publisher greenlet sends it with the publish script (``scripts.PUBLISH``):
-  next offset of the room, XADD to the room's Stream (MAXLEN
-  ``stream_size``, also the room's history), PUBLISH.  One greenlet and one
-  FIFO keep each sender's batches in order; batches waiting are pipelined.
-  While Redis is down the buffer keeps up to ``buffer_size`` batches (the
-  oldest go first, counted in ``metrics.overflows``) and is sent when it is back.
-  A batch whose send failed may have been stored all the same (the reply was
-  lost): it is sent again marked as a retry, and the script skips it if so.
+* **Publish** never waits: lines go into a bounded FIFO, and one publisher
+  greenlet (``publisher.Publisher``) sends what a loop turn said in a room
+  as one batch: one call of the publish script (``scripts.PUBLISH``): next
+  offset of the room, XADD to the room's Stream (MAXLEN ~ ``stream_size``,
+  also the room's history), PUBLISH.  One greenlet and one FIFO keep each
+  sender's batches in order.  While Redis is down the FIFO keeps up to
+  ``buffer_size`` publishes and is sent when it is back.  A batch whose send
+  failed may have been stored all the same (the reply was lost): it is sent
+  again marked as a retry, and the script skips it if so.
 * **Receive**: one subscriber greenlet (``subscriber.Subscriber``) listens on
   the channel of every room with local users and fills gaps from the rooms'
   Streams, so a blip loses nothing the Stream still holds.
+* **The hot path** (publish, subscription) runs on raw connections of its
+  own (``resp``): commands packed by hiredis and written together, replies
+  and messages parsed by hiredis from one ``recv``.  redis-py serves the
+  rest (claims, presence, recovery, history), where a call per event is fine.
 * **Private messages** (``private``): one script looks up the node holding
   the nick and publishes the line on that node's own channel.  They are
   at-most-once: a line to a node whose subscription is down is lost, and the
   sender was told it went out.
 * **Validation**: everything read from Redis goes through ``core.wire``;
-  what fails is dropped and counted (``metrics.drops``).
+  what fails (another program's data) is dropped, counted (``metrics.drops``)
+  and logged once; it never stops a room.
 
 Sharding.  Every key of a room carries the hash tag ``{cluster:room}``, so
 under Redis Cluster a room lives in one slot and the publish script is legal
-there.  The room's channel has the tag too: with Redis >= 7, publishing
-with SPUBLISH and subscribing with SSUBSCRIBE (redis-py's
-``ClusterPubSub.ssubscribe``) keeps a room's traffic on the shard that owns
-its keys, and a node subscribes once per shard it has rooms on.  Without
-Cluster, rooms can be spread over independent Redis instances by hashing
-the room name (Centrifuge's consistent hashing); claims (one key per nick)
-and the node ZSET would then live on one chosen instance.  This module
-speaks to one Redis; the rest of it does not depend on which.
+there; the room's channel has the tag too, and with Redis >= 7 it is a shard
+channel (SPUBLISH, SSUBSCRIBE), so a room's traffic stays on the master that
+owns its keys.  ``link`` finds out whether the URL names a Cluster node and
+``topology.Router`` then sends each command to the right master; see
+``docs/scale-out.md``.
 
 Cooperation with gevent: see ``link`` and ``subscriber``.
 """
@@ -44,14 +46,11 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 import gevent
-import redis
-from gevent.event import Event
 
 from ...core import codec, wire
 from ...core.events import Quit, Said
@@ -61,14 +60,12 @@ from .claims import NickClaims
 from .keys import Keys
 from .link import ANY_ERROR, FAILURES, Link, RedisUnavailable
 from .presence import Presence
+from .publisher import Publisher
 from .subscriber import MISSING_NOTICE, Subscriber
 
 __all__ = ["MISSING_NOTICE", "BusMetrics", "Inbound", "RedisBus", "RedisUnavailable"]
 
 log = logging.getLogger("gevent_chat.redis")
-
-#: Batches sent per pipelined round trip.
-PUBLISH_BATCH = 256
 
 
 @dataclass
@@ -76,12 +73,13 @@ class BusMetrics:
     """Plain counters; the metrics module may export them."""
 
     publishes: int = 0  # batches stored and published
+    published_lines: int = 0  # the lines in them
     receives: int = 0  # batches from other nodes handed to the hub (live or recovered)
     recoveries: int = 0  # times the Stream was read to fill a gap or catch up
     recovered: int = 0  # batches among ``receives`` that came from the Stream
     epoch_changes: int = 0  # rooms whose data Redis lost
-    drops: int = 0  # invalid messages or entries read from Redis
-    overflows: int = 0  # batches dropped from a full outage buffer
+    drops: int = 0  # messages or entries in Redis no chat server wrote
+    overflows: int = 0  # publishes dropped from a full outage buffer
     publish_errors: int = 0  # batches Redis refused (a script error), dropped
     privates: int = 0  # private messages sent to a user on another node
 
@@ -109,6 +107,7 @@ class RedisBus:
         buffer_size: int = 10000,
         timeout: float = 2.0,
         ping_interval: float = 5.0,
+        linger: float = 0.0,
         clock: Callable[[], float] = time.time,
         on_lost_nick: Callable[[str], None] | None = None,
         on_departed: Callable[[str, str], None] | None = None,
@@ -131,13 +130,20 @@ class RedisBus:
         self.claims = NickClaims(self.link, self.keys, self.node, nick_ttl, on_lost_nick)
         self.presence = Presence(self.link, self.keys, self.node, nick_ttl)
         self.subscriber = Subscriber(self.link, self.keys, self.node, self.metrics, ping_interval)
-        self._publish = self.link.client.register_script(scripts.PUBLISH)
-        self._private = self.link.client.register_script(scripts.PRIVATE)
-        self._outbox: deque[tuple[str, int, bytes, bytes]] = deque()  # room, seq, header, payload
-        self._buffer_size = buffer_size
-        self._seq = 0
-        self._unsure = 0  # batches up to this sequence number may be stored already
-        self._wake = Event()
+        self._private = self.link.script(scripts.PRIVATE)
+        self._decide_once = self.link.script(scripts.DECIDE_ONCE)
+        self.publisher = Publisher(
+            self.link,
+            self.keys,
+            self.node,
+            self.metrics,
+            stream_size=self.stream_size,
+            buffer_size=buffer_size,
+            linger=linger,
+            clock=clock,
+            before_send=self.presence.published_in,
+            on_foreign=self.subscriber.foreign,
+        )
         self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._closed = False
 
@@ -152,7 +158,7 @@ class RedisBus:
         self.link.start()
         self.link.on_up.append(self._after_outage)
         self._upkeep_once()
-        self._greenlets = [gevent.spawn(f) for f in (self._publisher, self.subscriber.run, self._upkeep)]
+        self._greenlets = [gevent.spawn(f) for f in (self.publisher.run, self.subscriber.run, self._upkeep)]
         cluster, shown = self.keys.cluster, self.link.shown_url
         log.info("cluster %s on Redis %s; this server is %s", cluster, shown, self.node)
 
@@ -164,9 +170,7 @@ class RedisBus:
         if self._closed:
             return
         self._closed = True
-        deadline = time.monotonic() + timeout
-        while self._outbox and self.link.is_up and time.monotonic() < deadline:
-            gevent.sleep(0.01)  # lets the publisher greenlet send
+        self.publisher.flush(timeout)
         gevent.killall(self._greenlets)
         if self.link.is_up:
             try:
@@ -175,73 +179,14 @@ class RedisBus:
             except ANY_ERROR as exc:
                 log.info("could not say goodbye to Redis: %s", exc)
         self.subscriber.drop()
+        self.publisher.drop()
         self.link.close()
 
     # -- publishing ----------------------------------------------------------------
 
     def publish(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
-        """Queue one batch of complete lines for the room's users on other nodes; never blocks."""
-        self._seq += 1
-        header = wire.encode_header(self.node, self._seq, int(self.clock() * 1000), lines, remember)
-        self._outbox.append((room, self._seq, header, payload))
-        if len(self._outbox) > self._buffer_size:
-            self._outbox.popleft()
-            if not self.metrics.overflows:
-                log.warning("Redis outage buffer full: dropping the oldest lines for other servers")
-            self.metrics.overflows += 1
-        self._wake.set()
-
-    def _publisher(self) -> None:
-        while True:
-            if not self._outbox:
-                self._wake.clear()
-                self._wake.wait()
-                continue
-            self.link.up.wait()
-            batch = [self._outbox[i] for i in range(min(PUBLISH_BATCH, len(self._outbox)))]
-            try:
-                self._send(batch)
-            except FAILURES as exc:
-                self._unsure = max(self._unsure, batch[-1][1])
-                self.link.failed(exc)
-                continue
-            except redis.ResponseError as exc:
-                log.error("Redis refused %d batch(es): %s", len(batch), exc)
-                self.metrics.publish_errors += len(batch)
-            for _ in batch:
-                self._outbox.popleft()
-
-    def _send(self, batch: list[tuple[str, int, bytes, bytes]]) -> None:
-        keys = self.keys
-        self.presence.published_in({room for room, _, _, _ in batch})
-        epoch = secrets.token_hex(4)  # the epoch of a room that has none yet
-        tail = (self.stream_size, epoch, self.node)
-        unsure = self._unsure
-        calls: list[list[str | bytes | int]] = []
-        for room, seq, header, payload in batch:
-            names: list[str | bytes | int] = [keys.meta(room), keys.stream(room), keys.channel(room)]
-            calls.append([*names, header, payload, *tail, seq, 1 if seq <= unsure else 0])  # 1: a retry
-        if len(calls) == 1:  # the common case at low rates: one EVALSHA, no pipeline
-            room = batch[0][0]
-            self._publish(keys=[keys.meta(room), keys.stream(room)], args=calls[0][2:])
-        else:
-            try:
-                self._pipelined(calls)
-            except redis.exceptions.NoScriptError:  # Redis restarted: load it, send again
-                self._publish.sha = self.link.client.script_load(scripts.PUBLISH)
-                self._pipelined(calls)  # the script skips what was stored already
-        self.metrics.publishes += len(batch)
-
-    def _pipelined(self, calls: list[list[str | bytes | int]]) -> None:
-        """EVALSHA each call in one round trip.
-
-        Not through ``Script(client=pipe)``: that costs a SCRIPT EXISTS round
-        trip on every pipeline.
-        """
-        pipe = self.link.client.pipeline(transaction=False)
-        for call in calls:
-            pipe.evalsha(self._publish.sha, 2, *call)
-        pipe.execute()
+        """Queue complete lines for the room's users on other nodes; never blocks (see ``publisher``)."""
+        self.publisher.publish(room, payload, lines, remember)
 
     def private(self, nick: str, line: bytes) -> bool | None:
         """Send one complete ``line`` to ``nick`` on whichever node holds it.
@@ -261,6 +206,21 @@ class RedisBus:
             return False
         self.metrics.privates += 1
         return True
+
+    def decide_once(self, room: str, name: str, value: bytes) -> bytes | None:
+        """``value`` for ``name`` in ``room`` unless a node decided it first; what holds.
+
+        For what one node must decide for the whole cluster (a room's
+        creator, say).  Kept in the room's meta hash (``x:<name>``), so it
+        lasts as long as the room's data.  None while Redis is down.
+        """
+        if not self.link.is_up:
+            return None
+        try:
+            return cast("bytes", self._decide_once(keys=[self.keys.meta(room)], args=[f"x:{name}", value]))
+        except FAILURES as exc:
+            self.link.failed(exc)
+            return None
 
     # -- the registry's directory (``core.directory.Directory``) ----------------------
 
@@ -334,14 +294,15 @@ class RedisBus:
             for _, fields in page:
                 try:
                     entry = wire.decode_entry(fields)
-                    event = codec.decode_for_room(entry.payload, room)[0] if entry.remember else None
-                except (wire.WireError, codec.CodecError):
-                    self.metrics.drops += 1
+                    events = codec.decode_batch_for_room(entry.payload, room) if entry.remember else []
+                except (wire.WireError, codec.CodecError) as exc:
+                    self.subscriber.foreign(self.keys.stream(room), exc)
                     continue
-                if isinstance(event, Said) and kept < self.history_size:
-                    lines = event.lines[-(self.history_size - kept) :]
-                    found.append((entry.when, dataclasses.replace(event, lines=lines)))
-                    kept += len(lines)
+                for event, _ in reversed(events):  # newest first, as the page
+                    if isinstance(event, Said) and kept < self.history_size:
+                        lines = event.lines[-(self.history_size - kept) :]
+                        found.append((entry.when, dataclasses.replace(event, lines=lines)))
+                        kept += len(lines)
             if len(page) < self.history_size:
                 break
             start = "(" + page[-1][0].decode()

@@ -37,8 +37,8 @@ class NickClaims:
         self.link, self.keys, self.node, self.ttl = link, keys, node, ttl
         self.on_lost = on_lost
         self.held: dict[str, str] = {}  # folded -> as claimed
-        self._refresh = link.client.register_script(scripts.CLAIM_REFRESH)
-        self._release = link.client.register_script(scripts.RELEASE)
+        self._refresh = link.script(scripts.CLAIM_REFRESH)
+        self._release = link.script(scripts.RELEASE)
 
     def claim(self, nick: str) -> bool:
         """Take ``nick`` for this node; False if another node holds it.

@@ -34,28 +34,33 @@ class Keys:
         #: HASH folded room name -> the room's name as first spelled; rooms with presence.
         self.rooms = f"gc:{tag}:rooms"
 
-    def _room(self, room: str, what: str) -> str:
+    def room(self, room: str, what: str) -> str:
+        """Key ``what`` of ``room``, in the room's hash slot (with its meta hash, Stream and
+        channel), so one script may touch them all: the place for more of a room's state
+        (topic, modes, bans) as it moves into Redis.  ``meta``, ``log``, ``live`` and ``who``
+        are taken."""
         return f"gc:{{{self.cluster}:{name_key(room)}}}:{what}"
 
     def meta(self, room: str) -> str:
-        """HASH: ``e`` epoch, ``s`` last offset, ``n:<node>`` that node's last sequence number.
+        """HASH: ``e`` epoch, ``s`` last offset, ``n:<node>`` that node's last sequence number,
+        ``x:<name>`` what was decided once for the whole cluster (``RedisBus.decide_once``).
 
         An ``n:`` field lasts as long as its node: removed when the node stops,
         or by the node that finds it dead.
         """
-        return self._room(room, "meta")
+        return self.room(room, "meta")
 
     def stream(self, room: str) -> str:
         """STREAM of the room's entries, ID ``<offset>-0``: recovery and history."""
-        return self._room(room, "log")
+        return self.room(room, "log")
 
     def channel(self, room: str) -> str:
         """PUB/SUB channel the room's entries are published on."""
-        return self._room(room, "live")
+        return self.room(room, "live")
 
     def who(self, room: str) -> str:
         """HASH folded nick -> ``<node> <nick>``: the room's users on every node."""
-        return self._room(room, "who")
+        return self.room(room, "who")
 
     def nick(self, nick: str) -> str:
         """STRING: the node holding ``nick``.  No hash tag: nicks spread over all slots."""

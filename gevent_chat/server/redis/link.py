@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import logging
 import socket as stdsocket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import gevent
@@ -39,6 +39,7 @@ from redis.connection import Connection, SSLConnection, UnixDomainSocketConnecti
 from redis.retry import Retry
 
 from ...core.errors import ChatError
+from .topology import Router
 
 __all__ = [
     "ANY_ERROR",
@@ -48,15 +49,28 @@ __all__ = [
     "GeventUnixConnection",
     "Link",
     "RedisUnavailable",
+    "Script",
     "connect",
+    "fresh_connection",
     "redact",
 ]
 
 log = logging.getLogger("gevent_chat.redis")
 
 #: What a lost or stalled Redis looks like to redis-py (``BusyLoadingError``,
-#: a restarted Redis loading its data, is a ``ConnectionError``).
-FAILURES: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, OSError)
+#: a restarted Redis loading its data, is a ``ConnectionError``), and what a
+#: Redis Cluster in flux answers: a slot moved (``MOVED``, ``ASK``: an
+#: ``AskError``), no quorum or a slot without master (``CLUSTERDOWN``),
+#: ``TRYAGAIN``, and ``READONLY`` from a master that became a replica.
+FAILURES: tuple[type[Exception], ...] = (
+    redis.ConnectionError,
+    redis.TimeoutError,
+    OSError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,
+)
 #: Anything redis-py raises, failures included (``redis.RedisError`` is their root, not OSError's).
 ANY_ERROR: tuple[type[Exception], ...] = (*FAILURES, redis.RedisError)
 
@@ -236,13 +250,33 @@ def connect(url: str, timeout: float, name: str | None = None) -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
+def fresh_connection(client: redis.Redis) -> Any:
+    """A new connection like those of ``client``'s pool, outside it.
+
+    Not ``make_connection()``: the pool counts what it made against its
+    ``max_connections`` and only a release gives it back, so reconnecting
+    raw connections would use it up.
+    """
+    pool = client.connection_pool
+    return pool.connection_class(**pool.connection_kwargs)
+
+
 class Link:
-    """A Redis client plus whether it answers; ``start()`` pings once or raises."""
+    """A Redis client plus whether it answers; ``start()`` pings once or raises.
+
+    ``start`` also finds out whether the URL names a Redis Cluster node; then
+    ``client`` becomes a ``topology.Router`` (typed as redis-py's client: it
+    answers the same calls) and ``sharded`` says whether rooms publish with
+    SPUBLISH (Redis >= 7).  Nothing else is configured for a Cluster.
+    """
 
     def __init__(self, url: str, timeout: float = 2.0, name: str | None = None) -> None:
         #: What logs and errors show of ``url``: no password.
         self.shown_url = redact(url)
-        self.client = connect(url, timeout, name)
+        self.timeout = timeout  # bounds every reply, on every connection of the link
+        self.client: Any = connect(url, timeout, name)
+        self.router: Router | None = None  # set when the URL names a Redis Cluster node
+        self.sharded = False  # rooms' channels are shard channels (SPUBLISH, SSUBSCRIBE)
         self.up = Event()  # set while Redis answers
         self.on_up: list[Callable[[], None]] = []  # run (in the supervisor) after each recovery
         self._down = Event()
@@ -252,10 +286,41 @@ class Link:
         """Check that Redis answers, then supervise; raises ``RedisUnavailable``."""
         try:
             self.client.ping()
+            self._detect_cluster()
         except ANY_ERROR as exc:
             raise RedisUnavailable(f"cannot reach Redis at {self.shown_url}: {exc}") from exc
         self.up.set()
         self._supervisor = gevent.spawn(self._supervise)
+
+    def _detect_cluster(self) -> None:
+        info = cast("dict[str, Any]", self.client.info("server") | self.client.info("cluster"))
+        if not int(info.get("cluster_enabled", 0)):
+            return
+        seed: redis.Redis = self.client
+        pool = seed.connection_pool
+
+        def make(address: tuple[str, int]) -> redis.Redis:
+            kwargs = {**pool.connection_kwargs, "host": address[0], "port": address[1]}
+            return redis.Redis(
+                connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs)
+            )
+
+        router = Router(seed, make)
+        router.ping()
+        self.router = self.client = router
+        self.sharded = int(str(info.get("redis_version", "0")).split(".")[0]) >= 7
+        log.info("Redis Cluster of %d master(s) at %s", len(router.masters()), self.shown_url)
+
+    def script(self, text: str) -> Script:
+        """A Lua script to call as redis-py's ``Script`` is, on whichever client ``start`` chose."""
+        return Script(self, text)
+
+    def new_connection(self, where: tuple[str, int] | None = None) -> Any:
+        """A new, unconnected redis-py connection for raw use: to the Redis, or to the
+        Cluster master at ``where`` (None: any master)."""
+        if self.router is not None:
+            return self.router.connection(where)
+        return fresh_connection(self.client)
 
     @property
     def is_up(self) -> bool:
@@ -293,4 +358,27 @@ class Link:
         if self._supervisor is not None:
             self._supervisor.kill()
         self.up.clear()
-        self.client.connection_pool.disconnect()
+        if self.router is not None:
+            self.router.close()
+        else:
+            self.client.connection_pool.disconnect()
+
+
+class Script:
+    """redis-py's ``Script``, registered with the link's client when first called.
+
+    The components register their scripts before ``start`` knows whether
+    the URL names a Redis Cluster node.
+    """
+
+    def __init__(self, link: Link, text: str) -> None:
+        self.link = link
+        self.text = text
+        self._client: Any = None
+        self._script: Any = None
+
+    def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None) -> Any:
+        if self._client is not self.link.client:
+            self._client = self.link.client
+            self._script = self._client.register_script(self.text)
+        return self._script(keys=keys, args=args, client=client)

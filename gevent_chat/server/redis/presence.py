@@ -61,10 +61,10 @@ class Presence:
         self._unsent_leaves: dict[tuple[str, str], str] = {}  # (folded nick, room) -> value
         #: Rooms this node has published in (as spelled) -> folded: where its ``n:`` fields are.
         self.published: dict[str, str] = {}
-        self._leave = link.client.register_script(_LEAVE)
-        self._heartbeat = link.client.register_script(scripts.HEARTBEAT)
-        self._reap_expired = link.client.register_script(scripts.REAP)
-        self._live = link.client.register_script(scripts.LIVE_NODES)
+        self._leave = link.script(_LEAVE)
+        self._heartbeat = link.script(scripts.HEARTBEAT)
+        self._reap_expired = link.script(scripts.REAP)
+        self._live = link.script(scripts.LIVE_NODES)
 
     def _value(self, nick: str) -> str:
         return f"{self.node} {nick}"

@@ -7,7 +7,11 @@ with the data, so a changed epoch tells readers that Redis forgot), append
 to the room's Stream capped with MAXLEN, and PUBLISH.  Ours adds one thing:
 each node numbers its batches, and a batch whose number is not above the last
 one stored for that node is skipped, so a publish retried after a lost reply
-is not stored or delivered twice.
+is not stored or delivered twice.  A first attempt needs no check (its
+number is new), so only a retry reads the field: the common case costs
+HINCRBY, HGET, HSET, XADD and PUBLISH.  The Stream is capped with
+``MAXLEN ~`` (whole nodes trimmed at once, far cheaper than exact), so it
+holds at least ``stream_size`` entries.
 
 That number lives in the meta hash as ``n:<node>``, one field per node that
 published in the room.  Node ids are per process, so the fields are removed
@@ -19,51 +23,74 @@ script then looks for the node's newest entry in the Stream instead.
 
 from __future__ import annotations
 
-__all__ = ["CLAIM_REFRESH", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "REAP", "RELEASE"]
+__all__ = ["CLAIM_REFRESH", "DECIDE_ONCE", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "REAP", "RELEASE"]
 
 #: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq,
-#: retry ("1" if this batch may have been stored already: its first attempt failed).
-#: Returns {offset, epoch}; offset 0 means "already published".
+#: retry ("1" if this batch may have been stored already: its first attempt failed),
+#: and optionally the publish command (SPUBLISH on a Redis Cluster >= 7; PUBLISH by default).
+#: Returns {offset, epoch, foreign entries removed}; offset 0 means "already published".
 PUBLISH = """
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if not epoch then
-  epoch = ARGV[5]
-  redis.call('HSET', KEYS[1], 'e', epoch)
-end
 local field = 'n:' .. ARGV[6]
-local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-if last == 0 and ARGV[8] == '1' then
-  -- The field was removed (its node was reaped while cut off): the node's
-  -- newest entry in the Stream tells what was stored.  Its entries are in
-  -- sequence order, each header starts '<node> <seq> '.
-  local prefix = ARGV[6] .. ' '
-  local start = '+'
-  while last == 0 do
-    local page = redis.call('XREVRANGE', KEYS[2], start, '-', 'COUNT', 100)
-    for _, entry in ipairs(page) do
-      local fields = entry[2]
-      for i = 1, #fields - 1, 2 do
-        if fields[i] == 'h' and string.sub(fields[i + 1], 1, #prefix) == prefix then
-          last = tonumber(string.match(fields[i + 1], '^%S+ (%d+) ')) or -1
+if ARGV[8] == '1' then
+  local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
+  if last == 0 then
+    -- The field was removed (its node was reaped while cut off): the node's
+    -- newest entry in the Stream tells what was stored.  Its entries are in
+    -- sequence order, each header starts '<node> <seq> '.
+    local prefix = ARGV[6] .. ' '
+    local start = '+'
+    while last == 0 do
+      local page = redis.call('XREVRANGE', KEYS[2], start, '-', 'COUNT', 100)
+      for _, entry in ipairs(page) do
+        local fields = entry[2]
+        for i = 1, #fields - 1, 2 do
+          if fields[i] == 'h' and string.sub(fields[i + 1], 1, #prefix) == prefix then
+            last = tonumber(string.match(fields[i + 1], '^%S+ (%d+) ')) or -1
+          end
         end
+        if last ~= 0 then break end
       end
-      if last ~= 0 then break end
+      if last ~= 0 or #page < 100 then break end
+      start = '(' .. page[#page][1]
     end
-    if last ~= 0 or #page < 100 then break end
-    start = '(' .. page[#page][1]
+    if last > 0 then
+      redis.call('HSET', KEYS[1], field, last)
+    end
   end
-  if last > 0 then
-    redis.call('HSET', KEYS[1], field, last)
+  if tonumber(ARGV[7]) <= last then
+    return {0, '', 0}
   end
 end
-if tonumber(ARGV[7]) <= last then
-  return {0, epoch}
-end
-redis.call('HSET', KEYS[1], field, ARGV[7])
 local offset = redis.call('HINCRBY', KEYS[1], 's', 1)
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
-redis.call('PUBLISH', ARGV[1], 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3])
-return {offset, epoch}
+local epoch = redis.call('HGET', KEYS[1], 'e')
+if epoch then
+  redis.call('HSET', KEYS[1], field, ARGV[7])
+else
+  epoch = ARGV[5]
+  redis.call('HSET', KEYS[1], 'e', epoch, field, ARGV[7])
+  redis.call('DEL', KEYS[2])  -- entries of a lost epoch (the meta hash was evicted) mean nothing now
+end
+local foreign = 0
+local added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
+if type(added) == 'table' and added.err then
+  -- Entries past the last offset were written by another program (XADD with
+  -- '*'): remove them and put the Stream's last ID back, or no XADD of ours
+  -- would ever succeed again.
+  local start = (offset - 1) .. '-1'
+  while true do
+    local page = redis.call('XRANGE', KEYS[2], start, '+', 'COUNT', 100)
+    for _, entry in ipairs(page) do
+      redis.call('XDEL', KEYS[2], entry[1])
+    end
+    foreign = foreign + #page
+    if #page < 100 then break end
+  end
+  redis.call('XSETID', KEYS[2], (offset - 1) .. '-0')
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
+end
+local message = 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3]
+redis.call(ARGV[9] or 'PUBLISH', ARGV[1], message)
+return {offset, epoch, foreign}
 """
 
 #: KEYS: nick.  ARGV: node, ttl seconds.  1 kept, 2 taken again (it had expired), 0 lost.
@@ -156,4 +183,13 @@ if not holder then
 end
 redis.call('PUBLISH', ARGV[1] .. holder, ARGV[2])
 return holder
+"""
+
+#: KEYS: a room's meta hash.  ARGV: field, value.  Sets the field unless it is set
+#: (the first node to ask wins), returns the value it holds.  Room-scoped, so it
+#: runs on the room's master of a Redis Cluster; more of a room's state decided
+#: once (say, its creator) can join it in one step.
+DECIDE_ONCE = """
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+return redis.call('HGET', KEYS[1], ARGV[1])
 """

@@ -1,0 +1,243 @@
+"""The sending half of the Redis bus: one batch per room per loop turn, pipelined.
+
+SHELL.  ``publish`` never waits: it appends to a bounded FIFO and wakes the
+publisher greenlet.  The wake-up runs after every greenlet this loop turn
+woke (gevent runs its callbacks last, as Redis runs ``beforeSleep``), so
+the greenlet finds everything said in the turn and coalesces it: what
+follows itself in one room, with the same ``remember``, becomes one batch
+(payloads concatenated, line counts added).  Each batch is one EVALSHA of
+``scripts.PUBLISH`` (one Stream entry, one PUBLISH); the batches of one turn
+go out in one write on the publisher's own ``RespConnection`` (one per
+master of a Redis Cluster, each room to the master of its slot), and their
+replies are read before the next write.  While a round trip is under way,
+new lines queue, so the batches grow with the load: one round trip per
+turn when idle, a few per millisecond when busy.  ``linger``
+(``--redis-linger-ms``) makes the first line of a burst wait that long for
+more: fewer, larger batches at a low rate, for that much more latency
+across servers.
+
+A batch keeps the sequence number it was given when it was formed: if a
+write or its reply is lost, it is sent again marked as a retry, and the
+script skips it if it was stored (see ``scripts``).  While Redis is down the
+FIFO keeps up to ``buffer_size`` publishes (the oldest go first, counted in
+``metrics.overflows``).  Payloads are opaque bytes here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import gevent
+import redis
+from gevent.event import Event
+
+from ...core import wire
+from . import scripts
+from .keys import Keys
+from .link import FAILURES, Link
+from .resp import Command, ReplyError, RespConnection, pack
+from .topology import Address
+
+if TYPE_CHECKING:
+    from .bus import BusMetrics
+
+__all__ = ["MAX_BATCH_BYTES", "PUBLISH_BATCH", "Batch", "Publisher"]
+
+log = logging.getLogger("gevent_chat.redis")
+
+#: Batches sent per round trip at most.
+PUBLISH_BATCH = 256
+#: A coalesced batch stops growing at this many payload bytes.
+MAX_BATCH_BYTES = 256 * 1024
+
+#: Error replies of a Redis Cluster whose slots are moving or whose master failed:
+#: the batch was not run; it is sent again once the link is back.
+IN_FLUX = ("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY", "LOADING", "MASTERDOWN")
+
+#: SHA1 of the publish script, as EVALSHA names it.
+PUBLISH_SHA = hashlib.sha1(scripts.PUBLISH.encode()).hexdigest()  # Redis names a script by its SHA1
+
+
+@dataclass(slots=True)
+class Batch:
+    """Lines for one room, numbered, ready to be stored and published."""
+
+    room: str
+    seq: int
+    header: bytes
+    payload: bytes
+    lines: int
+    retry: bool = False  # sent before, and maybe stored: the script checks
+
+
+class Publisher:
+    """The FIFO, the greenlet that empties it, and the connection it uses."""
+
+    def __init__(
+        self,
+        link: Link,
+        keys: Keys,
+        node: str,
+        metrics: BusMetrics,
+        *,
+        stream_size: int,
+        buffer_size: int,
+        linger: float = 0.0,
+        clock: Callable[[], float] = time.time,
+        before_send: Callable[[set[str]], None],
+        on_foreign: Callable[[str, object, int], None],
+    ) -> None:
+        self.link, self.keys, self.node, self.metrics = link, keys, node, metrics
+        self.stream_size = stream_size
+        self.buffer_size = buffer_size
+        self.linger = linger
+        self.clock = clock
+        self.before_send = before_send  # raises FAILURES: the rooms about to be published in
+        self.on_foreign = on_foreign
+        #: Said, not yet in a batch: (room, payload, lines, remember).
+        self.pending: deque[tuple[str, bytes, int, bool]] = deque()
+        #: Formed and maybe sent, not yet confirmed, in order.
+        self.unacked: list[Batch] = []
+        self._seq = 0
+        self._sends = 0
+        self._wake = Event()
+        self._conns: dict[Address | None, RespConnection] = {}  # per master (None: the one Redis)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waits to be sent or confirmed."""
+        return not self.pending and not self.unacked
+
+    def publish(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
+        """Queue complete lines for ``room``; never blocks."""
+        pending = self.pending
+        pending.append((room, payload, lines, remember))
+        if len(pending) > self.buffer_size:
+            pending.popleft()
+            if not self.metrics.overflows:
+                log.warning("Redis outage buffer full: dropping the oldest lines for other servers")
+            self.metrics.overflows += 1
+        self._wake.set()
+
+    # -- the greenlet ------------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            if not self.pending and not self.unacked:
+                self._wake.clear()
+                self._wake.wait()
+                continue
+            self.link.up.wait()
+            if self.linger and not self.unacked:
+                gevent.sleep(self.linger)  # lines said meanwhile join the batch
+            self._form()
+            batches = self.unacked[:PUBLISH_BATCH]
+            try:
+                self.send(batches)
+            except FAILURES as exc:
+                for batch in self.unacked:
+                    batch.retry = True
+                self.drop()
+                self.link.failed(exc)
+                continue
+            del self.unacked[: len(batches)]
+
+    def _form(self) -> None:
+        """Turn what is pending into numbered batches, one per run of one room."""
+        pending, formed = self.pending, self.unacked
+        if not pending or len(formed) >= PUBLISH_BATCH:
+            return
+        when_ms = int(self.clock() * 1000)
+        node = self.node
+        while pending and len(formed) < PUBLISH_BATCH:
+            room, payload, lines, remember = pending.popleft()
+            parts = [payload]
+            size = len(payload)
+            while pending:
+                nroom, npayload, nlines, nremember = pending[0]
+                if nroom != room or nremember != remember or size + len(npayload) > MAX_BATCH_BYTES:
+                    break
+                pending.popleft()
+                parts.append(npayload)
+                size += len(npayload)
+                lines += nlines
+            self._seq += 1
+            header = wire.encode_header(node, self._seq, when_ms, lines, remember)
+            payload = parts[0] if len(parts) == 1 else b"".join(parts)
+            formed.append(Batch(room, self._seq, header, payload, lines))
+
+    def send(self, batches: list[Batch]) -> None:
+        """Store and publish ``batches`` in one round trip per master; raises ``FAILURES``."""
+        self.before_send({batch.room for batch in batches})
+        router = self.link.router
+        groups: dict[Address | None, list[Batch]] = {}
+        for batch in batches:
+            where = None if router is None else router.address(self.keys.meta(batch.room))
+            groups.setdefault(where, []).append(batch)
+        # The epoch of a room that has none yet: new on every send (node id and a
+        # count), so a room Redis lost never gets an epoch it had back.
+        self._sends += 1
+        epoch = f"{self.node}-{self._sends}"
+        sent = [(where, group, self._write(where, group, epoch)) for where, group in groups.items()]
+        stored = lines = 0
+        for where, group, conn in sent:
+            replies = [conn.read() for _ in group]
+            for i, reply in enumerate(replies):
+                if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
+                    # Redis restarted (or its scripts were flushed): load it and send
+                    # again from here on, as retries: whatever ran is skipped.
+                    conn.call("SCRIPT", "LOAD", scripts.PUBLISH)
+                    self._write(where, group[i:], epoch)
+                    replies[i:] = [conn.read() for _ in group[i:]]
+                    break
+            for batch, reply in zip(group, replies, strict=True):
+                if isinstance(reply, ReplyError):
+                    if str(reply).startswith(IN_FLUX):
+                        raise redis.ConnectionError(f"Redis Cluster in flux: {reply}")
+                    log.error("Redis refused a batch for room %s: %s", batch.room, reply)
+                    self.metrics.publish_errors += 1
+                    continue
+                stored += 1
+                lines += batch.lines
+                if isinstance(reply, list) and len(reply) > 2 and reply[2]:
+                    removed = "entries past the room's offsets, removed"
+                    self.on_foreign(self.keys.stream(batch.room), removed, int(reply[2]))
+        self.metrics.publishes += stored
+        self.metrics.published_lines += lines
+
+    def _write(self, where: Address | None, batches: list[Batch], epoch: str) -> RespConnection:
+        """Send one EVALSHA per batch to the master at ``where``, without waiting."""
+        keys, node, maxlen = self.keys, self.node, self.stream_size
+        publish = "SPUBLISH" if self.link.sharded else "PUBLISH"
+        commands: list[Command] = []
+        for b in batches:
+            room = b.room
+            meta, stream, channel = keys.meta(room), keys.stream(room), keys.channel(room)
+            retry = 1 if b.retry else 0
+            args = (b.header, b.payload, maxlen, epoch, node, b.seq, retry, publish)
+            commands.append(("EVALSHA", PUBLISH_SHA, 2, meta, stream, channel, *args))
+        conn = self._conns.get(where)
+        if conn is None:
+            conn = self._conns[where] = RespConnection(self.link.new_connection(where), self.link.timeout)
+        conn.write(pack(commands))
+        for b in batches:  # from here on, a failure leaves them maybe stored
+            b.retry = True
+        return conn
+
+    def drop(self) -> None:
+        """Close the connections (a failure, or the end); the next send opens others."""
+        conns, self._conns = self._conns, {}
+        for conn in conns.values():
+            conn.close()
+
+    def flush(self, timeout: float) -> None:
+        """Give the greenlet up to ``timeout`` s to send what waits (before closing)."""
+        deadline = time.monotonic() + timeout
+        while not self.idle and self.link.is_up and time.monotonic() < deadline:
+            gevent.sleep(0.01)

@@ -88,7 +88,7 @@ def test_websocket_and_tcp_users_chat_both_ways(web: Make, clients: list[Any]) -
     server = web()
     alice = ws(server, clients, "alice")
     bob = tcp(server, clients, "bob")
-    assert alice.read_line() == "*** bob joined"
+    assert alice.read_line() == "*** bob joined #lobby"
     alice.send("hello bob")
     assert bob.read_line() == "alice: hello bob"
     bob.send("hi alice")

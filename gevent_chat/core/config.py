@@ -67,6 +67,8 @@ class Config:
     max_per_ip: int = 0
     #: Lines a connection may send before it has registered, then it is cut.
     max_unregistered_lines: int = 50
+    #: Rooms one user may be in at once (a line user is in one; an IRC client may JOIN several).
+    max_rooms_per_user: int = 20
     #: Seconds a registered user may stay silent before being disconnected; 0 is off.
     idle_timeout: float = 0.0
     #: PEM certificate chain (and key, if ``keyfile`` is not given): serve TLS.
@@ -164,6 +166,8 @@ class Config:
             raise ConfigError("--max-per-ip must not be negative (0 is unlimited)")
         if self.max_unregistered_lines < 0:
             raise ConfigError("--max-unregistered-lines must not be negative (0 is unlimited)")
+        if self.max_rooms_per_user < 1:
+            raise ConfigError("--max-rooms-per-user must be at least 1")
         if self.idle_timeout < 0:
             raise ConfigError("--idle-timeout must not be negative (0 is off)")
         if self.keyfile is not None and self.certfile is None:
@@ -284,6 +288,12 @@ def _add_hardening(p: argparse.ArgumentParser, d: Config) -> None:
         type=int,
         default=d.max_unregistered_lines,
         help="lines before registering, then cut (default %(default)s; 0 unlimited)",
+    )
+    g.add_argument(
+        "--max-rooms-per-user",
+        type=int,
+        default=d.max_rooms_per_user,
+        help="rooms one user may be in at once (default %(default)s)",
     )
     g.add_argument(
         "--idle-timeout",

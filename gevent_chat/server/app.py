@@ -73,7 +73,9 @@ class ChatServer:
         self.cluster: RedisBus | None = None
         if bus is None and config.redis_url is not None:
             bus = self.cluster = self._redis_bus(config)
-        self.registry: Registry[Member] = Registry(BoundedSemaphore(1), config.history, self.cluster)
+        self.registry: Registry[Member] = Registry(
+            BoundedSemaphore(1), config.history, self.cluster, config.max_rooms_per_user
+        )
         self.connections: set[Member] = set()
         self.writers = WriterPool(config.outbox_size)
         self.stopping = False

@@ -22,8 +22,10 @@ from ..core import protocol
 from ..core.address import format_address
 from ..core.commands import COMMANDS
 from ..core.effects import Close, Effect, Pause, Registered, Renamed
+from ..core.events import Renderer
 from ..core.flood import TokenBucket
 from ..core.gate import WRONG_PASSWORD, Gate
+from ..core.lines import RENDERER as LINE_RENDERER
 from ..core.rooms import Room
 from ..core.session import Session
 from .outbox import SLOW, Outbox
@@ -51,6 +53,7 @@ class Member(Outbox):
         "heard",
         "last_bytes",
         "log_reason",
+        "renderer",
         "scheme",
         "session",
         "turn_lines",
@@ -64,15 +67,19 @@ class Member(Outbox):
         scheme: str,
         frame: Callable[[bytes], bytes] | None = None,
         last_bytes: Callable[[], bytes] | None = None,
+        renderer: Renderer = LINE_RENDERER,
     ) -> None:
         """``scheme`` names the transport in the log (``tcp``, ``tls``,
         ``ws``, ``wss``); ``frame`` and ``last_bytes`` are the transport's:
         how lines become bytes on the wire, and what to send (best effort)
-        just before the socket closes, such as a WebSocket close frame."""
+        just before the socket closes, such as a WebSocket close frame.
+        ``renderer`` turns events into this member's bytes, shared by every
+        member of its kind."""
         config = app.config
         peer = format_address(addr[0], addr[1])
         super().__init__(sock, peer, config.outbox_size, app.writers, app.metrics.tally, frame)
         self.last_bytes = last_bytes
+        self.renderer = renderer
         self.app = app
         self.addr = addr
         self.scheme = scheme

@@ -15,6 +15,7 @@ password irctest expects; the line port is bound to a spare port nobody uses.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from typing import ClassVar
 
@@ -51,8 +52,17 @@ class GeventChatController(BaseServerController, DirectoryBasedController):
         self.hostname = hostname
         self.create_config()
         assert self.directory
+        hashed = subprocess.run(
+            [PYTHON, "-m", "gevent_chat.server", "--hash-password"],
+            input="operpassword\n",
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": ROOT},
+        ).stdout.strip()
         with self.open_file("opers.txt") as fd:
-            fd.write("operuser operpassword\n")
+            fd.write(f"operuser {hashed}\n")
         args = [
             PYTHON,
             "-m",
@@ -63,7 +73,7 @@ class GeventChatController(BaseServerController, DirectoryBasedController):
             "0",
             "--server-name",
             "My.Little.Server",
-            "--oper-file",
+            "--opers-file",
             str(self.directory / "opers.txt"),
             "--rate-limit",
             "0",

@@ -23,6 +23,7 @@ from ..events import (
     Private,
     Quit,
     Said,
+    ServerNotice,
     TopicSet,
 )
 from .message import line
@@ -104,6 +105,8 @@ class Renderer:
         if isinstance(event, Kicked):
             reason = event.reason or event.by
             return line("KICK", f"#{event.room}", event.nick, reason, source=self.source(event.by), tags=tags)
+        if isinstance(event, ServerNotice):
+            return line("NOTICE", "*", event.text, source=self.server, tags=tags)
         assert isinstance(event, Invited)
         return line("INVITE", event.nick, f"#{event.room}", source=self.source(event.by), tags=tags)
 

@@ -24,6 +24,7 @@ from ..events import Event
 from ..events import Renderer as AnyRenderer
 from ..gate import TOO_MANY_LINES, WRONG_PASSWORD, is_http_request
 from ..names import validate_nick
+from ..protocol import sanitise
 from ..registry import Registry
 from ..rooms import Room
 from . import handlers
@@ -132,6 +133,8 @@ class IrcSession(Generic[M]):
                     continue
                 msg = parse(raw)
                 if msg is not None:
+                    if not raw.isascii() and not _is_utf8(raw):
+                        effects.append(self.warn_utf8(msg.command))
                     effects += self.dispatch(msg.command, msg.params)
             except InputTooLong:
                 effects.append(self.reply(n.ERR_INPUTTOOLONG, "Input line was too long"))
@@ -166,6 +169,11 @@ class IrcSession(Generic[M]):
     def reply(self, code: str, *params: str) -> Send:
         """A numeric reply to this client."""
         return Send(line(code, self.target, *params, source=self.info.name))
+
+    def warn_utf8(self, command: str) -> Send:
+        """UTF8ONLY: invalid UTF-8 is replaced (U+FFFD), and the client is told."""
+        text = "Invalid UTF-8 was replaced"
+        return Send(line("WARN", command, "INVALID_UTF8", text, source=self.info.name))
 
     def notice(self, text: str) -> Send:
         return Send(line("NOTICE", self.target, text, source=self.info.name))
@@ -230,8 +238,10 @@ class IrcSession(Generic[M]):
     def register_user(self, params: list[str]) -> list[Effect]:
         if self.nick is not None:
             return [self.reply(n.ERR_ALREADYREGISTERED, "You may not reregister")]
+        if not params[0] or not params[3]:
+            return [self.reply(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")]
         user = _USER_CHARS.sub("", params[0])[:USER_CHARS] or "user"
-        realname = params[3] if len(params) > 3 else params[-1]
+        realname = sanitise(params[3])
         self._user = ("~" + user, realname)
         return []
 
@@ -295,3 +305,11 @@ class IrcSession(Generic[M]):
             return handler(self, params)
         except ClientError as err:
             return handlers.numeric_for(self, err)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -181,6 +181,18 @@ def _message(s: IrcSession[Any], p: list[str], notice: bool) -> list[Effect]:
     return effects
 
 
+def say_lines(s: IrcSession[Any], room: str, lines: list[bytes]) -> list[Effect]:
+    """Plain PRIVMSG ``lines`` (clean, non-blank) to ``#room`` as one ``Said``: the hot path."""
+    assert s.nick is not None
+    try:
+        said = chat.say_to(s.registry, s.nick, room, lines, Kind.SAY, s.info.checks.send)
+    except errors.ClientError as err:
+        return numeric_for(s, err) * len(lines)
+    if "echo-message" in s.caps:
+        return [said, s.own(said.event)]
+    return [said]
+
+
 def _to_room(s: IrcSession[Any], target: str, text: str, kind: Kind, notice: bool) -> list[Effect]:
     assert s.nick is not None
     try:

@@ -10,7 +10,7 @@ import pytest
 from irctokens.line import Line
 
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient, wait_until
+from tests.helpers import ChatClient, sample, wait_until
 from tests.irc_client import IrcClient
 
 NAME = "irc.test"
@@ -381,12 +381,12 @@ def test_list_and_names_show_rooms_of_line_users(
     assert bob.expect("353").params[-1] == "alice"
 
 
-def test_whowas_remembers_who_left(irc: Callable[..., IrcClient]) -> None:
+def test_whowas_remembers_who_left(server: ChatServer, irc: Callable[..., IrcClient]) -> None:
     carol = irc("carol")
     bob = irc("bob")
     carol.send("QUIT")
     carol.eof()
-    wait_until(lambda: True)
+    wait_until(lambda: server.registry.get("carol") is None, what="carol gone")
     bob.send("WHOWAS carol")
     got = bob.collect(["369"])
     assert [m.params[1] for m in got if m.command == "314"] == ["carol"]
@@ -407,6 +407,16 @@ def test_quiet_client_is_pinged_then_dropped_with_error(make_server: Callable[..
         assert "Ping timeout" in error.params[0]
     finally:
         bob.close()
+
+
+def test_irc_connections_are_counted_under_their_own_transport(
+    server: ChatServer, irc: Callable[..., IrcClient], connect: Callable[..., ChatClient]
+) -> None:
+    connect("alice")
+    irc("bob")
+    irc("carol")
+    assert sample(server, "gevent_chat_transport_connected_clients", transport="irc") == 2
+    assert sample(server, "gevent_chat_transport_connected_clients", transport="tcp") == 1
 
 
 def test_http_request_on_the_irc_port_is_an_error(irc: Callable[..., IrcClient]) -> None:

@@ -369,6 +369,22 @@ def test_away_notify_tells_room_mates_that_asked(irc: Callable[..., IrcClient]) 
     assert carol.expect("AWAY").params == []
 
 
+def test_setname_changes_the_real_name_for_those_that_asked(irc: Callable[..., IrcClient]) -> None:
+    carol = irc("carol", ("setname",))
+    dave = irc("dave")
+    joined(carol, "#dev")
+    joined(dave, "#dev")
+    bob = irc("bob", ("setname",))
+    joined(bob, "#dev")
+    bob.send("SETNAME :Robert Tables")
+    assert bob.expect("SETNAME").params == ["Robert Tables"]
+    told = carol.expect("SETNAME")
+    assert (sender(told), told.params) == ("bob", ["Robert Tables"])
+    assert all(m.command != "SETNAME" for m in dave.sync())
+    dave.send("WHOIS bob")
+    assert dave.expect("311").params[-1] == "Robert Tables"
+
+
 def test_list_and_names_show_rooms_of_line_users(
     irc: Callable[..., IrcClient], connect: Callable[..., ChatClient]
 ) -> None:

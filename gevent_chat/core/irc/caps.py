@@ -15,7 +15,7 @@ __all__ = ["SUPPORTED", "Caps"]
 
 #: What this server offers, each with its CAP LS 302 value ("" for none).
 #: Not offered (yet): message-tags (client tags are parsed, never relayed),
-#: labeled-response, setname, sasl.
+#: labeled-response, sasl.
 SUPPORTED: dict[str, str] = {
     "away-notify": "",
     "batch": "",
@@ -23,6 +23,7 @@ SUPPORTED: dict[str, str] = {
     "echo-message": "",
     "multi-prefix": "",
     "server-time": "",
+    "setname": "",
     "userhost-in-names": "",
 }
 

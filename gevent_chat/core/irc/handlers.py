@@ -31,6 +31,8 @@ __all__ = ["COMMANDS", "numeric_for", "quit_chat", "rename"]
 
 Handler = Callable[["IrcSession[Any]", list[str]], list[Effect]]
 
+#: The longest real name kept (ergo's default ``realnamelen``).
+REALNAME_CHARS = 150
 #: Targets one PRIVMSG or NOTICE may name (TARGMAX).
 MAX_TARGETS = 4
 #: Nicks per RPL_NAMREPLY line, so the line stays under 512 bytes.
@@ -439,16 +441,35 @@ def notify_away(s: IrcSession[Any], rooms: Iterable[Any]) -> list[Effect]:
     """AWAY to each IRC user with away-notify who shares one of ``rooms`` (this server's)."""
     profile = s.info.profiles.get(s.target)
     text = () if profile is None or profile.away is None else (profile.away,)
-    data = line("AWAY", *text, source=s.source)
+    return _to_mates(s, rooms, "away-notify", line("AWAY", *text, source=s.source))
+
+
+def _to_mates(s: IrcSession[Any], rooms: Iterable[Any], cap: str, data: bytes) -> list[Effect]:
+    """``data`` to each IRC user of this server sharing one of ``rooms`` who negotiated ``cap``."""
     seen = {id(s.member)}
     effects: list[Effect] = []
     for room in rooms:
         for member in room.members:
             other = s.info.profiles.get(member.nick) if member.nick and id(member) not in seen else None
             seen.add(id(member))
-            if other is not None and "away-notify" in other.caps:
+            if other is not None and cap in other.caps:
                 effects.append(Send(data, member))
     return effects
+
+
+def _setname(s: IrcSession[Any], p: list[str]) -> list[Effect]:
+    """IRCv3 setname: a new real name, told to the caller and room mates that asked for it."""
+    profile = s.info.profiles.get(s.target)
+    assert profile is not None
+    realname = sanitise(p[0])[:REALNAME_CHARS]
+    if not realname.strip():
+        return [
+            Send(line("FAIL", "SETNAME", "INVALID_REALNAME", "Realname is not valid", source=s.info.name))
+        ]
+    profile.realname = realname
+    data = line("SETNAME", realname, source=s.source)
+    mine: list[Effect] = [Send(data)] if "setname" in s.caps else []
+    return [*mine, *_to_mates(s, s.registry.rooms_of(s.target), "setname", data)]
 
 
 def _mode(s: IrcSession[Any], p: list[str]) -> list[Effect]:
@@ -570,4 +591,5 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "VERSION": (_version, 0),
     "TIME": (_time, 0),
     "INFO": (_info, 0),
+    "SETNAME": (_setname, 1),
 }

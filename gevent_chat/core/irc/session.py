@@ -264,7 +264,7 @@ class IrcSession(Generic[M]):
         if not params[0] or not params[3]:
             return [self.reply(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")]
         user = _USER_CHARS.sub("", params[0])[:USER_CHARS] or "user"
-        realname = sanitise(params[3])
+        realname = sanitise(params[3])[: handlers.REALNAME_CHARS]
         self._user = ("~" + user, realname)
         return []
 

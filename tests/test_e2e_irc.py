@@ -140,6 +140,22 @@ def test_cap_negotiation_holds_registration_until_cap_end(irc: Callable[..., Irc
     assert bob.expect("001").command == "001"
 
 
+def test_labeled_commands_get_labeled_replies(irc: Callable[..., IrcClient]) -> None:
+    bob = irc("bob", ("labeled-response", "batch"))
+    bob.send("@label=one PING x")
+    pong = bob.expect("PONG")
+    assert pong.tags == {"label": "one"}
+    bob.send("@label=two PONG x")
+    assert bob.expect("ACK").tags == {"label": "two"}
+    bob.send("@label=three JOIN #dev")
+    start = bob.read()
+    assert (start.command, start.tags) == ("BATCH", {"label": "three"})
+    ref = start.params[0][1:]
+    inside = bob.collect(["BATCH"])
+    assert [m.command for m in inside] == ["JOIN", "353", "366", "BATCH"]
+    assert all(m.tags == {"batch": ref} for m in inside[:-1])
+
+
 def test_ping_is_answered_in_order(irc: Callable[..., IrcClient]) -> None:
     bob = irc("bob")
     bob.send("PING :abc def")

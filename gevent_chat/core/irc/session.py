@@ -27,7 +27,7 @@ from ..names import validate_nick
 from ..protocol import is_clean_ascii, sanitise
 from ..registry import Registry
 from ..rooms import Room
-from . import handlers
+from . import about, handlers, queries
 from . import numerics as n
 from .caps import Caps
 from .isupport import isupport_lines
@@ -289,7 +289,7 @@ class IrcSession(Generic[M]):
         if not params[0] or not params[3]:
             return [self.reply(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")]
         user = _USER_CHARS.sub("", params[0])[:USER_CHARS] or "user"
-        realname = sanitise(params[3])[: handlers.REALNAME_CHARS]
+        realname = sanitise(params[3])[: queries.REALNAME_CHARS]
         self._user = ("~" + user, realname)
         return []
 
@@ -332,7 +332,7 @@ class IrcSession(Generic[M]):
             self.reply(n.RPL_MYINFO, info.name, info.version, USER_MODES, CHANNEL_MODES),
             Send(b"".join(isupport_lines(info.name, self.nick, info.network))),
         ]
-        return [*burst, *handlers.lusers(self, []), *handlers.motd(self, [])]
+        return [*burst, *about.lusers(self, []), *about.motd(self, [])]
 
     def renegotiated(self) -> None:
         """Capabilities changed after registration: render with the new set from now on."""

@@ -346,7 +346,7 @@ def test_reconnects_after_a_server_restart_and_rejoins_the_room(
     carol.send("/join dev")
     carol.expect(r"^\*\*\* you joined #dev$")
     carol.send("/who")
-    assert carol.expect(r"users? in #dev").string == "*** 2 users in #dev: alice, carol"
+    assert carol.expect(r"users? in #dev").string == "*** 2 users in #dev: @alice, carol"
     carol.send("welcome back")
     sees(browser_page, "carol: welcome back")
 

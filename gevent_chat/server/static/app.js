@@ -216,12 +216,13 @@
   // -- who is here -----------------------------------------------------------------
 
   function renderUsers() {
-    const names = [...state.users.values()].sort((a, b) => (casefold(a) < casefold(b) ? -1 : 1));
+    const bare = (n) => casefold(n.replace(/^[@+]/u, ""));
+    const names = [...state.users.values()].sort((a, b) => (bare(a) < bare(b) ? -1 : 1));
     ui.userList.replaceChildren(
       ...names.map((n) => {
         const item = el("li");
         item.append(nickSpan(n));
-        if (state.nick && casefold(n) === casefold(state.nick)) item.append(el("span", "you", " (you)"));
+        if (state.nick && bare(n) === casefold(state.nick)) item.append(el("span", "you", " (you)"));
         return item;
       }),
     );
@@ -256,7 +257,8 @@
       who.names.push(...names);
       if (who.names.length >= count) {
         setRoom(who.room);
-        state.users = new Map(who.names.map((n) => [casefold(n), n]));
+        // "@alice" is an operator of the room, "+bob" has a voice: the mark is shown, not keyed.
+        state.users = new Map(who.names.map((n) => [casefold(n.replace(/^[@+]/u, "")), n]));
         state.who = null;
       }
     } else if ((m = /^\*\*\* you joined #(\S+)$/u.exec(text))) {
@@ -276,6 +278,11 @@
       addUser(m[1]);
     } else if ((m = /^\*\*\* (\S+) left(?: #\S+| \(.*\))?$/su.exec(text))) {
       removeUser(m[1]);
+    } else if ((m = /^\*\*\* (\S+) was kicked by /u.exec(text))) {
+      removeUser(m[1]);
+    } else if (/^\*\*\* \S+ (made \S+ an operator|removed \S+ as an operator|gave \S+ a voice|took \S+'s voice)$/u.test(text)) {
+      send("/who"); // the marks changed: ask again
+      return;
     } else {
       return;
     }

@@ -184,3 +184,17 @@ def test_a_new_operator_kicks_and_the_room_sees_every_kick(irc: Callable[..., Ir
     seen = [m.params[1] for m in foo.collect(["KICK"])]
     seen += [m.params[1] for m in foo.collect(["KICK"])] if seen == ["bar"] else []
     assert seen == ["bar", "foo"]
+
+
+def test_mode_errors_and_creation_time(irc: Callable[..., IrcClient]) -> None:
+    alice = irc("alice")
+    joined(alice)
+    alice.send("MODE #dev +k :two words")
+    assert alice.expect("696").params[1:4] == ["#dev", "k", "two words"]
+    alice.send("MODE #dev +l -5")
+    assert alice.expect("696").params[1:4] == ["#dev", "l", "-5"]
+    alice.send("MODE #dev +o nobody")
+    assert alice.expect("401").params[1] == "nobody"
+    alice.send("MODE #dev")
+    assert alice.expect("324").params[1:] == ["#dev", "+nt"]
+    assert alice.expect("329").params[2].isdigit()

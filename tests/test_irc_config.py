@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gevent_chat.core.config import Config, is_server_name, parse_args
 from gevent_chat.core.errors import ConfigError
+from tests.helpers import ServerProcess
 
 
 def test_irc_options_are_parsed() -> None:
@@ -52,3 +55,12 @@ def test_host_names_are_server_names(name: str) -> None:
 @pytest.mark.parametrize("name", ["", "-a.b", "a..b", "a b", "a.b.", "x" * 64])
 def test_other_strings_are_not(name: str) -> None:
     assert not is_server_name(name)
+
+
+def test_an_unreadable_motd_file_stops_the_server_with_its_name(tmp_path: Path) -> None:
+    proc = ServerProcess("--irc-port", "0", "--motd-file", str(tmp_path / "missing.txt"))
+    try:
+        assert proc.wait() == 1
+        assert "--motd-file:" in proc.log_text()
+    finally:
+        proc.kill()

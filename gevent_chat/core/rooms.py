@@ -45,6 +45,9 @@ class Room(Generic[M]):
     #: grouped by renderer), holding the snapshot it was built from to tell
     #: when it is stale; opaque here, and dropped whenever ``members`` changes.
     fanout: Any = field(init=False, default=None, repr=False)
+    #: When it was created (seconds since the epoch), if a caller with a clock saw it
+    #: created; IRC shows it (RPL_CREATIONTIME).
+    created: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.history = deque()

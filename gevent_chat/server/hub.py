@@ -79,7 +79,10 @@ class Hub:
                 if isinstance(event, Said):
                     room.remember(when, event)
                     said = True
-                self.broadcast(room, event, when, crowded, sender)
+                if effect.members is room.members:  # the usual case: the room's grouping serves
+                    self.broadcast(room, event, when, crowded, sender)
+                else:  # the room changed since the effect was made
+                    self.fan_out(effect.members, event, when, crowded, sender)
                 data, lines = codec.encoded(event)
                 self.bus.publish(room.name, data, lines, said)
             elif isinstance(effect, Reply):
@@ -97,8 +100,7 @@ class Hub:
     def _to_shared(self, effect: ToShared, crowded: list[Outbox], sender: Member) -> None:
         """A ``Quit`` or ``NickChanged``: once to each local user sharing a room; to each room elsewhere."""
         when = time.time()
-        recipients = dict.fromkeys(m for room in effect.rooms for m in room.members)
-        recipients.pop(sender, None)
+        recipients = [m for m in effect.members if m is not sender]
         self.fan_out(recipients, effect.event, when, crowded)
         names = [room.name for room in effect.rooms]
         if not names:

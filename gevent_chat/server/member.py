@@ -25,6 +25,7 @@ from ..core.effects import Authenticate, Close, Disconnect, Effect, Pause, Regis
 from ..core.events import Kicked, Renderer
 from ..core.flood import TokenBucket
 from ..core.gate import WRONG_PASSWORD, Gate
+from ..core.irc.session import IrcSession
 from ..core.lines import RENDERER as LINE_RENDERER
 from ..core.rooms import Room
 from ..core.session import Session
@@ -52,6 +53,7 @@ class Member(Outbox):
         "app",
         "bucket",
         "crowded",
+        "goodbye",
         "heard",
         "last_bytes",
         "log_reason",
@@ -69,13 +71,17 @@ class Member(Outbox):
         frame: Callable[[bytes], bytes] | None = None,
         last_bytes: Callable[[], bytes] | None = None,
         renderer: Renderer = LINE_RENDERER,
+        session: Callable[[Member], IrcSession[Member]] | None = None,
+        goodbye: Callable[[str], bytes] = protocol.notice,
     ) -> None:
         """``scheme`` names the transport in the log (``tcp``, ``tls``,
         ``ws``, ``wss``); ``frame`` and ``last_bytes`` are the transport's:
         how lines become bytes on the wire, and what to send (best effort)
         just before the socket closes, such as a WebSocket close frame.
         ``renderer`` turns events into this member's bytes, shared by every
-        member of its kind."""
+        member of its kind.
+        ``session`` makes the session of another protocol than the line
+        one (IRC's); ``goodbye`` is how that protocol says why it closes."""
         config = app.config
         peer = format_address(addr[0], addr[1])
         super().__init__(sock, peer, config.outbox_size, app.writers, app.metrics.tally, frame)
@@ -84,10 +90,15 @@ class Member(Outbox):
         self.app = app
         self.addr = addr
         self.scheme = scheme
-        gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
-        self.session: Session[Member] = Session(
-            self, app.registry, gate, config.max_line_bytes, address=addr[0], clock=time.time
-        )
+        self.goodbye = goodbye
+        self.session: Session[Member] | IrcSession[Member]
+        if session is None:
+            gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
+            self.session = Session(
+                self, app.registry, gate, config.max_line_bytes, address=addr[0], clock=time.time
+            )
+        else:
+            self.session = session(self)
         #: Recipients this reader's last turn left past half full (see ``Hub.drain``).
         self.crowded: list[Outbox] = []
         #: Lines acted on per turn: half an outbox, so one chunk cannot fill a reading client.
@@ -173,7 +184,7 @@ class Member(Outbox):
         if self.closing:
             return
         self.app.metrics.timeouts.labels("register").inc()
-        self.finish(protocol.notice("registration timed out, goodbye"), "registration timeout")
+        self.finish(self.goodbye("registration timed out, goodbye"), "registration timeout")
 
     def _close_reg_timer(self) -> None:
         if self._reg_timer is not None:
@@ -224,7 +235,7 @@ class Member(Outbox):
 
     def _log_commands(self, lines: list[bytes | None]) -> None:
         """Log the names of the commands in ``lines`` (never their arguments)."""
-        if self.session.nick is None:
+        if self.session.nick is None or isinstance(self.session, IrcSession):
             return
         for line in lines:
             if line is not None and line[:1] == b"/" and line[:2] != b"//":
@@ -300,7 +311,7 @@ class Member(Outbox):
 
     def disconnect(self, text: str, reason: str) -> None:
         """An operator ends this connection: ``text`` to this user, ``reason`` to their rooms."""
-        self.finish(protocol.notice(text), reason)
+        self.finish(self.goodbye(text), reason)
 
     # -- teardown ------------------------------------------------------------------
 
@@ -324,7 +335,7 @@ class Member(Outbox):
             log.warning("%s (%s) cut: outbox full (%d lines)", nick, self.peer, self.pending)
             app.metrics.slow_consumers.inc()
             if self.outbox is None:  # no writer mid-line: the notice cannot split a line
-                notice = protocol.notice("disconnected: too slow")
+                notice = self.goodbye("disconnected: too slow")
                 self.send_last_words(notice if self.frame is None else self.frame(notice))
         elif self._cut:
             pass  # the outbox was dropped: only a writer stuck in send is left

@@ -15,7 +15,6 @@
   const BASE_DELAY = 0.5;
   const MAX_DELAY = 30.0;
   const MAX_NICK_CHARS = 32;
-  const SUBPROTOCOL = "text.ircv3.net";
 
   const CRC_TABLE = (() => {
     const table = new Uint32Array(256);
@@ -373,7 +372,7 @@
     setState("connecting", "connecting…");
     let ws;
     try {
-      ws = new WebSocket(url, [SUBPROTOCOL]);
+      ws = new WebSocket(url); // no subprotocol: text.ircv3.net would make /ws speak IRC
     } catch (err) {
       onClose(null, { code: 1006 });
       return;

@@ -96,7 +96,7 @@ class Client:
         self.sent = 0
         self.got = [0] * n  # lines received from each sender
         self.latencies: list[int] = []
-        self.joins = 0  # "*** cN joined" notices received
+        self.joins = 0  # "*** cN joined #lobby" notices received
         self._rest = b""  # what came after the welcome line
 
     def register(self) -> None:
@@ -121,7 +121,7 @@ class Client:
             *lines, buf = (buf + data).split(b"\n")
             data = b""
             for line in lines:
-                if line.startswith(b"*** c") and line.endswith(b" joined"):
+                if line.startswith(b"*** c") and line.endswith(b" joined #lobby"):
                     self.joins += 1
                 elif line.startswith(b"c") and b": " in line:
                     head, _, body = line.partition(b": ")

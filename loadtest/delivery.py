@@ -7,7 +7,8 @@ what this measures.  It builds the real pieces (``Hub``, ``Room``,
 times, per delivery:
 
 - ``bare``: a loop of ``send`` on the raw sockets, the floor;
-- ``hub``: ``Hub.broadcast`` to the room plus the end-of-turn send;
+- ``hub``: ``Hub.broadcast`` of a chat event to the room (rendered once
+  by the line renderer every recipient shares) plus the end-of-turn send;
 - ``queue``: ``Hub.broadcast`` alone (nothing is sent).
 
 ``hub - bare`` is the Python cost of a delivery.  With ``--per-turn N`` each
@@ -27,6 +28,8 @@ from collections.abc import Callable, Sequence
 
 from gevent import socket as gsocket
 
+from gevent_chat.core.events import Said
+from gevent_chat.core.lines import RENDERER
 from gevent_chat.core.registry import Registry
 from gevent_chat.core.rooms import Room
 from gevent_chat.server.bus import LocalBus
@@ -36,9 +39,16 @@ from gevent_chat.server.metrics import Tally
 from gevent_chat.server.outbox import Outbox
 from gevent_chat.server.writers import WriterPool
 
+EVENT = Said("bench", "alice", (b"x" * 33,))
 PAYLOAD = b"alice: " + b"x" * 33 + b"\n"
 #: Far more lines than one round queues, so no recipient is ever cut.
 LIMIT = 1 << 20
+
+
+class BenchMember(Outbox):
+    """An outbox with the line renderer: all the hub's fan-out reads of a member."""
+
+    __slots__ = ("renderer",)
 
 
 class Bench:
@@ -51,9 +61,11 @@ class Bench:
             theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.tally = Tally()
         self.pool = WriterPool(LIMIT)
-        self.outboxes = [Outbox(ours, "bench", LIMIT, self.pool, self.tally) for ours, _ in self.pairs]
+        self.outboxes = [BenchMember(ours, "bench", LIMIT, self.pool, self.tally) for ours, _ in self.pairs]
+        for outbox in self.outboxes:
+            outbox.renderer = RENDERER
         self.hub = Hub(Registry[Member](), LIMIT, self.tally, LocalBus())
-        # Outboxes stand in for members: the hub's fan-out reads only their Outbox side.
+        # Outboxes stand in for members: the hub's fan-out reads only their Outbox side and renderer.
         self.room: Room[Member] = Room("bench", members=tuple(self.outboxes))  # type: ignore[arg-type]
 
     def drain(self) -> int:
@@ -77,13 +89,13 @@ class Bench:
     def hub_turn(self) -> None:
         crowded: list[Outbox] = []
         for _ in range(self.per_turn):
-            self.hub.broadcast(self.room, PAYLOAD, 1, crowded)
+            self.hub.broadcast(self.room, EVENT, 0.0, crowded)
         self.pool._send_due()  # what the loop runs at the end of the turn
 
     def queue_only(self) -> None:
         crowded: list[Outbox] = []
         for _ in range(self.per_turn):
-            self.hub.broadcast(self.room, PAYLOAD, 1, crowded)
+            self.hub.broadcast(self.room, EVENT, 0.0, crowded)
         for outbox in self.pool.due:  # undo without sending
             outbox._direct = None
             outbox.pending = 0

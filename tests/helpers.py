@@ -277,7 +277,7 @@ def pair(connect: Callable[..., ChatClient]) -> tuple[ChatClient, ChatClient]:
     """alice and bob registered; alice has seen bob join."""
     alice = connect("alice")
     bob = connect("bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     return alice, bob
 
 

@@ -11,6 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gevent_chat.core import protocol
+from gevent_chat.core.events import Said
+from gevent_chat.core.lines import render as render_line
 from loadtest import compare
 from loadtest.chatload import (
     PROMPT,
@@ -25,7 +27,7 @@ from loadtest.chatload import (
 
 def relayed(sender: str, seq: int, sent_at: float = 100.0, size: int = 32) -> bytes:
     """What the server sends the others when ``sender`` says line ``seq``."""
-    return protocol.chat_line(sender, chat_text(seq, sent_at, size).decode())
+    return render_line(Said("lobby", sender, (chat_text(seq, sent_at, size),)))
 
 
 def test_constants_match_the_server() -> None:

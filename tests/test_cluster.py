@@ -150,7 +150,7 @@ def test_users_on_two_nodes_chat_as_on_one_server(nodes: Nodes, clients: Callabl
     alice = clients(a, "alice")
     bob = clients(b)
     assert bob.register("bob") == "*** Welcome, bob! 2 users online"
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     alice.send("hello bob")
     bob.expect(r"^alice: hello bob$")
     bob.send("hi alice")
@@ -232,7 +232,7 @@ def test_killed_node_frees_its_nicks_within_the_ttl_and_the_rooms_are_told(
     a, b = nodes(2)
     alice = clients(a, "alice")
     bob = clients(b, "bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     taker = clients(b)
     taker.expect_prompt()
     os.kill(a.pid, signal.SIGKILL)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import pytest
 
 from gevent_chat.core import commands
-from gevent_chat.core.effects import Close, Moved, Renamed, Reply, Send, ToRoom
+from gevent_chat.core.effects import Close, Moved, Renamed, Reply, Send, ToRoom, ToShared, ToUser
+from gevent_chat.core.events import Joined, NickChanged, Parted, Private, Said
 from gevent_chat.core.registry import Registry
 
 
@@ -42,13 +43,16 @@ def test_missing_arguments_give_usage() -> None:
 def test_msg_keeps_the_whole_text_and_finds_nick_case_insensitively() -> None:
     registry, m = setup("alice", "Bob")
     effects = run(registry, m["alice"], "/msg bob  two  spaces ")
-    assert effects == [Send(b"*alice* two  spaces \n", m["Bob"]), Send(b"-> *Bob* two  spaces \n")]
+    assert effects == [
+        ToUser(m["Bob"], Private("alice", "Bob", "two  spaces ")),
+        Send(b"-> *Bob* two  spaces \n"),
+    ]
 
 
 def test_msg_text_is_sanitised() -> None:
     registry, m = setup("alice", "bob")
     effects = run(registry, m["alice"], "/msg bob \x1b]0;pwned\x07hi\x1b[2J")
-    assert effects[0] == Send(b"*alice* hi\n", m["bob"])
+    assert effects[0] == ToUser(m["bob"], Private("alice", "bob", "hi"))
 
 
 def test_nick_renames_in_registry() -> None:
@@ -58,7 +62,7 @@ def test_nick_renames_in_registry() -> None:
     assert effects == [
         Renamed("Al", "alice"),
         Reply("you are now known as Al"),
-        ToRoom(room, b"*** alice is now known as Al\n"),
+        ToShared((room,), NickChanged("alice", "Al")),
     ]
     assert registry.get("al") is m["alice"]
     assert registry.get("alice") is None
@@ -79,12 +83,14 @@ def test_nick_with_two_words_is_invalid() -> None:
 def test_join_moves_and_returns_history_of_new_room() -> None:
     registry, m = setup("alice", "bob")
     run(registry, m["bob"], "/join dev")
-    registry.room_of("bob").remember(0.0, [b"bob: hello\n"])
+    registry.room_of("bob").remember(0.0, Said("dev", "bob", (b"hello",)))
+    lobby = registry.room_of("alice")
     effects = run(registry, m["alice"], "/join #DEV")
     dev = registry.room_of("alice")
     assert dev.name == "dev"
     assert effects[0] == Moved(dev)
     assert Reply("you joined #dev") in effects
+    assert effects[-2:] == [ToRoom(lobby, Parted("lobby", "alice")), ToRoom(dev, Joined("dev", "alice"))]
     [replay] = [e for e in effects if isinstance(e, Send)]
     assert replay.data.endswith(b"] bob: hello\n")
     assert replay.lines == 1
@@ -96,7 +102,7 @@ def test_join_queues_the_joiners_own_lines_before_any_room_notice() -> None:
     the joiner before its "you joined" and again in the history replay."""
     registry, m = setup("alice", "bob")
     run(registry, m["bob"], "/join dev")
-    registry.room_of("bob").remember(0.0, [b"bob: hello\n"])
+    registry.room_of("bob").remember(0.0, Said("dev", "bob", (b"hello",)))
     effects = run(registry, m["alice"], "/join dev")
     own = [i for i, e in enumerate(effects) if isinstance(e, Reply | Send)]
     notices = [i for i, e in enumerate(effects) if isinstance(e, ToRoom)]

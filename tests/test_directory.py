@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from gevent_chat.core import commands
+from gevent_chat.core import codec, commands
 from gevent_chat.core.effects import Reply, Send
 from gevent_chat.core.errors import NickTaken
+from gevent_chat.core.events import Private, Said
 from gevent_chat.core.protocol import name_key
 from gevent_chat.core.registry import Registry
 from gevent_chat.core.rooms import HistoryEntry
@@ -54,8 +55,8 @@ class FakeDirectory:
     def enter(self, nick: str, room: str) -> None:
         self._call("enter", nick, room)
 
-    def leave(self, nick: str) -> None:
-        self._call("leave", nick)
+    def leave(self, nick: str, room: str) -> None:
+        self._call("leave", nick, room)
 
     def who(self, room: str) -> list[str] | None:
         return ["alice", "zoe"] if self.up else None
@@ -64,14 +65,14 @@ class FakeDirectory:
         return {"lobby": 2, "Dev": 3} if self.up else None
 
     def history(self, room: str) -> list[HistoryEntry] | None:
-        return [(0.0, b"zoe: from elsewhere\n")] if self.up else None
+        return [(0.0, Said("lobby", "zoe", (b"from elsewhere",)))] if self.up else None
 
-    def private(self, nick: str, line: bytes) -> bool | None:
+    def private(self, nick: str, payload: bytes) -> bool | None:
         if not self.up:
             return None
         if name_key(nick) not in self.elsewhere:
             return False
-        self.sent.append((nick, line))
+        self.sent.append((nick, payload))
         return True
 
 
@@ -97,11 +98,11 @@ def test_directory_is_told_of_every_change_outside_the_lock() -> None:
         ("enter", "alice", "lobby"),
         ("claim", "Alicia"),
         ("enter", "Alicia", "lobby"),  # first, so the room stays subscribed
-        ("leave", "alice"),
+        ("leave", "alice", "lobby"),
         ("release", "alice"),
-        ("leave", "Alicia"),
+        ("leave", "Alicia", "lobby"),
         ("enter", "Alicia", "dev"),
-        ("leave", "alicia"),
+        ("leave", "alicia", "dev"),
         ("release", "alicia"),
     ]
 
@@ -141,7 +142,7 @@ def test_who_rooms_history_and_counts_come_from_the_directory_and_fall_back_loca
     registry, directory = _registry()
     alice = Member("alice")
     room = registry.add("alice", alice)
-    room.remember(0.0, [b"alice: local\n"])
+    room.remember(0.0, Said("lobby", "alice", (b"local",)))
     ctx = commands.Context("alice", alice, room, registry)
     assert commands.run("/who", ctx) == [Reply("2 users in #lobby: alice, zoe")]
     assert commands.run("/rooms", ctx) == [Reply("2 rooms: #Dev (3), #lobby (2)")]
@@ -163,7 +164,7 @@ def test_msg_to_a_user_on_another_server_goes_through_the_directory() -> None:
     directory.elsewhere.add("zoe")
     ctx = commands.Context("alice", alice, room, registry)
     assert commands.run("/msg zoe hi there", ctx) == [Send(b"-> *zoe* hi there\n")]
-    assert directory.sent == [("zoe", b"*alice* hi there\n")]
+    assert directory.sent == [("zoe", codec.encode(Private("alice", "zoe", "hi there")))]
     assert commands.run("/msg nobody hi", ctx) == [Reply("no such user: nobody")]
     directory.up = False
     assert commands.run("/msg zoe hi", ctx) == [
@@ -183,6 +184,6 @@ def test_without_a_directory_nothing_changes() -> None:
 
 
 def _hhmm(when: float) -> bytes:
-    from gevent_chat.core.protocol import history_line
+    from gevent_chat.core.lines import history
 
-    return history_line(when, b"x\n")[1:6]
+    return history([(when, Said("lobby", "x", (b"x",)))])[0][1:6]

@@ -10,7 +10,7 @@ from tests.helpers import ChatClient
 def test_line_reaches_others_without_echo(connect: Callable[..., ChatClient]) -> None:
     alice = connect("alice")
     bob = connect("bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     alice.send("hello bob")
     bob.expect(r"^alice: hello bob$")
     bob.send("hi")

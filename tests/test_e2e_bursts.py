@@ -150,7 +150,7 @@ def test_each_senders_lines_arrive_in_order_with_concurrent_senders(connect: Con
     clients = [connect(name) for name in names]
     observer = connect("observer")
     for client in clients:
-        client.expect(r"^\*\*\* observer joined$")
+        client.expect(r"^\*\*\* observer joined #lobby$")
     n = 500
     batches = [1, 7, 50, 500]  # lines per sendall, from dribble to one burst
     senders = [_sender(spawn, c, name, n, b) for c, name, b in zip(clients, names, batches, strict=True)]

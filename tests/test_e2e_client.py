@@ -72,7 +72,7 @@ def test_piped_client_with_nick_delivers_lines_and_exits_0(
     bob = connect("bob")
     done = run_piped(server, ["--nick", "bot"], b"hi\r\nsecond line\nlast without newline")
     assert done.returncode == 0, done.stderr
-    bob.expect(r"^\*\*\* bot joined$")
+    bob.expect(r"^\*\*\* bot joined #lobby$")
     assert bob.read_line() == "bot: hi"
     assert bob.read_line() == "bot: second line"
     assert bob.read_line() == "bot: last without newline"
@@ -85,7 +85,7 @@ def test_piped_client_without_nick_answers_prompt_with_first_line(
     bob = connect("bob")
     done = run_piped(server, [], b"carol\nhello\n")
     assert done.returncode == 0, done.stderr
-    bob.expect(r"^\*\*\* carol joined$")
+    bob.expect(r"^\*\*\* carol joined #lobby$")
     assert bob.read_line() == "carol: hello"
     assert b"Welcome, carol!" in done.stdout
 

@@ -81,7 +81,7 @@ def test_piped_tls_client_with_cafile_delivers_everything_and_exits_0(
         lines = b"".join(b"line %d\n" % i for i in range(50)) + b"last without newline"
         done = run_piped(server.address[1], ["--tls", "--cafile", certfile, "--nick", "bot"], lines)
         assert done.returncode == 0, done.stderr
-        bob.expect(r"^\*\*\* bot joined$")
+        bob.expect(r"^\*\*\* bot joined #lobby$")
         got = [bob.read_line() for _ in range(51)]
         assert got == [f"bot: line {i}" for i in range(50)] + ["bot: last without newline"]
         assert bob.read_line() == "*** bot left"
@@ -104,7 +104,7 @@ def test_piped_tls_client_answers_the_prompt_and_quits_cleanly(
         data = b"carol\nhello\n/quit see you\nnot sent\n"
         done = run_piped(server.address[1], ["--cafile", certfile], data)
         assert done.returncode == 0, done.stderr
-        bob.expect(r"^\*\*\* carol joined$")
+        bob.expect(r"^\*\*\* carol joined #lobby$")
         assert bob.read_line() == "carol: hello"
         assert bob.read_line().startswith("*** carol left")
     finally:
@@ -223,7 +223,7 @@ def test_password_file_right_password_registers_and_delivers(
         bob.register("bob")
         done = run_piped(server.address[1], ["--password-file", password_file, "--nick", "bot"], b"hi\n")
         assert done.returncode == 0, done.stderr
-        bob.expect(r"^\*\*\* bot joined$")
+        bob.expect(r"^\*\*\* bot joined #lobby$")
         assert bob.read_line() == "bot: hi"
         assert PASSWORD.encode() not in done.stdout + done.stderr
     finally:
@@ -277,11 +277,11 @@ def test_reconnect_sends_the_password_again(make_server: MakeServer, password_fi
     try:
         bob.send(PASSWORD)
         bob.register("bob")
-        bob.expect(r"^\*\*\* bot joined$")
+        bob.expect(r"^\*\*\* bot joined #lobby$")
         (conn,) = [c for c in server.connections if c.nick == "bot"]
         conn.cut(None)
         bob.expect(r"^\*\*\* bot left")
-        bob.expect(r"^\*\*\* bot joined$", timeout=5)  # after one backoff delay (at most 0.5 s)
+        bob.expect(r"^\*\*\* bot joined #lobby$", timeout=5)  # after one backoff delay (at most 0.5 s)
     finally:
         proc.kill()
         proc.wait()

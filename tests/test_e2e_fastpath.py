@@ -25,6 +25,7 @@ from gevent import socket
 
 from gevent_chat.client.tls import client_context
 from gevent_chat.core.config import Config
+from gevent_chat.core.events import Said
 from gevent_chat.server import ChatServer
 from gevent_chat.server.bus import LocalBroker
 from gevent_chat.server.member import Member
@@ -304,7 +305,7 @@ def test_a_peer_reset_before_the_end_of_turn_send_is_a_quiet_leave(
     poller = select.poll()
     poller.register(fd, select.POLLIN | select.POLLERR | select.POLLHUP)
     assert poller.poll(2000), "the reset did not arrive"
-    server.hub.broadcast(victim.room, b"alice: into the void\n", 1, [], sender)
+    server.hub.broadcast(victim.room, Said("lobby", "alice", (b"into the void",)), 0.0, [], sender)
     assert victim._direct is not None  # delivered; the send comes at the end of this turn
     carol.expect("^alice: into the void$")
     carol.expect(r"^\*\*\* bob left$")
@@ -390,7 +391,7 @@ def test_shutdown_flushes_a_pending_direct_send_then_the_farewell() -> None:
         assert sender is not None
         assert member is not None
         assert member.room is not None
-        server.hub.broadcast(member.room, b"alice: last words\n", 1, [], sender)
+        server.hub.broadcast(member.room, Said("lobby", "alice", (b"last words",)), 0.0, [], sender)
         assert member._direct is not None  # not sent yet when shutdown begins
         server.stop(timeout=2)
         lines = bob.read_until_closed()

@@ -76,7 +76,7 @@ def test_nickname_and_first_lines_in_one_segment(connect: Connect) -> None:
     bob = connect()
     bob.expect_prompt()
     bob.send_raw(b"bob\r\nfirst\nsecond\r\n")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     assert [alice.read_line(), alice.read_line()] == ["bob: first", "bob: second"]
 
 

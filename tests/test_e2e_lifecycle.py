@@ -48,7 +48,7 @@ def test_quit_with_reason_too_slow_still_says_bye(connect: Connect) -> None:
     ``/quit too slow`` was handled as a cut: no ``*** bye``, and a false
     slow-consumer warning in the log."""
     alice, bob = connect("alice"), connect("bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     bob.send("/quit too slow")
     assert "*** bye" in bob.read_until_closed()
     alice.expect(r"^\*\*\* bob left \(too slow\)$")
@@ -78,7 +78,7 @@ def test_burst_of_commands_does_not_cut_the_sender_who_reads_replies(connect: Co
 def test_burst_of_me_lines_does_not_cut_a_room_that_reads(connect: Connect) -> None:
     """As above, for the room: a burst of ``/me`` cut every reader in it."""
     alice, bob = connect("alice"), connect("bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     n = 3000
     alice.send_raw("".join(f"/me {i}\n" for i in range(n)).encode())
     assert _numbered(bob, "* alice ", n) == list(range(n))
@@ -165,7 +165,7 @@ def test_many_leaving_at_once_do_not_cut_a_reader(make_server: Callable[..., Cha
         for i, client in enumerate(leavers):
             client.register(f"u{i}")
         for i in range(len(leavers)):
-            survivor.expect(rf"^\*\*\* u{i} joined$")
+            survivor.expect(rf"^\*\*\* u{i} joined #lobby$")
         for client in leavers:
             client.close()
         left = 0
@@ -266,7 +266,7 @@ def test_sender_still_waits_for_a_recipient_that_reads_steadily(
     try:
         alice.register("alice")
         bob.register("bob")
-        alice.expect(r"^\*\*\* bob joined$")
+        alice.expect(r"^\*\*\* bob joined #lobby$")
         assert send_burst_read_paced(alice, bob, 3000) == list(range(3000))
     finally:
         alice.close()

@@ -23,7 +23,7 @@ def _parked(member: Member) -> bool:
 
 def test_a_partial_line_outlives_a_park(server: ChatServer, connect: Callable[..., ChatClient]) -> None:
     alice, bob = connect("alice"), connect("bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     bob.send_raw(b"hel")
     wait_until(lambda: _parked(_member(server, "bob")), what="bob's reader to park")
     bob.send("lo there")
@@ -38,7 +38,7 @@ def test_an_error_in_a_resumed_read_loop_closes_only_that_connection(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     alice, bob = connect("alice"), connect("bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     wait_until(lambda: _parked(_member(server, "bob")), what="bob's reader to park")
     receive = Member.receive
 

@@ -145,7 +145,7 @@ def test_register_timeout_spares_registered_users(make_server: Callable[..., Cha
         bob = ChatClient(server.address)
         try:
             bob.register("bob")
-            alice.expect(r"^\*\*\* bob joined$")
+            alice.expect(r"^\*\*\* bob joined #lobby$")
             alice.send("still here")
             bob.expect(r"^alice: still here$")
         finally:
@@ -165,8 +165,8 @@ def test_first_user_is_welcomed_with_count_of_one(connect: Connect) -> None:
 def test_others_are_told_who_joined(connect: Connect) -> None:
     alice = connect("alice")
     bob = connect("bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     assert bob.lines[-1] == "*** Welcome, bob! 2 users online"
     connect("carol")
-    alice.expect(r"^\*\*\* carol joined$")
-    bob.expect(r"^\*\*\* carol joined$")
+    alice.expect(r"^\*\*\* carol joined #lobby$")
+    bob.expect(r"^\*\*\* carol joined #lobby$")

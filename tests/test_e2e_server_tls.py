@@ -80,7 +80,7 @@ def test_tls_recipient_that_reads_steadily_is_not_cut(
     bob = dial(server.address, cafile=certfile)
     alice.register("alice")
     bob.register("bob")
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     assert send_burst_read_paced(alice, bob, 3000) == list(range(3000))
 
 

@@ -18,7 +18,7 @@ from wsproto.frame_protocol import CloseReason
 from gevent_chat.client import tls as client_tls
 from gevent_chat.core.config import parse_args
 from gevent_chat.core.errors import ConfigError
-from gevent_chat.core.web import CSP, SUBPROTOCOL
+from gevent_chat.core.web import CSP
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, ServerProcess, wait_until
 from tests.ws_client import HandshakeRefused, WsClient, http_request, upgrade_request
@@ -71,7 +71,7 @@ def host(server: ChatServer) -> str:
 def test_registration_over_websocket_is_the_tcp_one(web: Make, clients: list[Any]) -> None:
     server = web()
     alice = ws(server, clients)
-    assert alice.subprotocol == SUBPROTOCOL
+    assert alice.subprotocol is None  # text.ircv3.net would make it IRC
     assert alice.read_line() == "Enter your nickname: "  # the prompt: one frame, no newline
     alice.send("bad nick!")
     assert alice.read_line().startswith("*** ")
@@ -88,7 +88,7 @@ def test_websocket_and_tcp_users_chat_both_ways(web: Make, clients: list[Any]) -
     server = web()
     alice = ws(server, clients, "alice")
     bob = tcp(server, clients, "bob")
-    assert alice.read_line() == "*** bob joined"
+    assert alice.read_line() == "*** bob joined #lobby"
     alice.send("hello bob")
     assert bob.read_line() == "alice: hello bob"
     bob.send("hi alice")

@@ -29,6 +29,7 @@ from gevent_chat.core import effects as effects_
 from gevent_chat.core.errors import ClientError
 from gevent_chat.core.gate import Gate
 from gevent_chat.core.limits import ConnectionLimits
+from gevent_chat.core.lines import render as render_line
 from gevent_chat.core.protocol import LineBuffer
 from gevent_chat.core.registry import Registry
 from tests.helpers import ChatClient, ServerProcess, wait_until
@@ -168,15 +169,12 @@ class CommandsMachine(RuleBasedStateMachine):
                 member.nick = effect.nick
             elif isinstance(effect, effects_.Moved):
                 self.rooms[member] = effect.room
-            elif isinstance(effect, effects_.Say):
-                for line in effect.said:
-                    assert not _CONTROL.search(line.decode("utf-8", "replace"))
-                    assert line.endswith(b"\n")
-            elif isinstance(effect, effects_.ToRoom) or (
-                isinstance(effect, effects_.Send) and effect.member not in (None, member)
-            ):
-                assert not _CONTROL.search(effect.data.decode("utf-8", "replace"))
-                assert effect.data.endswith(b"\n")
+            elif isinstance(effect, effects_.ToRoom | effects_.ToShared | effects_.ToUser):
+                data = render_line(effect.event)
+                assert not _CONTROL.search(data.decode("utf-8", "replace"))
+                assert data.endswith(b"\n")
+            elif isinstance(effect, effects_.Send):
+                assert effect.member in (None, member), "raw bytes to someone else"
 
     @invariant()
     def registry_matches_the_users(self) -> None:

@@ -39,7 +39,7 @@ def test_lines_from_the_bus_reach_every_member_of_the_room_in_order(
         alice.register("alice")
         bob.register("bob")
         carol.register("carol")
-        alice.expect(r"^\*\*\* bob joined$")  # a join on b is a notice on a
+        alice.expect(r"^\*\*\* bob joined #lobby$")  # a join on b is a notice on a
         alice.send_raw(b"".join(f"line {i}\n".encode() for i in range(300)))
         for reader in (bob, carol):
             got = [reader.expect(r"^alice: line (\d+)$").group(1) for _ in range(300)]
@@ -92,7 +92,7 @@ def test_a_member_behind_the_bus_that_stops_reading_is_cut_and_others_go_on(
         alice.register("alice")
         bob.register("bob")
         stuck = never_reading_client(b.address, "stuck")
-        bob.expect(r"^\*\*\* stuck joined$")
+        bob.expect(r"^\*\*\* stuck joined #lobby$")
         line = "x" * 4000
         for i in range(4000):  # at most 16 MB, far more than the stuck client's buffers and outbox
             alice.send(f"{i} {line}")

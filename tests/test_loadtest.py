@@ -26,6 +26,8 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from gevent_chat.core import protocol
+from gevent_chat.core.events import Said
+from gevent_chat.core.lines import render as render_line
 from tests.helpers import free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -99,7 +101,7 @@ class FaultyChatServer:
             self.clients[nick] = (sock, Semaphore())
             held = None
             for n, raw in enumerate(lines, start=1):
-                line = protocol.chat_line(nick, raw.rstrip(b"\r\n").decode())
+                line = render_line(Said("lobby", nick, (raw.rstrip(b"\r\n"),)))
                 if n % 7 == 3:
                     continue  # lost
                 if n % 7 == 5:

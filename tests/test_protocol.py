@@ -391,18 +391,20 @@ class RegistryMachine(RuleBasedStateMachine):
                 self.reg.add(nick, member, room)
             return
         joined = self.reg.add(nick, member, room)
+        assert joined is not None
         assert member in joined.members
         self.model[nick.casefold()] = (member, room.casefold())
 
     @rule(nick=nicks)
     def remove(self, nick: str) -> None:
-        room = self.reg.remove(nick)
+        rooms = self.reg.remove(nick)
         entry = self.model.pop(nick.casefold(), None)
         if entry is None:
-            assert room is None
+            assert rooms is None
         else:
-            assert room is not None
-            assert entry[0] not in room.members
+            assert rooms is not None
+            assert len(rooms) == 1
+            assert entry[0] not in rooms[0].members
 
     @rule(old=nicks, new=nicks)
     def rename(self, old: str, new: str) -> None:

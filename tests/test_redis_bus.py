@@ -17,7 +17,8 @@ import gevent
 import pytest
 import redis
 
-from gevent_chat.core import protocol, wire
+from gevent_chat.core import codec, protocol, wire
+from gevent_chat.core.events import Joined, Kind, Quit, Said
 from gevent_chat.server.redis import scripts
 from gevent_chat.server.redis.bus import MISSING_NOTICE, RedisBus, RedisUnavailable
 from gevent_chat.server.redis.keys import Keys
@@ -220,15 +221,23 @@ def test_corrupt_message_on_the_channel_is_dropped_and_counted(make_node: Any, s
 def test_history_is_the_same_on_every_node(make_node: Any) -> None:
     a, _ = make_node(history=3)
     b, _ = make_node(history=3)
-    a.publish("lobby", b"alice: 1\nalice: 2\n", 2, True)
-    a.publish("lobby", b"*** bob joined\n", 1, False)
-    a.publish("lobby", b"* alice waves\n", 1, True)
-    a.publish("lobby", b"alice: 4\n", 1, True)
+    for event, remember in [
+        (Said("lobby", "alice", (b"1", b"2")), True),
+        (Joined("lobby", "bob"), False),
+        (Said("lobby", "alice", (b"waves",), Kind.ME), True),
+        (Said("lobby", "alice", (b"4",)), True),
+    ]:
+        data = codec.encode(event)
+        a.publish("lobby", data, codec.line_count(data), remember)
     wait_until(lambda: a.metrics.publishes == 4)
     for bus in (a, b):
         history = bus.history("lobby")
         assert history is not None
-        assert [line for _, line in history] == [b"alice: 2\n", b"* alice waves\n", b"alice: 4\n"]
+        assert [said for _, said in history] == [
+            Said("lobby", "alice", (b"2",)),
+            Said("lobby", "alice", (b"waves",), Kind.ME),
+            Said("lobby", "alice", (b"4",)),
+        ]
         assert all(abs(when - time.time()) < 60 for when, _ in history)
 
 
@@ -285,7 +294,7 @@ def test_who_and_rooms_count_users_on_every_node(make_node: Any) -> None:
     b.enter("carol", "dev")
     assert a.who("lobby") == ["alice", "bob"]
     assert b.rooms() == {"lobby": 2, "dev": 1}
-    b.leave("bob")
+    b.leave("bob", "lobby")
     assert a.who("lobby") == ["alice"]
     assert a.rooms() == {"lobby": 1, "dev": 1}
 
@@ -301,7 +310,7 @@ def test_users_of_a_dead_node_leave_and_the_rooms_are_told(make_node: Any) -> No
     assert b.who("lobby") == ["alice", "bob", "carol"]
     gevent.killall(a._greenlets)
     wait_until(lambda: b.who("lobby") == ["bob", "carol"], timeout=2, what="alice gone from /who")
-    notice = protocol.notice("alice left")
+    notice = codec.encode(Quit("alice"), ["lobby"])
     wait_until(lambda: notice in hub_b.payloads() and notice in hub_c.payloads(), timeout=3)
     assert hub_b.payloads().count(notice) == hub_c.payloads().count(notice) == 1
     assert len(departed) + c.metrics.publishes in (1, 2)  # b or c reaped; exactly one announced
@@ -507,4 +516,5 @@ def test_a_reaper_cut_off_halfway_leaves_the_rest_to_the_next_beat(
     assert departed == [("lobby", "xavier")]
     assert plain.smembers(keys.reaping) == set()
     assert b.who("lobby") == ["bob"]
-    wait_until(lambda: protocol.notice("xavier left") in hub_b.payloads(), what="the room told")
+    quit = codec.encode(Quit("xavier"), ["lobby"])
+    wait_until(lambda: quit in hub_b.payloads(), what="the room told")

@@ -115,7 +115,7 @@ def test_users_on_two_servers_chat_both_ways_in_order_over_tls_redis(nodes: Node
     alice = clients(a, "alice")
     bob = clients(b)
     assert bob.register("bob") == "*** Welcome, bob! 2 users online"
-    alice.expect(r"^\*\*\* bob joined$")
+    alice.expect(r"^\*\*\* bob joined #lobby$")
     alice.send_raw(b"".join(f"a{i}\n".encode() for i in range(200)))
     bob.send_raw(b"".join(f"b{i}\n".encode() for i in range(200)))
     assert [bob.expect(r"^alice: a(\d+)$").group(1) for _ in range(200)] == [str(i) for i in range(200)]

@@ -7,7 +7,8 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gevent_chat.core.effects import Close, Pause, Registered, Reply, Say, Send, ToRoom
+from gevent_chat.core.effects import Close, Pause, Registered, Reply, Send, ToRoom, ToShared
+from gevent_chat.core.events import Joined, NickChanged, Quit, Said
 from gevent_chat.core.gate import Gate
 from gevent_chat.core.protocol import NICK_PROMPT
 from gevent_chat.core.registry import Registry
@@ -46,7 +47,7 @@ def test_registration_welcomes_and_tells_the_room() -> None:
     assert effects == [
         Registered("alice"),
         Reply("Welcome, alice! 2 users online"),
-        ToRoom(room, b"*** alice joined\n"),
+        ToRoom(room, Joined("lobby", "alice")),
     ]
     assert alice.nick == "alice"
     assert alice.room is room
@@ -59,13 +60,12 @@ def test_a_taken_nick_is_refused_and_the_prompt_repeated() -> None:
     assert effects == [Send(b"*** nickname BOB is taken, choose another\n" + NICK_PROMPT)]
 
 
-def test_consecutive_chat_lines_become_one_say() -> None:
+def test_consecutive_chat_lines_become_one_said_event() -> None:
     registry: Registry[Member] = Registry()
     alice = registered(registry, "alice")
     effects = alice.receive([b"hi", b"", b"  ", b"caf\xc3\xa9 \x1b[2Jok", b"bye"])
-    assert effects == [
-        Say(registry.room_of("alice"), [b"alice: hi\n", "alice: café ok\n".encode(), b"alice: bye\n"])
-    ]
+    said = Said("lobby", "alice", (b"hi", "café ok".encode(), b"bye"))
+    assert effects == [ToRoom(registry.room_of("alice"), said)]
 
 
 def test_a_command_splits_the_chat_around_it_in_order() -> None:
@@ -73,14 +73,20 @@ def test_a_command_splits_the_chat_around_it_in_order() -> None:
     alice = registered(registry, "alice")
     room = registry.room_of("alice")
     effects = alice.receive([b"one", b"/ping x", b"two"])
-    assert effects == [Say(room, [b"alice: one\n"]), Reply("pong x"), Say(room, [b"alice: two\n"])]
+    assert effects == [
+        ToRoom(room, Said("lobby", "alice", (b"one",))),
+        Reply("pong x"),
+        ToRoom(room, Said("lobby", "alice", (b"two",))),
+    ]
 
 
 def test_nick_change_renames_the_chat_prefix() -> None:
     registry: Registry[Member] = Registry()
     alice = registered(registry, "alice")
     effects = alice.receive([b"/nick al", b"hi"])
-    assert effects[-1] == Say(registry.room_of("al"), [b"al: hi\n"])
+    room = registry.room_of("al")
+    assert ToShared((room,), NickChanged("alice", "al")) in effects
+    assert effects[-1] == ToRoom(room, Said("lobby", "al", (b"hi",)))
     assert alice.nick == "al"
 
 
@@ -146,7 +152,7 @@ def test_leaving_frees_the_nick_and_tells_the_room_why() -> None:
     registered(registry, "bob")
     alice = registered(registry, "alice")
     room = registry.room_of("alice")
-    assert alice.leave("idle") == [ToRoom(room, b"*** alice left (idle)\n")]
+    assert alice.leave("idle") == [ToShared((room,), Quit("alice", "idle"))]
     assert registry.get("alice") is None
     assert new_session(Registry()).leave(None) == []
 
@@ -166,8 +172,8 @@ def test_how_lines_are_split_into_calls_never_changes_what_is_said(
         out: list[bytes] = []
         for chunk in chunks:
             for effect in alice.receive(list(chunk)):
-                if isinstance(effect, Say):
-                    out += effect.said
+                if isinstance(effect, ToRoom) and isinstance(effect.event, Said):
+                    out += effect.event.lines
         return out
 
     chat = [b"x" + line if line.startswith(b"/") else line for line in lines]

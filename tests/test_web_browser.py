@@ -175,7 +175,7 @@ def test_conversation_between_browsers_and_a_terminal(
     alice.expect(alice_page.locator("#log li.kind-chat .stamp.history")).to_have_count(1)
     bob = browser_pages()
     bob_page = login(bob, chat, "bob")
-    grace.expect(r"^\*\*\* bob joined$")
+    grace.expect(r"^\*\*\* bob joined #lobby$")
     say(alice_page, "hi both, I am in a browser")
     assert grace.read_line() == "alice: hi both, I am in a browser"
     sees(bob, "alice: hi both, I am in a browser")
@@ -211,7 +211,7 @@ def test_join_moves_a_browser_user(
     bob = browser_pages()
     login(bob, chat, "bob")
     page = login(browser_page, chat, "alice")
-    sees(bob, "*** alice joined")
+    sees(bob, "*** alice joined #lobby")
     say(page, "/join dev")
     browser_page.expect(page.locator("#room")).to_have_text("#dev")
     carol.expect(r"^\*\*\* alice joined #dev$")
@@ -255,7 +255,7 @@ def test_line_kinds_get_their_marks(browser_page: BrowserPage, servers: Servers,
     bob = servers.terminal(chat, "bob")
     bob.send("earlier")
     page = login(browser_page, chat, "alice")
-    bob.expect(r"^\*\*\* alice joined$")
+    bob.expect(r"^\*\*\* alice joined #lobby$")
     bob.send("/msg alice psst")
     say(page, "/msg bob hi")
     bob.send("/me waves")
@@ -357,7 +357,7 @@ def test_quit_returns_to_the_login_without_reconnecting(
 ) -> None:
     bob = servers.terminal(chat, "bob")
     page = login(browser_page, chat, "alice")
-    bob.expect(r"^\*\*\* alice joined$")
+    bob.expect(r"^\*\*\* alice joined #lobby$")
     watch_close(page)
     say(page, "/quit lunch")
     assert bob.read_line() == "*** alice left (lunch)"

@@ -28,7 +28,6 @@ from wsproto.events import (
 )
 
 from gevent_chat.client import tls as client_tls
-from gevent_chat.core.web import SUBPROTOCOL
 
 DEFAULT_WAIT = 5.0
 
@@ -54,8 +53,11 @@ class WsClient:
         rcvbuf: int | None = None,
         auto_pong: bool = True,
         timeout: float = DEFAULT_WAIT,
+        subprotocols: tuple[str, ...] = (),
     ) -> None:
+        """``subprotocols`` offered: none speaks the line protocol, ``(SUBPROTOCOL,)`` IRC."""
         self.timeout = timeout
+        self.subprotocols = list(subprotocols)
         self.auto_pong = auto_pong
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.events: deque[Event] = deque()
@@ -87,7 +89,7 @@ class WsClient:
         headers = []
         if origin is not None:
             headers.append(("Origin", f"{scheme}://{host}" if origin == "same" else origin))
-        request = Request(host=host, target="/ws", subprotocols=[SUBPROTOCOL], extra_headers=headers)
+        request = Request(host=host, target="/ws", subprotocols=self.subprotocols, extra_headers=headers)
         self._send(self.ws.send(request))
         deadline = time.monotonic() + self.timeout
         event = self._next(deadline)

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from . import protocol
-from .effects import Close, Effect, Moved, Renamed, Reply, Say, Send, ToRoom
+from . import chat, lines, protocol
+from .effects import Close, Effect, Moved, Renamed, Reply, Send
 from .errors import ClientError
+from .events import Kind
 from .registry import Registry
 from .rooms import Room
 
@@ -83,7 +84,8 @@ def _help(ctx: Context[Any], args: list[str]) -> list[Effect]:
 def _who(ctx: Context[Any], args: list[str]) -> list[Effect]:
     nicks = ctx.registry.who(ctx.room)
     if nicks is None:  # this server alone (or it cannot reach the others)
-        nicks = sorted((m.nick for m in ctx.room.members), key=protocol.name_key)
+        nicks = [m.nick for m in ctx.room.members]
+    nicks = sorted(nicks, key=protocol.name_key)  # the same order from every source
     n = len(nicks)
     return _lines(f"{n} user{'s' if n != 1 else ''} in #{ctx.room.name}: ", nicks)
 
@@ -102,55 +104,26 @@ def _nick(ctx: Context[Any], args: list[str]) -> list[Effect]:
     old = ctx.nick
     if new == old:
         return [Reply(f"you are already known as {new}")]
-    ctx.registry.rename(old, new)
-    return [
-        Renamed(new, old),
-        Reply(f"you are now known as {new}"),
-        ToRoom(ctx.room, protocol.notice(f"{old} is now known as {new}")),
-    ]
+    seen = chat.rename(ctx.registry, old, new)
+    return [Renamed(new, old), Reply(f"you are now known as {new}"), *seen]
 
 
 def _msg(ctx: Context[Any], args: list[str]) -> list[Effect]:
     target, text = args[0], protocol.sanitise(args[1])
-    member = ctx.registry.get(target)
-    if member is None:
-        return _msg_elsewhere(ctx, target, text)
-    nick = ctx.registry.nick_of(target) or target
-    return [Send(protocol.private_line(ctx.nick, text), member), Send(protocol.private_echo(nick, text))]
-
-
-def _msg_elsewhere(ctx: Context[Any], target: str, text: str) -> list[Effect]:
-    """``/msg`` to a user on another server, if there is one."""
-    if not protocol.is_valid_nick(target):
-        return [Reply(f"no such user: {protocol.sanitise(target)}")]
-    sent = ctx.registry.private(target, protocol.private_line(ctx.nick, text))
-    if sent is None:
-        return [Reply(f"cannot reach {target} now: the other servers are out of reach")]
-    if not sent:
-        return [Reply(f"no such user: {protocol.sanitise(target)}")]
-    return [Send(protocol.private_echo(target, text))]
+    spelled, effects = chat.private(ctx.registry, ctx.nick, target, text)
+    return [*effects, Send(lines.private_echo(spelled, text))]
 
 
 def _me(ctx: Context[Any], args: list[str]) -> list[Effect]:
-    line = protocol.action_line(ctx.nick, protocol.sanitise(args[0]))
-    return [Say(ctx.room, [line])]
+    return [chat.say(ctx.room, ctx.nick, [protocol.sanitise(args[0]).encode()], Kind.ME)]
 
 
 def _join(ctx: Context[Any], args: list[str]) -> list[Effect]:
-    name = protocol.validate_room(args[0])
-    if protocol.name_key(name) == protocol.name_key(ctx.room.name):
-        return [Reply(f"you are already in #{ctx.room.name}")]
-    old, new = ctx.registry.move(ctx.nick, name)
+    _, new, seen = chat.move(ctx.registry, ctx.nick, args[0])
     # The joiner's own lines first: delivering a notice may wait for a full
     # recipient, and a line said in the new room meanwhile must come after
     # the history, not before it (and again inside it).
-    return [
-        Moved(new),
-        Reply(f"you joined #{new.name}"),
-        *history(new, ctx.registry),
-        ToRoom(old, protocol.notice(f"{ctx.nick} left #{old.name}")),
-        ToRoom(new, protocol.notice(f"{ctx.nick} joined #{new.name}")),
-    ]
+    return [Moved(new), Reply(f"you joined #{new.name}"), *history(new, ctx.registry), *seen]
 
 
 def history(room: Room[Any], registry: Registry[Any] | None = None) -> list[Effect]:
@@ -159,8 +132,8 @@ def history(room: Room[Any], registry: Registry[Any] | None = None) -> list[Effe
     entries = room.history if registry is None else registry.history_of(room)
     if not entries:
         return []
-    data = b"".join(protocol.history_line(when, line) for when, line in entries)
-    return [Send(data, None, len(entries))]
+    data, n = lines.history(entries)
+    return [Send(data, None, n)]
 
 
 def _ping(ctx: Context[Any], args: list[str]) -> list[Effect]:

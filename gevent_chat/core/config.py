@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Mapping, Sequence
 
 from .errors import ConfigError
@@ -27,6 +28,10 @@ PASSWORD_ENV = "GEVENT_CHAT_PASSWORD"
 KEEPALIVE_IDLE_SECONDS = 120
 KEEPALIVE_INTERVAL_SECONDS = 30
 KEEPALIVE_PROBES = 4
+
+_SERVER_NAME = re.compile(
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 
 _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
@@ -67,6 +72,8 @@ class Config:
     max_per_ip: int = 0
     #: Lines a connection may send before it has registered, then it is cut.
     max_unregistered_lines: int = 50
+    #: Rooms one user may be in at once (a line user is in one; an IRC client may JOIN several).
+    max_rooms_per_user: int = 20
     #: Seconds a registered user may stay silent before being disconnected; 0 is off.
     idle_timeout: float = 0.0
     #: PEM certificate chain (and key, if ``keyfile`` is not given): serve TLS.
@@ -106,6 +113,16 @@ class Config:
     web_origins: tuple[str, ...] = ()
     #: Seconds of silence on a WebSocket before a ping; as long again for its answer.
     web_ping_interval: float = 30.0
+    # -- IRC ----------------------------------------------------------------------------
+    #: Serve IRC on this port (None: off); with ``certfile``, ``irc_tls_port`` serves it over TLS.
+    irc_port: int | None = None
+    irc_tls_port: int | None = None
+    #: The server's name on IRC (the source of its replies); None: the host name.
+    server_name: str | None = None
+    #: Seconds of silence before an IRC client is pinged; no answer by the next ping drops it.
+    irc_ping_interval: float = 120.0
+    #: A file whose lines are the message of the day (None: ``422 MOTD File is missing``).
+    motd_file: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -139,6 +156,18 @@ class Config:
         if self.workers < 1:
             raise ConfigError("--workers must be at least 1")
         self._check_web()
+        self._check_irc()
+
+    def _check_irc(self) -> None:
+        for flag, port in (("--irc-port", self.irc_port), ("--irc-tls-port", self.irc_tls_port)):
+            if port is not None and not 0 <= port <= 65535:
+                raise ConfigError(f"{flag} must be 0-65535, not {port}")
+        if self.irc_tls_port is not None and self.certfile is None:
+            raise ConfigError("--irc-tls-port needs --certfile")
+        if self.irc_ping_interval <= 0:
+            raise ConfigError("--irc-ping-interval must be positive")
+        if self.server_name is not None and not is_server_name(self.server_name):
+            raise ConfigError("--server-name must be a host name such as irc.example.org")
 
     def _check_web(self) -> None:
         if self.web_port is not None and not 0 <= self.web_port <= 65535:
@@ -164,6 +193,8 @@ class Config:
             raise ConfigError("--max-per-ip must not be negative (0 is unlimited)")
         if self.max_unregistered_lines < 0:
             raise ConfigError("--max-unregistered-lines must not be negative (0 is unlimited)")
+        if self.max_rooms_per_user < 1:
+            raise ConfigError("--max-rooms-per-user must be at least 1")
         if self.idle_timeout < 0:
             raise ConfigError("--idle-timeout must not be negative (0 is off)")
         if self.keyfile is not None and self.certfile is None:
@@ -225,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_hardening(p, d)
     _add_cluster(p, d)
     _add_web(p, d)
+    _add_irc(p, d)
     return p
 
 
@@ -286,6 +318,12 @@ def _add_hardening(p: argparse.ArgumentParser, d: Config) -> None:
         help="lines before registering, then cut (default %(default)s; 0 unlimited)",
     )
     g.add_argument(
+        "--max-rooms-per-user",
+        type=int,
+        default=d.max_rooms_per_user,
+        help="rooms one user may be in at once (default %(default)s)",
+    )
+    g.add_argument(
         "--idle-timeout",
         type=float,
         default=d.idle_timeout,
@@ -332,6 +370,26 @@ def _add_web(p: argparse.ArgumentParser, d: Config) -> None:
         default=d.web_ping_interval,
         help="seconds of WebSocket silence before a ping, and for its answer (default %(default)s)",
     )
+
+
+def _add_irc(p: argparse.ArgumentParser, d: Config) -> None:
+    g = p.add_argument_group("IRC")
+    g.add_argument("--irc-port", type=int, help="serve IRC on this port (default: off)")
+    g.add_argument("--irc-tls-port", type=int, help="serve IRC over TLS on this port (needs --certfile)")
+    g.add_argument("--server-name", help="the server's name on IRC (default: the host name)")
+    g.add_argument(
+        "--irc-ping-interval",
+        type=float,
+        default=d.irc_ping_interval,
+        help="seconds of IRC silence before a PING; unanswered by the next, the client is dropped "
+        "(default %(default)s)",
+    )
+    g.add_argument("--motd-file", help="file holding the IRC message of the day")
+
+
+def is_server_name(name: str) -> bool:
+    """True if ``name`` can be a server name on IRC: dot-separated labels of letters, digits, ``-``."""
+    return _SERVER_NAME.fullmatch(name) is not None and len(name) <= 63
 
 
 def parse_args(argv: Sequence[str], env: Mapping[str, str] | None = None) -> Config:

@@ -31,8 +31,8 @@ class Directory(Protocol):
     def enter(self, nick: str, room: str) -> None:
         """``nick``, a user here, is now in ``room``."""
 
-    def leave(self, nick: str) -> None:
-        """``nick`` left its room (or the server)."""
+    def leave(self, nick: str, room: str) -> None:
+        """``nick`` left ``room`` (or the server)."""
 
     def who(self, room: str) -> list[str] | None:
         """The nicks in ``room`` on every server, sorted; None if not known now."""
@@ -41,7 +41,8 @@ class Directory(Protocol):
         """Each room with users on some server -> how many; None if not known now."""
 
     def history(self, room: str) -> list[HistoryEntry] | None:
-        """The room's remembered lines, oldest first; None if not known now."""
+        """The room's remembered chat, oldest first; None if not known now."""
 
-    def private(self, nick: str, line: bytes) -> bool | None:
-        """Send ``line`` to ``nick`` on another server: True sent, False no such user, None unknown."""
+    def private(self, nick: str, payload: bytes) -> bool | None:
+        """Send ``payload`` (a ``core.codec``-encoded ``Private``) to ``nick`` on another server:
+        True sent, False no such user, None unknown."""

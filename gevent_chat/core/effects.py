@@ -2,9 +2,13 @@
 
 PURE.  A ``Session`` (and the command handlers it runs) returns a list of
 these for every chunk of lines it is given; the hub carries out the ones
-that deliver bytes (``Reply``, ``Send``, ``Say``, ``ToRoom``), in order, and
-hands the rest to the connection they belong to.  So registration, chat and
-commands all reach the shell as one kind of thing.
+that deliver (``Reply``, ``Send``, ``ToRoom``, ``ToShared``, ``ToUser``), in
+order, and hands the rest to the connection they belong to.  So
+registration, chat and commands all reach the shell as one kind of thing.
+
+What other users see is an ``Event`` (``core.events``), which the hub
+renders once per kind of recipient; ``Reply`` and ``Send`` are the caller's
+own protocol's bytes (``*** `` replies, prompts, history replay).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .events import Event
 from .rooms import Room
 
 __all__ = [
@@ -22,9 +27,10 @@ __all__ = [
     "Registered",
     "Renamed",
     "Reply",
-    "Say",
     "Send",
     "ToRoom",
+    "ToShared",
+    "ToUser",
 ]
 
 
@@ -45,21 +51,28 @@ class Send:
     lines: int = 1
 
 
-@dataclass(frozen=True)
-class Say:
-    """Chat or ``/me`` lines to everyone else in ``room``, kept in its history."""
-
-    room: Room[Any]
-    #: Each one relayed line, ``\\n`` included.
-    said: list[bytes]
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ToRoom:
-    """A notice line to everyone in ``room`` except the caller; not remembered."""
+    """``event`` to everyone in ``room`` but the caller; a ``Said`` is kept in the room's history."""
 
     room: Room[Any]
-    data: bytes
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ToShared:
+    """``event`` (a ``Quit`` or ``NickChanged``) once to everyone but the caller in any of ``rooms``."""
+
+    rooms: tuple[Room[Any], ...]
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class ToUser:
+    """``event`` (a ``Private``, an ``Invited``) to one ``member``, local or not."""
+
+    member: Any
+    event: Event
 
 
 @dataclass(frozen=True)
@@ -103,4 +116,4 @@ class Close:
     refusal: str | None = None
 
 
-Effect = Reply | Send | Say | ToRoom | Registered | Renamed | Moved | Pause | Close
+Effect = Reply | Send | ToRoom | ToShared | ToUser | Registered | Renamed | Moved | Pause | Close

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 __all__ = [
     "Event",
@@ -30,7 +31,9 @@ __all__ = [
     "Parted",
     "Private",
     "Quit",
+    "Renderer",
     "Said",
+    "ServerNotice",
     "TopicSet",
 ]
 
@@ -142,4 +145,36 @@ class Invited:
     by: str
 
 
-Event = Said | Private | Joined | Parted | Quit | NickChanged | TopicSet | ModeChanged | Kicked | Invited
+@dataclass(frozen=True, slots=True)
+class ServerNotice:
+    """The server's own word to the users it reaches, e.g. that lines from elsewhere may be missing."""
+
+    text: str
+
+
+Event = (
+    Said
+    | Private
+    | Joined
+    | Parted
+    | Quit
+    | NickChanged
+    | TopicSet
+    | ModeChanged
+    | Kicked
+    | Invited
+    | ServerNotice
+)
+
+
+class Renderer(Protocol):
+    """Turns events into one kind of recipient's bytes (``core.lines.RENDERER``, IRC's per caps).
+
+    One instance is shared by every member of its kind: the hub renders an
+    event once per renderer per broadcast.  ``when`` is the hub's stamp
+    (seconds since the epoch) for protocols that show it.
+    """
+
+    def render(self, event: Event, when: float) -> bytes:
+        """Complete lines of the protocol, ready to deliver."""
+        ...

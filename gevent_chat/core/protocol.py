@@ -12,7 +12,6 @@ sanitiser strips every control and escape sequence before a line is relayed.
 from __future__ import annotations
 
 import re
-import time
 from typing import cast
 
 from .names import MAX_NICK_CHARS, is_valid_nick, name_key, validate_nick, validate_room
@@ -21,17 +20,12 @@ __all__ = [
     "MAX_NICK_CHARS",
     "NICK_PROMPT",
     "LineBuffer",
-    "action_line",
-    "chat_line",
     "clean_text",
-    "history_line",
     "is_blank",
     "is_clean_ascii",
     "is_valid_nick",
     "name_key",
     "notice",
-    "private_echo",
-    "private_line",
     "sanitise",
     "validate_nick",
     "validate_room",
@@ -108,31 +102,6 @@ def is_blank(text: str) -> bool:
 def notice(text: str) -> bytes:
     """A server line: ``*** text``."""
     return f"*** {text}\n".encode()
-
-
-def chat_line(nick: str, text: str) -> bytes:
-    """What every other user sees for one line of chat."""
-    return f"{nick}: {text}\n".encode()
-
-
-def action_line(nick: str, text: str) -> bytes:
-    """``/me`` as the room sees it."""
-    return f"* {nick} {text}\n".encode()
-
-
-def private_line(sender: str, text: str) -> bytes:
-    """A private message as its recipient sees it."""
-    return f"*{sender}* {text}\n".encode()
-
-
-def private_echo(recipient: str, text: str) -> bytes:
-    """A private message as its sender sees it, so it reads as sent."""
-    return f"-> *{recipient}* {text}\n".encode()
-
-
-def history_line(when: float, line: bytes) -> bytes:
-    """A remembered line replayed with its server-local time, ``[HH:MM] ...``."""
-    return time.strftime("[%H:%M] ", time.localtime(when)).encode() + line
 
 
 class LineBuffer:

@@ -1,4 +1,4 @@
-"""Who is connected under which nick, and in which room.
+"""Who is connected under which nick, and in which rooms.
 
 PURE: the lock is passed in (a ``gevent.lock.BoundedSemaphore`` in the server,
 ``contextlib.nullcontext()`` in tests) and held only to read or change these
@@ -7,7 +7,7 @@ swapped here under the lock, so the fan-out path takes no lock at all.
 
 With several servers, an optional ``Directory`` (``core.directory``) holds the
 cluster-wide truth: a nick is claimed there before it is added here, and
-released after it is removed; joins, moves and leaves are reported to it.
+released after it is removed; each entry to and exit from a room is reported to it.
 Every call to the directory happens outside the lock, since it may wait on
 the network.  Claims are per server: if two local users claim one nick at
 once, both claims succeed and the local insert decides; the loser must not
@@ -21,8 +21,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Generic, TypeVar
 
+from . import codec
 from .directory import Directory
-from .errors import NickTaken
+from .errors import NickTaken, NotInRoom, TooManyRooms
+from .events import Private
 from .names import check_new_nick, check_new_room, name_key
 from .rooms import DEFAULT_ROOM, HistoryEntry, Room
 
@@ -32,12 +34,13 @@ M = TypeVar("M")
 
 
 class Registry(Generic[M]):
-    """Nick -> member and room -> members; a nick is in exactly one room.
+    """Nick -> member, nick -> rooms (in the order joined), room -> members.
 
     Invariants: every room member is a registered nick; every room has at
-    least one member (an emptied room is forgotten, with its history); nicks
-    and room names are unique by ``name_key`` (``core/names.py``), under which
-    look-alikes are one name.
+    least one member (an emptied room is forgotten, with its history); a
+    user is in at most ``max_rooms`` rooms, maybe none (an IRC client before
+    its first JOIN); nicks and room names are unique by ``name_key``
+    (``core/names.py``), under which look-alikes are one name.
     """
 
     def __init__(
@@ -45,14 +48,17 @@ class Registry(Generic[M]):
         lock: AbstractContextManager[Any] | None = None,
         history_size: int = 0,
         directory: Directory | None = None,
+        max_rooms: int = 20,
     ) -> None:
         self._lock: AbstractContextManager[Any] = lock or contextlib.nullcontext()
         self._history_size = history_size
         #: The cluster-wide view (None: this server is the whole chat).
         self.directory = directory
+        #: Rooms one user may be in at once.
+        self.max_rooms = max_rooms
         self._members: dict[str, M] = {}
         self._nicks: dict[str, str] = {}  # folded -> as registered
-        self._room_of: dict[str, Room[M]] = {}
+        self._rooms_of: dict[str, dict[str, Room[M]]] = {}  # folded nick -> folded room -> room
         self._rooms: dict[str, Room[M]] = {}
 
     def __len__(self) -> int:
@@ -68,8 +74,20 @@ class Registry(Generic[M]):
         """The nick as its holder spelled it."""
         return self._nicks.get(name_key(nick))
 
+    def rooms_of(self, nick: str) -> tuple[Room[M], ...]:
+        """The rooms ``nick`` is in, in the order joined (none for an unknown nick)."""
+        rooms = self._rooms_of.get(name_key(nick))
+        return tuple(rooms.values()) if rooms else ()
+
     def room_of(self, nick: str) -> Room[M]:
-        return self._room_of[name_key(nick)]
+        """The first room ``nick`` joined (a line user's only one); raises ``KeyError`` if in none."""
+        rooms = self._rooms_of.get(name_key(nick))
+        if not rooms:
+            raise KeyError(nick)
+        return next(iter(rooms.values()))
+
+    def is_in(self, nick: str, room: str) -> bool:
+        return name_key(room) in self._rooms_of.get(name_key(nick), ())
 
     def room(self, name: str) -> Room[M] | None:
         """The room called ``name``, if anyone is in it."""
@@ -78,8 +96,11 @@ class Registry(Generic[M]):
     def rooms(self) -> list[Room[M]]:
         return sorted(self._rooms.values(), key=lambda r: name_key(r.name))
 
-    def add(self, nick: str, member: M, room: str = DEFAULT_ROOM) -> Room[M]:
-        """Register ``nick``; raises ``NickTaken`` or ``NickInvalid``.  Returns the room joined."""
+    def add(self, nick: str, member: M, room: str | None = DEFAULT_ROOM) -> Room[M] | None:
+        """Register ``nick``, in ``room`` unless it is None; raises ``NickTaken`` or ``NickInvalid``.
+
+        Returns the room joined.
+        """
         key = name_key(nick)
         if key not in self._members:
             check_new_nick(nick)  # before any claim: an invalid nick must claim nothing
@@ -88,31 +109,37 @@ class Registry(Generic[M]):
         with self._lock:
             if key in self._members:
                 raise NickTaken(f"nickname {nick} is taken, choose another")
-            if name_key(room) not in self._rooms:
+            if room is not None and name_key(room) not in self._rooms:
                 check_new_room(room)
             self._members[key] = member
             self._nicks[key] = nick
-            joined = self._enter(key, member, room)
-        if self.directory is not None:
+            self._rooms_of[key] = {}
+            joined = None if room is None else self._enter(key, member, room)
+        if self.directory is not None and joined is not None:
             self.directory.enter(nick, joined.name)
         return joined
 
-    def remove(self, nick: str) -> Room[M] | None:
-        """Forget ``nick``; returns the room it was in (None if unknown)."""
+    def remove(self, nick: str) -> tuple[Room[M], ...] | None:
+        """Forget ``nick``; returns the rooms it was in (None if unknown)."""
         key = name_key(nick)
         with self._lock:
             member = self._members.pop(key, None)
             if member is None:
                 return None
             del self._nicks[key]
-            left = self._leave(key, member)
+            left = tuple(self._leave(key, member, rkey) for rkey in list(self._rooms_of[key]))
+            del self._rooms_of[key]
         if self.directory is not None:
-            self.directory.leave(nick)
+            for room in left:
+                self.directory.leave(nick, room.name)
             self.directory.release(nick)
         return left
 
-    def rename(self, old: str, new: str) -> None:
-        """Give the holder of ``old`` the nick ``new``; raises ``NickTaken`` or ``NickInvalid``."""
+    def rename(self, old: str, new: str) -> tuple[Room[M], ...]:
+        """Give the holder of ``old`` the nick ``new``; raises ``NickTaken`` or ``NickInvalid``.
+
+        Returns the rooms the user is in.
+        """
         okey, nkey = name_key(old), name_key(new)
         if nkey in self._members and nkey != okey:
             raise NickTaken(f"nickname {new} is taken, choose another")
@@ -131,32 +158,70 @@ class Registry(Generic[M]):
             del self._nicks[okey]
             self._members[nkey] = member
             self._nicks[nkey] = new
-            self._room_of[nkey] = room = self._room_of.pop(okey)
+            self._rooms_of[nkey] = rooms = self._rooms_of.pop(okey)
+            held = tuple(rooms.values())
         directory = self.directory
         if directory is not None:
-            if nkey != okey:  # entering first keeps the room's subscription open
-                directory.enter(new, room.name)
-                directory.leave(old)
+            for room in held:
+                if nkey != okey:  # entering first keeps the room's subscription open
+                    directory.enter(new, room.name)
+                    directory.leave(old, room.name)
+                else:
+                    directory.leave(old, room.name)
+                    directory.enter(new, room.name)
+            if nkey != okey:
                 directory.release(old)
-            else:
-                directory.leave(old)
-                directory.enter(new, room.name)
+        return held
+
+    def join(self, nick: str, room: str) -> Room[M]:
+        """Put ``nick`` in ``room`` too (created if new); returns it, unchanged if already in.
+
+        Raises ``TooManyRooms`` past ``max_rooms``, ``ClientError`` if a new
+        room's name mixes scripts.
+        """
+        key, rkey = name_key(nick), name_key(room)
+        with self._lock:
+            held = self._rooms_of[key]
+            if rkey in held:
+                return held[rkey]
+            if len(held) >= self.max_rooms:
+                raise TooManyRooms(room, self.max_rooms)
+            if rkey not in self._rooms:
+                check_new_room(room)
+            joined = self._enter(key, self._members[key], room)
+        if self.directory is not None:
+            self.directory.enter(self._nicks.get(key, nick), joined.name)
+        return joined
+
+    def part(self, nick: str, room: str) -> Room[M]:
+        """Take ``nick`` out of ``room``; returns it.  Raises ``NotInRoom``."""
+        key, rkey = name_key(nick), name_key(room)
+        with self._lock:
+            held = self._rooms_of.get(key)
+            if held is None or rkey not in held:
+                raise NotInRoom(room)
+            left = self._leave(key, self._members[key], rkey)
+        if self.directory is not None:
+            self.directory.leave(self._nicks.get(key, nick), left.name)
+        return left
 
     def move(self, nick: str, room: str) -> tuple[Room[M], Room[M]]:
-        """Move ``nick`` to ``room`` (created if new); returns (old, new).
+        """Move ``nick`` from its first room to ``room`` (created if new); returns (old, new).
 
-        Raises ``ClientError`` if a new room's name mixes scripts.
+        The line protocol's ``/join``.  Raises ``ClientError`` if a new room's
+        name mixes scripts.
         """
         key = name_key(nick)
         with self._lock:
             if name_key(room) not in self._rooms:
                 check_new_room(room)
             member = self._members[key]
-            old = self._leave(key, member)
+            old = self._leave(key, member, next(iter(self._rooms_of[key])))
             new = self._enter(key, member, room)
         if self.directory is not None:
-            self.directory.leave(nick)
-            self.directory.enter(self._nicks.get(key, nick), new.name)
+            spelled = self._nicks.get(key, nick)
+            self.directory.leave(spelled, old.name)
+            self.directory.enter(spelled, new.name)
         return old, new
 
     # -- the cluster-wide view: the directory's answer, else this server's ----------
@@ -185,9 +250,9 @@ class Registry(Generic[M]):
         found = self.directory.history(room.name) if self.directory is not None else None
         return room.history if found is None else found
 
-    def private(self, nick: str, line: bytes) -> bool | None:
-        """Send ``line`` to ``nick`` on another server: True sent, False nobody, None cannot tell."""
-        return self.directory.private(nick, line) if self.directory is not None else False
+    def private(self, nick: str, event: Private) -> bool | None:
+        """Send ``event`` to ``nick`` on another server: True sent, False nobody, None cannot tell."""
+        return self.directory.private(nick, codec.encode(event)) if self.directory is not None else False
 
     # The two helpers below run with the lock held.
 
@@ -197,12 +262,12 @@ class Registry(Generic[M]):
         if room is None:
             room = self._rooms[rkey] = Room(name, self._history_size)
         room.members = (*room.members, member)
-        self._room_of[key] = room
+        self._rooms_of[key][rkey] = room
         return room
 
-    def _leave(self, key: str, member: M) -> Room[M]:
-        room = self._room_of.pop(key)
+    def _leave(self, key: str, member: M, rkey: str) -> Room[M]:
+        room = self._rooms_of[key].pop(rkey)
         room.members = tuple(m for m in room.members if m is not member)
         if not room.members:
-            del self._rooms[name_key(room.name)]
+            del self._rooms[rkey]
         return room

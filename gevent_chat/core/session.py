@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from . import commands, protocol
-from .effects import Close, Effect, Moved, Pause, Registered, Renamed, Reply, Say, Send, ToRoom
+from . import chat, commands, protocol
+from .effects import Close, Effect, Moved, Pause, Registered, Renamed, Reply, Send, ToRoom
 from .errors import ClientError
+from .events import Joined
 from .gate import Gate, Verdict
 from .registry import Registry
 from .rooms import Room
@@ -33,7 +34,7 @@ M = TypeVar("M")
 class Session(Generic[M]):
     """The state of one user; ``member`` is what the registry holds for them."""
 
-    __slots__ = ("_prefix", "closed", "gate", "max_line_bytes", "member", "nick", "registry", "room")
+    __slots__ = ("closed", "gate", "max_line_bytes", "member", "nick", "registry", "room")
 
     def __init__(self, member: M, registry: Registry[M], gate: Gate, max_line_bytes: int) -> None:
         self.member = member
@@ -44,7 +45,6 @@ class Session(Generic[M]):
         self.nick: str | None = None
         self.room: Room[M] | None = None
         self.closed = False
-        self._prefix = b""  # b"alice: ", what each of this user's chat lines starts with
 
     def opening(self) -> list[Effect]:
         """What to send on connect: the first prompt."""
@@ -54,12 +54,11 @@ class Session(Generic[M]):
     def receive(self, lines: list[bytes | None]) -> list[Effect]:
         """Act on received lines in order (``None``: a line over the limit).
 
-        Consecutive chat lines become one ``Say``, so a chunk of chat costs
+        Consecutive chat lines become one ``Said``, so a chunk of chat costs
         one fan-out.
         """
         effects: list[Effect] = []
         batch: list[bytes] = []
-        prefix = self._prefix
         for line in lines:
             if self.closed:
                 break
@@ -67,11 +66,11 @@ class Session(Generic[M]):
                 # The hot path: a chat line.
                 if protocol.is_clean_ascii(line):
                     if line.strip():
-                        batch.append(prefix + line + b"\n")
+                        batch.append(line)
                 else:
                     text = protocol.clean_text(line)
                     if not protocol.is_blank(text):
-                        batch.append(prefix + text.encode() + b"\n")
+                        batch.append(text.encode())
                 continue
             if batch:
                 effects.append(self._say(batch))
@@ -80,17 +79,16 @@ class Session(Generic[M]):
                 effects += self._too_long()
             elif self.nick is None:
                 effects += self._register(line)
-                prefix = self._prefix
             else:
                 effects += self._command(line.decode("utf-8", "replace"))
-                prefix = self._prefix
         if batch:
             effects.append(self._say(batch))
         return effects
 
-    def _say(self, batch: list[bytes]) -> Say:
+    def _say(self, batch: list[bytes]) -> ToRoom:
         assert self.room is not None
-        return Say(self.room, batch)
+        assert self.nick is not None
+        return chat.say(self.room, self.nick, batch)
 
     def _too_long(self) -> list[Effect]:
         error = protocol.notice(f"error: line too long (limit {self.max_line_bytes} bytes)")
@@ -127,20 +125,20 @@ class Session(Generic[M]):
         except ClientError as err:
             # One entry: the outbox bounds entries, ``pending`` counts lines.
             return [Send(protocol.notice(str(err)) + protocol.NICK_PROMPT)]
+        assert room is not None
         self.nick, self.room = nick, room
-        self._prefix = f"{nick}: ".encode()
         self.gate = None  # registered: the gate has no more to say, so it is not kept
         n = self.registry.users_online()
         return [
             Registered(nick),
             Reply(f"Welcome, {nick}! {n} user{'s' if n != 1 else ''} online"),
             *commands.history(room, self.registry),
-            ToRoom(room, protocol.notice(f"{nick} joined")),
+            ToRoom(room, Joined(room.name, nick)),
         ]
 
     def _command(self, text: str) -> list[Effect]:
         if text.startswith("//"):  # an escaped slash: chat, not a command
-            return [self._say([self._prefix + protocol.sanitise(text[1:]).encode() + b"\n"])]
+            return [self._say([protocol.sanitise(text[1:]).encode()])]
         assert self.nick is not None
         assert self.room is not None
         ctx = commands.Context(self.nick, self.member, self.room, self.registry)
@@ -148,7 +146,6 @@ class Session(Generic[M]):
         for effect in effects:
             if isinstance(effect, Renamed):
                 self.nick = effect.nick
-                self._prefix = f"{effect.nick}: ".encode()
             elif isinstance(effect, Moved):
                 self.room = effect.room
             elif isinstance(effect, Close):
@@ -160,25 +157,16 @@ class Session(Generic[M]):
 
         For a nick another server took while this one was cut off.
         """
-        old, room = self.nick, self.room
-        if old is None or room is None or self.closed:
+        old = self.nick
+        if old is None or self.closed:
             return []
-        self.registry.rename(old, protocol.validate_nick(new))
+        seen = chat.rename(self.registry, old, new)
         self.nick = new
-        self._prefix = f"{new}: ".encode()
-        return [
-            Renamed(new, old),
-            Reply(f"{why}; you are now known as {new}"),
-            ToRoom(room, protocol.notice(f"{old} is now known as {new}")),
-        ]
+        return [Renamed(new, old), Reply(f"{why}; you are now known as {new}"), *seen]
 
     def leave(self, reason: str | None) -> list[Effect]:
-        """Leave the registry as the connection ends; the room's notice, if any."""
+        """Leave the registry as the connection ends; what the rooms see, if anything."""
         self.closed = True
         if self.nick is None:
             return []
-        room = self.registry.remove(self.nick)
-        if room is None:
-            return []
-        text = f"{self.nick} left" + (f" ({reason})" if reason else "")
-        return [ToRoom(room, protocol.notice(text))]
+        return chat.quit(self.registry, self.nick, reason)

@@ -76,7 +76,8 @@ __all__ = [
 #: handshake is under 1 KiB.
 MAX_HEAD_BYTES = 8192
 
-#: The IRCv3 name of "one UTF-8 line per text message"; chosen when offered.
+#: The IRCv3 name of "one UTF-8 IRC message per text message"; chosen when
+#: offered, and then ``/ws`` speaks IRC; without it, the line protocol.
 SUBPROTOCOL = "text.ircv3.net"
 
 #: Nothing but our own files: no inline script or style, no other origin, no
@@ -338,6 +339,7 @@ class Received:
 #: extension is ever accepted), so a line to a room is framed once, not once
 #: per WebSocket in it.  Holding the payload keeps its identity unique.
 _last_framed: list[bytes] = [b"", b""]
+_last_crlf = [False]  # whether ``_last_framed`` dropped each line's CR
 
 
 class WebSocketLines:
@@ -357,11 +359,13 @@ class WebSocketLines:
     protocol error, or sends ``code``.
     """
 
-    __slots__ = ("_buffer", "_control", "_failed", "_skipping", "close_code", "limit", "ws")
+    __slots__ = ("_buffer", "_control", "_failed", "_skipping", "close_code", "crlf", "limit", "ws")
 
     def __init__(self, ws: WSConnection, limit: int) -> None:
         self.ws = ws
         self.limit = limit
+        #: Lines to send end in CR LF (IRC): each frame leaves the CR out too.
+        self.crlf = False
         self._buffer: LineBuffer | None = None  # the text message under way
         self._skipping = False  # inside a binary message, already refused
         self._control: list[bytes] = []
@@ -426,11 +430,14 @@ class WebSocketLines:
     def frames(self, payload: bytes = b"") -> bytes:
         out, self._control = self._control, []
         if payload and self.is_open:
-            if _last_framed[0] is not payload:
+            if _last_framed[0] is not payload or _last_crlf[0] is not self.crlf:
                 send = self.ws.send
                 lines = payload.split(b"\n")
                 if not lines[-1]:
                     lines.pop()
+                if self.crlf:
+                    lines = [line[:-1] if line.endswith(b"\r") else line for line in lines]
+                _last_crlf[0] = self.crlf
                 framed = b"".join([send(TextMessage(data=line.decode("utf-8", "replace"))) for line in lines])
                 _last_framed[:] = [payload, framed]
             out.append(_last_framed[1])

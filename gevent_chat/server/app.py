@@ -27,7 +27,6 @@ from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
 from ..core import config as cfg
-from ..core import protocol
 from ..core.address import format_address
 from ..core.config import Config, parse_args
 from ..core.errors import ChatError, ClientError, ConfigError
@@ -37,6 +36,7 @@ from ..core.registry import Registry
 from . import tls
 from .bus import Bus, LocalBus
 from .hub import Hub
+from .irc import IrcService
 from .member import Member
 from .metrics import Metrics
 from .tcp import Listener, TcpTransport
@@ -73,7 +73,9 @@ class ChatServer:
         self.cluster: RedisBus | None = None
         if bus is None and config.redis_url is not None:
             bus = self.cluster = self._redis_bus(config)
-        self.registry: Registry[Member] = Registry(BoundedSemaphore(1), config.history, self.cluster)
+        self.registry: Registry[Member] = Registry(
+            BoundedSemaphore(1), config.history, self.cluster, config.max_rooms_per_user
+        )
         self.connections: set[Member] = set()
         self.writers = WriterPool(config.outbox_size)
         self.stopping = False
@@ -90,8 +92,14 @@ class ChatServer:
         self.tcp = TcpTransport(self)
         #: The browser client's port (``--web-port``), if any.
         self.web = WebTransport(self) if config.web_port is not None else None
+        #: IRC's ports (``--irc-port``, ``--irc-tls-port``) and what IRC over ``/ws`` needs too.
+        self.irc = IrcService(self)
         self.metrics.connected_by_transport.labels("tcp").set_function(
-            lambda: len(self.connections) - (len(self.web.links) if self.web is not None else 0)
+            lambda: (
+                len(self.connections)
+                - (len(self.web.links) if self.web is not None else 0)
+                - len(self.irc.pinged)
+            )
         )
         self._sweeper: gevent.Greenlet[[float], None] | None = None
         if self.cluster is not None:
@@ -128,7 +136,7 @@ class ChatServer:
                 continue
             self.hub.apply(member, effects)
             return
-        member.finish(protocol.notice(f"{why}, and no other was free"), "nick lost")
+        member.finish(member.goodbye(f"{why}, and no other was free"), "nick lost")
 
     @property
     def address(self) -> tuple[str, int]:
@@ -162,6 +170,7 @@ class ChatServer:
         log.info("listening on %s%s", format_address(*self.address), " (TLS)" if self.tls_context else "")
         if self.web is not None:
             self._start_web(self.web)
+        self._start_irc()
         if config.metrics_port is not None:
             try:
                 self.metrics_address = self.metrics.serve(config.metrics_host, config.metrics_port)
@@ -184,6 +193,26 @@ class ChatServer:
         scheme = "https" if self.tls_context else "http"
         log.info("browser client on %s://%s/", scheme, format_address(*web.address))
 
+    def _start_irc(self) -> None:
+        irc = self.irc
+        try:
+            irc.start()
+        except OSError as err:
+            failed = next(p for p in irc.ports if not p.started)
+            irc.close()
+            assert self._listener is not None
+            self._listener.stop(timeout=0)
+            if self.web is not None:
+                self.web.stop()
+            raise ListenError(self.config.host, failed.port, err) from err
+        for port in irc.ports:
+            log.info("IRC%s on %s", " (TLS)" if port.tls_context else "", format_address(*port.address))
+
+    @property
+    def irc_addresses(self) -> list[tuple[str, int]]:
+        """The IRC ports' bound addresses, plain first."""
+        return [port.address for port in self.irc.ports]
+
     @property
     def web_address(self) -> tuple[str, int]:
         """The web port's bound address; ``--web-port`` must be set."""
@@ -193,7 +222,7 @@ class ChatServer:
     def _sweep_idle(self, limit: float) -> None:
         """Disconnect registered users silent for ``limit`` seconds; runs until stop."""
         period = min(1.0, limit / 4)
-        notice = protocol.notice(f"disconnected: idle for {limit:g} seconds")
+        text = f"disconnected: idle for {limit:g} seconds"
         idle = self.metrics.timeouts.labels("idle")
         while True:
             gevent.sleep(period)
@@ -201,11 +230,12 @@ class ChatServer:
             for conn in list(self.connections):
                 if conn.nick is not None and conn.heard <= oldest and not conn.closing:
                     idle.inc()
-                    conn.finish(notice, "idle")
+                    conn.finish(conn.goodbye(text), "idle")
 
     def forget(self, conn: Member) -> None:
         """Called by a connection as its last act."""
         self.connections.discard(conn)
+        self.irc.pinged.pop(conn, None)
         if self.stopping and not self.connections:
             self._all_closed.set()
 
@@ -218,13 +248,13 @@ class ChatServer:
             self._listener.close()
         if self.web is not None:
             self.web.close()
+        self.irc.close()
         if self._sweeper is not None:
             self._sweeper.kill()
         conns = list(self.connections)
         log.info("shutting down: %d connection(s)", len(conns))
-        farewell = protocol.notice("server shutting down")
         for conn in conns:
-            conn.deliver(farewell)
+            conn.deliver(conn.goodbye("server shutting down"))
             conn.closing = True  # nothing more goes in; the writer drains
         deadline = time.monotonic() + timeout
         for conn in conns:
@@ -237,6 +267,7 @@ class ChatServer:
             self._listener.stop(timeout=0)
         if self.web is not None:
             self.web.stop()
+        self.irc.stop()
         self.metrics.close()
         self.bus.close()
         log.info("stopped")

@@ -1,9 +1,11 @@
 """The bus: how room-wide deliveries reach the other server processes.
 
-SHELL.  The hub publishes every room-wide delivery (chat, ``/me``,
-notices) once per relayed batch, after delivering it locally, and the bus
-calls ``Inbound.receive`` for deliveries that come from elsewhere; they
-then get the hub's fan-out and flow control with no local sender.  The
+SHELL.  The hub publishes every room-wide event (a batch of chat, a
+join, a quit...) once, encoded by ``core.codec``, after delivering it
+locally, and the bus calls ``Inbound.receive`` for events that come from
+elsewhere; each hub renders them for its own users, with its fan-out and
+flow control and no local sender.  To the bus a payload is opaque bytes
+in complete lines.  The
 interface is as small as redis-py's ``PubSub``: attach, publish, close.
 
 ``LocalBus`` is the in-process implementation: the buses of one
@@ -23,8 +25,8 @@ class Inbound(Protocol):
     """The hub's side of the seam."""
 
     def receive(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
-        """Fan ``payload`` (``lines`` complete lines) out to this process's members of ``room``;
-        ``remember`` keeps the lines in the room's history."""
+        """Render the encoded event ``payload`` (``lines`` complete lines) for this process's
+        members of ``room``; ``remember`` keeps chat in the room's history."""
 
 
 class Bus(Protocol):
@@ -34,7 +36,7 @@ class Bus(Protocol):
         """Send deliveries from elsewhere to ``hub``."""
 
     def publish(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
-        """Hand a room-wide delivery to the others; never blocks on them for long."""
+        """Hand a room-wide encoded event to the others; never blocks on them for long."""
 
     def close(self) -> None:
         """Leave: nothing more is published or received."""

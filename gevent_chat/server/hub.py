@@ -15,20 +15,30 @@ Flow control (see the README's "Concurrency", point 5):
 - A recipient whose writer has stalled (``Outbox.give_time``) is never
   waited for: it fills up and is cut without delaying anyone.
 
-The bus seam: room-wide deliveries are also published on the ``Bus``, and
-deliveries from elsewhere enter through ``receive`` with no local sender,
-to get the same fan-out and the same flow control.
+Rendering: effects carry events (``core.events``); each member has a
+``renderer`` shared by every member of its kind, and a broadcast renders
+an event once per renderer, so the hot path stays one ``deliver`` per
+recipient.  The hub stamps the time once per broadcast.  Nothing here
+knows a protocol.
+
+The bus seam: room-wide events are also published on the ``Bus``, encoded
+(``core.codec``), and events from elsewhere enter through ``receive`` with
+no local sender, to be rendered here and get the same fan-out and flow
+control.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import gevent
 
-from ..core import protocol
-from ..core.effects import Effect, Reply, Say, Send, ToRoom
+from ..core import codec, protocol
+from ..core.effects import Effect, Reply, Send, ToRoom, ToShared, ToUser
+from ..core.events import Event, Renderer, Said
+from ..core.names import name_key
 from ..core.registry import Registry
 from ..core.rooms import Room
 from .bus import Bus
@@ -37,6 +47,8 @@ from .metrics import Tally
 from .outbox import Outbox
 
 __all__ = ["HALF_FULL_WAIT_SECONDS", "Hub"]
+
+log = logging.getLogger("gevent_chat")
 
 #: How long a sender waits, per turn, for a recipient past half full to drain.
 HALF_FULL_WAIT_SECONDS = 0.05
@@ -51,57 +63,114 @@ class Hub:
         self.tally = tally
         self.bus = bus
         self._inbound: list[Outbox] = []  # ``crowded`` of deliveries from the bus
+        #: Events from other processes that failed validation, dropped.
+        self.rejected = 0
         bus.attach(self)
 
     def apply(self, sender: Member, effects: Sequence[Effect]) -> None:
         """Carry out ``effects`` of ``sender``'s session, in order."""
         crowded = sender.crowded
         for effect in effects:
-            if isinstance(effect, Say):
-                room, said = effect.room, effect.said
-                room.remember(time.time(), said)
-                payload = said[0] if len(said) == 1 else b"".join(said)
-                self.broadcast(room, payload, len(said), crowded, sender)
-                self.bus.publish(room.name, payload, len(said), True)
-            elif isinstance(effect, Reply):
+            kind = type(effect)
+            if kind is ToRoom:
+                assert isinstance(effect, ToRoom)
+                room, event = effect.room, effect.event
+                when = time.time()
+                said = type(event) is Said
+                if said:
+                    room.remember(when, event)  # type: ignore[arg-type]
+                self.broadcast(room, event, when, crowded, sender)
+                data = codec.encode(event)
+                self.bus.publish(room.name, data, codec.line_count(data), said)
+            elif kind is Reply:
+                assert isinstance(effect, Reply)
                 self.send(sender, protocol.notice(effect.text), 1, crowded)
-            elif isinstance(effect, Send):
+            elif kind is Send:
+                assert isinstance(effect, Send)
                 self.send(effect.member or sender, effect.data, effect.lines, crowded)
-            elif isinstance(effect, ToRoom):
-                self.broadcast(effect.room, effect.data, 1, crowded, sender)
-                self.bus.publish(effect.room.name, effect.data, 1, False)
+            elif kind is ToShared:
+                assert isinstance(effect, ToShared)
+                self._to_shared(effect, crowded, sender)
+            elif kind is ToUser:
+                assert isinstance(effect, ToUser)
+                payload = effect.member.renderer.render(effect.event, time.time())
+                self.send(effect.member, payload, payload.count(b"\n"), crowded)
             else:
                 sender.act(effect)
+
+    def _to_shared(self, effect: ToShared, crowded: list[Outbox], sender: Member) -> None:
+        """A ``Quit`` or ``NickChanged``: once to each local user sharing a room; to each room elsewhere."""
+        when = time.time()
+        recipients = dict.fromkeys(m for room in effect.rooms for m in room.members)
+        recipients.pop(sender, None)
+        self.fan_out(recipients.keys(), effect.event, when, crowded)
+        names = [room.name for room in effect.rooms]
+        data = codec.encode(effect.event, names)
+        lines = codec.line_count(data)
+        for name in names:
+            self.bus.publish(name, data, lines, False)
 
     def broadcast(
         self,
         room: Room[Member],
-        payload: bytes,
-        lines: int,
+        event: Event,
+        when: float,
         crowded: list[Outbox],
         sender: Outbox | None = None,
     ) -> None:
-        """Deliver to everyone in ``room`` but ``sender``, noting who is crowded.
+        """Deliver ``event`` (said at ``when``) to everyone in ``room`` but ``sender``."""
+        self.fan_out(room.members, event, when, crowded, sender)
 
-        Several readers woken in one loop turn may each add half an outbox
-        before a recipient's writer runs, so one already full gets a moment
-        first (at most ``HALF_FULL_WAIT_SECONDS`` per broadcast): only a
-        client that really stopped reading is cut.
+    def fan_out(
+        self,
+        members: Collection[Member],
+        event: Event,
+        when: float,
+        crowded: list[Outbox],
+        sender: Outbox | None = None,
+    ) -> None:
+        """Deliver ``event`` to ``members`` but ``sender``, noting who is crowded.
+
+        Each renderer renders the event once for this broadcast; members of
+        one kind share the bytes.  Several readers woken in one loop turn
+        may each add half an outbox before a recipient's writer runs, so one
+        already full gets a moment first (at most ``HALF_FULL_WAIT_SECONDS``
+        per broadcast): only a client that really stopped reading is cut.
         """
         half, limit = self.limit >> 1, self.limit
         deadline = 0.0  # set when the first full recipient is waited for
-        members = room.members
-        # A room the sender is not in (left, or moved out of) counts all.
-        self.tally.deliveries += (len(members) - (sender in members)) * lines
+        renderer: Renderer | None = None
+        payload, lines = b"", 0
+        cache: dict[Renderer, tuple[bytes, int]] | None = None
+        skipped = 0  # the sender, if it is among ``members``
         # The hot path: send()'s steps inlined, a call per member costs.
         for member in members:
-            if member is not sender:
+            if member is sender:
+                skipped = 1
+            else:
+                if member.renderer is not renderer:
+                    if renderer is not None:
+                        if cache is None:
+                            cache = {}
+                        cache[renderer] = (payload, lines)
+                    renderer = member.renderer
+                    got = None if cache is None else cache.get(renderer)
+                    if got is None:
+                        payload = renderer.render(event, when)
+                        lines = payload.count(b"\n")
+                    else:
+                        payload, lines = got
                 if member.pending >= limit and not member.closing:
                     deadline = deadline or time.monotonic() + HALF_FULL_WAIT_SECONDS
                     member.give_time(max(0.0, deadline - time.monotonic()))
                 member.deliver(payload, lines)
                 if member.pending > half:
                     crowded.append(member)
+        if cache is None:
+            self.tally.deliveries += (len(members) - skipped) * lines
+        else:  # several kinds of recipient: count each one's lines
+            cache[renderer] = (payload, lines)  # type: ignore[index]
+            self.tally.deliveries += sum(cache[m.renderer][1] for m in members if m is not sender)
 
     def send(self, member: Outbox, payload: bytes, lines: int, crowded: list[Outbox]) -> None:
         """Deliver to one client (the sender too) as ``broadcast`` does."""
@@ -135,21 +204,45 @@ class Hub:
     # -- the bus seam --------------------------------------------------------------
 
     def receive(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
-        """A delivery from elsewhere: fan it out to this process's members of ``room``."""
+        """An encoded event from elsewhere: render it for this process's members of ``room``."""
         local = self.registry.room(room)
         if local is None:
             return  # nobody here is in that room
-        if remember:
-            local.remember(time.time(), [line + b"\n" for line in payload.split(b"\n")[:-1]])
-        self.broadcast(local, payload, lines, self._inbound)
+        try:
+            event, rooms = codec.decode(payload)
+        except codec.CodecError as exc:
+            self.rejected += 1
+            log.warning("dropped an event for #%s from another server: %s", room, exc)
+            return
+        when = time.time()
+        if remember and type(event) is Said:
+            local.remember(when, event)
+        if rooms:  # Quit, NickChanged: sent once per room, seen once per user
+            via, listed, rooms_of = name_key(room), [name_key(r) for r in rooms], self.registry.rooms_of
+            members = [
+                m
+                for m in local.members
+                if m.nick is not None
+                and codec.first_shared(listed, {name_key(r.name) for r in rooms_of(m.nick)}, via)
+            ]
+            self.fan_out(members, event, when, self._inbound)
+        else:
+            self.broadcast(local, event, when, self._inbound)
         if self._inbound:
             self.drain(self._inbound)
 
-    def receive_private(self, nick: str, line: bytes) -> None:
-        """A private message from elsewhere for ``nick``, if that user is here."""
+    def receive_private(self, nick: str, payload: bytes) -> None:
+        """An encoded private message from elsewhere for ``nick``, if that user is here."""
         member = self.registry.get(nick)
         if member is None:
             return  # gone meanwhile: private messages are at most once
-        self.send(member, line, 1, self._inbound)
+        try:
+            event, _ = codec.decode(payload)
+        except codec.CodecError as exc:
+            self.rejected += 1
+            log.warning("dropped a private message from another server: %s", exc)
+            return
+        data = member.renderer.render(event, time.time())
+        self.send(member, data, data.count(b"\n"), self._inbound)
         if self._inbound:
             self.drain(self._inbound)

@@ -22,8 +22,11 @@ from ..core import protocol
 from ..core.address import format_address
 from ..core.commands import COMMANDS
 from ..core.effects import Close, Effect, Pause, Registered, Renamed
+from ..core.events import Renderer
 from ..core.flood import TokenBucket
 from ..core.gate import WRONG_PASSWORD, Gate
+from ..core.irc.session import IrcSession
+from ..core.lines import RENDERER as LINE_RENDERER
 from ..core.rooms import Room
 from ..core.session import Session
 from .outbox import SLOW, Outbox
@@ -48,9 +51,11 @@ class Member(Outbox):
         "app",
         "bucket",
         "crowded",
+        "goodbye",
         "heard",
         "last_bytes",
         "log_reason",
+        "renderer",
         "scheme",
         "session",
         "turn_lines",
@@ -64,20 +69,33 @@ class Member(Outbox):
         scheme: str,
         frame: Callable[[bytes], bytes] | None = None,
         last_bytes: Callable[[], bytes] | None = None,
+        renderer: Renderer = LINE_RENDERER,
+        session: Callable[[Member], IrcSession[Member]] | None = None,
+        goodbye: Callable[[str], bytes] = protocol.notice,
     ) -> None:
         """``scheme`` names the transport in the log (``tcp``, ``tls``,
         ``ws``, ``wss``); ``frame`` and ``last_bytes`` are the transport's:
         how lines become bytes on the wire, and what to send (best effort)
-        just before the socket closes, such as a WebSocket close frame."""
+        just before the socket closes, such as a WebSocket close frame.
+        ``renderer`` turns events into this member's bytes, shared by every
+        member of its kind.
+        ``session`` makes the session of another protocol than the line
+        one (IRC's); ``goodbye`` is how that protocol says why it closes."""
         config = app.config
         peer = format_address(addr[0], addr[1])
         super().__init__(sock, peer, config.outbox_size, app.writers, app.metrics.tally, frame)
         self.last_bytes = last_bytes
+        self.renderer = renderer
         self.app = app
         self.addr = addr
         self.scheme = scheme
-        gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
-        self.session: Session[Member] = Session(self, app.registry, gate, config.max_line_bytes)
+        self.goodbye = goodbye
+        self.session: Session[Member] | IrcSession[Member]
+        if session is None:
+            gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
+            self.session = Session(self, app.registry, gate, config.max_line_bytes)
+        else:
+            self.session = session(self)
         #: Recipients this reader's last turn left past half full (see ``Hub.drain``).
         self.crowded: list[Outbox] = []
         #: Lines acted on per turn: half an outbox, so one chunk cannot fill a reading client.
@@ -145,7 +163,7 @@ class Member(Outbox):
         if self.closing:
             return
         self.app.metrics.timeouts.labels("register").inc()
-        self.finish(protocol.notice("registration timed out, goodbye"), "registration timeout")
+        self.finish(self.goodbye("registration timed out, goodbye"), "registration timeout")
 
     def _close_reg_timer(self) -> None:
         if self._reg_timer is not None:
@@ -193,7 +211,7 @@ class Member(Outbox):
 
     def _log_commands(self, lines: list[bytes | None]) -> None:
         """Log the names of the commands in ``lines`` (never their arguments)."""
-        if self.session.nick is None:
+        if self.session.nick is None or isinstance(self.session, IrcSession):
             return
         for line in lines:
             if line is not None and line[:1] == b"/" and line[:2] != b"//":
@@ -258,7 +276,7 @@ class Member(Outbox):
             log.warning("%s (%s) cut: outbox full (%d lines)", nick, self.peer, self.pending)
             app.metrics.slow_consumers.inc()
             if self.outbox is None:  # no writer mid-line: the notice cannot split a line
-                notice = protocol.notice("disconnected: too slow")
+                notice = self.goodbye("disconnected: too slow")
                 self.send_last_words(notice if self.frame is None else self.frame(notice))
         elif self._cut:
             pass  # the outbox was dropped: only a writer stuck in send is left

@@ -286,12 +286,14 @@ class LineReader:
 
     __slots__ = ("frames", "member", "source")
 
-    def __init__(self, member: Member) -> None:
+    def __init__(self, member: Member, limit: int | None = None) -> None:
+        """``limit``: the longest line (default ``--max-line-bytes``)."""
         self.member = member
         sock = member.sock
         # Plain TCP: the non-blocking OS socket, which says when it would block.
         self.source = sock._sock if type(sock) is GeventSocket else sock  # type: ignore[attr-defined]
-        self.frames = LineBuffer(member.app.config.max_line_bytes)  # a partial line outlives a park
+        # A partial line outlives a park.
+        self.frames = LineBuffer(member.app.config.max_line_bytes if limit is None else limit)
 
     def read(self) -> bool:
         """Read and act until the connection ends (False) or the reader parks (True)."""

@@ -31,10 +31,12 @@ from typing import TYPE_CHECKING
 import gevent
 
 from ..core import protocol
+from ..core.irc.message import MAX_LINE_BYTES
 from ..core.limits import PASSWORD_FAILURES, PER_IP, SERVER_FULL
 from ..core.web import (
     GOING_AWAY,
     NORMAL_CLOSURE,
+    SUBPROTOCOL,
     Received,
     Response,
     Site,
@@ -44,6 +46,7 @@ from ..core.web import (
     error_response,
 )
 from . import static
+from .irc import error_line
 from .member import Member
 from .tcp import MAX_UNYIELDED_CHUNKS, RECV_BYTES, REFUSALS, Admission, Listener
 from .tls import shutdown_fd
@@ -168,7 +171,20 @@ class WebTransport(Admission):
             _close_handshake(sock, lines, lines.close(GOING_AWAY if app.stopping else NORMAL_CLOSURE))
             return b""  # sent already
 
-        member = Member(app, sock, addr, self.scheme, frame=lines.frames, last_bytes=last_bytes)
+        irc = upgrade.subprotocol == SUBPROTOCOL
+        if irc:  # IRC over WebSocket (IRCv3): one message per text frame
+            lines.crlf = True
+            lines.limit = MAX_LINE_BYTES
+        member = Member(
+            app,
+            sock,
+            addr,
+            self.scheme,
+            frame=lines.frames,
+            last_bytes=last_bytes,
+            session=app.irc.session if irc else None,
+            goodbye=error_line if irc else protocol.notice,
+        )
         link = Link(lines)
         app.connections.add(member)
         self.links[member] = link

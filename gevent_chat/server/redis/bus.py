@@ -40,6 +40,7 @@ Cooperation with gevent: see ``link`` and ``subscriber``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -52,7 +53,8 @@ import gevent
 import redis
 from gevent.event import Event
 
-from ...core import protocol, wire
+from ...core import codec, wire
+from ...core.events import Quit, Said
 from ..bus import Inbound
 from . import scripts
 from .claims import NickClaims
@@ -283,10 +285,10 @@ class RedisBus:
             state = self.subscriber.track(room)
         state.members += 1
 
-    def leave(self, nick: str) -> None:
-        """``nick`` left its room or the server (call ``enter`` for the new room after a move)."""
-        room = self.presence.leave(nick)
-        state = self.subscriber.get(room) if room is not None else None
+    def leave(self, nick: str, room: str) -> None:
+        """``nick`` left ``room`` (or the server)."""
+        left = self.presence.leave(nick, room)
+        state = self.subscriber.get(left) if left is not None else None
         if state is not None:
             state.members -= 1
             if state.members <= 0:
@@ -305,7 +307,7 @@ class RedisBus:
         """Rooms with users on any node -> user count; None while Redis is down."""
         return self.presence.rooms()
 
-    def history(self, room: str) -> list[tuple[float, bytes]] | None:
+    def history(self, room: str) -> list[tuple[float, Said]] | None:
         """The room's last ``history`` chat and ``/me`` lines with the time said, oldest first.
 
         None while Redis is down (use the local history).  Waits for Redis.
@@ -320,10 +322,11 @@ class RedisBus:
             self.link.failed(exc)
             return None
 
-    def _history(self, room: str) -> list[tuple[float, bytes]]:
-        found: list[tuple[float, bytes]] = []
+    def _history(self, room: str) -> list[tuple[float, Said]]:
+        found: list[tuple[float, Said]] = []  # newest first
+        kept = 0
         start = "+"
-        while len(found) < self.history_size:
+        while kept < self.history_size:
             page = cast(
                 "list[tuple[bytes, dict[bytes, bytes]]]",
                 self.link.client.xrevrange(self.keys.stream(room), start, "-", count=self.history_size),
@@ -331,16 +334,18 @@ class RedisBus:
             for _, fields in page:
                 try:
                     entry = wire.decode_entry(fields)
-                except wire.WireError:
+                    event = codec.decode(entry.payload)[0] if entry.remember else None
+                except (wire.WireError, codec.CodecError):
                     self.metrics.drops += 1
                     continue
-                if entry.remember:
-                    for line in reversed(entry.payload.splitlines(keepends=True)):
-                        found.append((entry.when, line))
+                if isinstance(event, Said) and kept < self.history_size:
+                    lines = event.lines[-(self.history_size - kept) :]
+                    found.append((entry.when, dataclasses.replace(event, lines=lines)))
+                    kept += len(lines)
             if len(page) < self.history_size:
                 break
             start = "(" + page[-1][0].decode()
-        return found[: self.history_size][::-1]
+        return found[::-1]
 
     # -- upkeep: heartbeat, claims, reaping, the subscription's watchdog ----------
 
@@ -357,17 +362,23 @@ class RedisBus:
 
     def _upkeep_once(self) -> None:
         self.claims.refresh()
+        rooms_of: dict[str, list[str]] = {}
         for room, nick in self.presence.heartbeat():
-            self._announce_departure(room, nick)
+            rooms_of.setdefault(nick, []).append(room)
+        for nick, rooms in rooms_of.items():
+            self._announce_departure(rooms, nick)
 
     def _after_outage(self) -> None:
         self._upkeep_once()  # the subscriber catches every room up when it resubscribes
 
-    def _announce_departure(self, room: str, nick: str) -> None:
-        notice = protocol.notice(f"{nick} left")
-        self.publish(room, notice, 1, False)
+    def _announce_departure(self, rooms: list[str], nick: str) -> None:
+        """A dead node's user left ``rooms``: one ``Quit``, seen once by each user who shared one."""
+        data = codec.encode(Quit(nick), rooms)
+        lines = codec.line_count(data)
         hub = self.subscriber.hub
-        if hub is not None and self.subscriber.get(room) is not None:
-            hub.receive(room, notice, 1, False)
-        if self.on_departed is not None:
-            self.on_departed(room, nick)
+        for room in rooms:
+            self.publish(room, data, lines, False)
+            if hub is not None and self.subscriber.get(room) is not None:
+                hub.receive(room, data, lines, False)
+            if self.on_departed is not None:
+                self.on_departed(room, nick)

@@ -57,7 +57,7 @@ class Presence:
 
     def __init__(self, link: Link, keys: Keys, node: str, ttl: float) -> None:
         self.link, self.keys, self.node, self.ttl = link, keys, node, ttl
-        self.local: dict[str, tuple[str, str]] = {}  # folded nick -> (nick, room)
+        self.local: dict[tuple[str, str], tuple[str, str]] = {}  # (folded nick, folded room) -> (nick, room)
         self._unsent_leaves: dict[tuple[str, str], str] = {}  # (folded nick, room) -> value
         #: Rooms this node has published in (as spelled) -> folded: where its ``n:`` fields are.
         self.published: dict[str, str] = {}
@@ -72,7 +72,7 @@ class Presence:
     def join(self, nick: str, room: str) -> None:
         """``nick`` (a user of this node) is now in ``room``; never waits when Redis is down."""
         folded = name_key(nick)
-        self.local[folded] = (nick, room)
+        self.local[(folded, name_key(room))] = (nick, room)
         self._unsent_leaves.pop((folded, name_key(room)), None)
         if self.link.is_up:
             try:
@@ -83,10 +83,10 @@ class Presence:
             except FAILURES as exc:
                 self.link.failed(exc)
 
-    def leave(self, nick: str) -> str | None:
-        """``nick`` left its room (and maybe the server); returns that room."""
+    def leave(self, nick: str, room: str) -> str | None:
+        """``nick`` left ``room`` (and maybe the server); returns the room as spelled, None if unknown."""
         folded = name_key(nick)
-        found = self.local.pop(folded, None)
+        found = self.local.pop((folded, name_key(room)), None)
         if found is None:
             return None
         _, room = found
@@ -129,7 +129,7 @@ class Presence:
             self._leave(keys=[self.keys.who(froom)], args=[folded, value])
             del self._unsent_leaves[(folded, froom)]
         pipe = self.link.client.pipeline(transaction=False)
-        for folded, (nick, room) in self.local.items():
+        for (folded, _), (nick, room) in self.local.items():
             pipe.hset(self.keys.who(room), folded, self._value(nick))
             pipe.hsetnx(self.keys.rooms, name_key(room), room)
         pipe.execute()
@@ -240,8 +240,8 @@ class Presence:
 
     def clear(self) -> None:
         """Remove this node, its users and its ``n:`` fields (shutdown); best effort, raises on failure."""
-        for folded, (nick, room) in list(self.local.items()):
-            self._unsent_leaves[(folded, name_key(room))] = self._value(nick)
+        for (folded, froom), (nick, _) in list(self.local.items()):
+            self._unsent_leaves[(folded, froom)] = self._value(nick)
         self.local.clear()
         self.resync()
         self.link.client.zrem(self.keys.nodes, self.node)

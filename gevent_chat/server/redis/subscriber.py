@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 
-from ...core import protocol, wire
+from ...core import codec, wire
+from ...core.events import ServerNotice
 from ...core.protocol import name_key
 from ..bus import Inbound
 from .keys import Keys
@@ -44,7 +45,7 @@ log = logging.getLogger("gevent_chat.redis")
 #: Stream entries read per XRANGE while recovering.
 RECOVERY_PAGE = 500
 #: The notice a room gets when lines from other servers could not be recovered.
-MISSING_NOTICE = protocol.notice("some messages from other servers may be missing")
+MISSING_NOTICE = codec.encode(ServerNotice("some messages from other servers may be missing"))
 
 
 @dataclass(eq=False)

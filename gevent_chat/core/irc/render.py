@@ -1,0 +1,168 @@
+"""Chat events as IRC lines, for one set of negotiated capabilities.
+
+PURE.  A ``Renderer`` is shared by every IRC client with the same
+rendering capabilities (``renderer_for``), so a broadcast renders once per
+kind of client, not once per client.  The time of an event is given, never
+read: ``server-time`` stamps it on the line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
+
+from ..events import (
+    Event,
+    Invited,
+    Joined,
+    Kicked,
+    Kind,
+    ModeChanged,
+    NickChanged,
+    Parted,
+    Private,
+    Quit,
+    Said,
+    ServerNotice,
+    TopicSet,
+)
+from .message import line
+
+__all__ = ["Renderer", "Renderers", "history_batch", "iso_time", "mode_params"]
+
+#: The capabilities that change how an event is rendered.
+RENDERING_CAPS = frozenset({"server-time"})
+
+_COMMAND = {Kind.SAY: "PRIVMSG", Kind.ME: "PRIVMSG", Kind.NOTICE: "NOTICE"}
+
+
+def iso_time(when: float) -> str:
+    """``when`` (seconds since the epoch) as IRCv3 ``server-time``: UTC with milliseconds."""
+    stamp = datetime.fromtimestamp(when, timezone.utc)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _text(kind: Kind, text: str) -> str:
+    return f"\x01ACTION {text}\x01" if kind is Kind.ME else text
+
+
+class Renderer:
+    """Renders events for clients that negotiated ``caps`` (only ``RENDERING_CAPS`` matter).
+
+    ``masks`` maps a nick as spelled to its ``user@host`` (cloaked); a nick
+    missing from it (a user gone, or of another server) gets ``nick@server``.
+    """
+
+    __slots__ = ("masks", "server", "server_time")
+
+    def __init__(self, server: str, caps: frozenset[str], masks: Mapping[str, str]) -> None:
+        self.server = server
+        self.server_time = "server-time" in caps
+        self.masks = masks
+
+    def source(self, nick: str) -> str:
+        return f"{nick}!{self.masks.get(nick) or nick + '@' + self.server}"
+
+    def render(self, event: Event, when: float) -> bytes:
+        """The lines (CR LF ended) every client of this kind receives for ``event``."""
+        tags = f"time={iso_time(when)}" if self.server_time else ""
+        return b"".join(self.lines(event, tags))
+
+    def lines(self, event: Event, tags: str = "") -> Iterable[bytes]:
+        """``event`` as lines, each with the tag section ``tags``."""
+        if isinstance(event, Said):
+            src, command, target = self.source(event.nick), _COMMAND[event.kind], f"#{event.room}"
+            me = event.kind is Kind.ME
+            for said in event.lines:
+                text = said.decode("utf-8", "replace")
+                yield line(command, target, f"\x01ACTION {text}\x01" if me else text, source=src, tags=tags)
+        elif isinstance(event, Private):
+            text = _text(event.kind, event.text)
+            yield line(_COMMAND[event.kind], event.to, text, source=self.source(event.nick), tags=tags)
+        else:
+            yield self._membership(event, tags)
+
+    def _membership(self, event: Event, tags: str) -> bytes:
+        if isinstance(event, Joined):
+            return line("JOIN", f"#{event.room}", source=self.source(event.nick), tags=tags)
+        if isinstance(event, Parted):
+            why = () if event.reason is None else (event.reason,)
+            return line("PART", f"#{event.room}", *why, source=self.source(event.nick), tags=tags)
+        if isinstance(event, Quit):
+            return line("QUIT", event.reason or "Client Quit", source=self.source(event.nick), tags=tags)
+        if isinstance(event, NickChanged):
+            return line("NICK", event.new, source=self.source(event.old), tags=tags)
+        if isinstance(event, TopicSet):
+            return line("TOPIC", f"#{event.room}", event.text, source=self.source(event.nick), tags=tags)
+        if isinstance(event, ModeChanged):
+            return line(
+                "MODE",
+                f"#{event.room}",
+                *mode_params(event.changes),
+                source=self.source(event.nick),
+                tags=tags,
+            )
+        if isinstance(event, Kicked):
+            reason = event.reason or event.by
+            return line("KICK", f"#{event.room}", event.nick, reason, source=self.source(event.by), tags=tags)
+        if isinstance(event, ServerNotice):
+            return line("NOTICE", "*", event.text, source=self.server, tags=tags)
+        assert isinstance(event, Invited)
+        return line("INVITE", event.nick, f"#{event.room}", source=self.source(event.by), tags=tags)
+
+
+def mode_params(changes: Iterable[tuple[str, str | None]]) -> list[str]:
+    """``(("+o", "bob"), ("+m", None), ("-v", "al"))`` as ``["+om-v", "bob", "al"]``."""
+    letters, args, sign = "", [], ""
+    for change, arg in changes:
+        if change[0] != sign:
+            sign = change[0]
+            letters += sign
+        letters += change[1:]
+        if arg is not None:
+            args.append(arg)
+    return [letters, *args]
+
+
+class Renderers:
+    """The renderers of one server: one per combination of rendering capabilities."""
+
+    def __init__(self, server: str, masks: Mapping[str, str]) -> None:
+        self.server = server
+        self.masks = masks
+        self._made: dict[frozenset[str], Renderer] = {}
+
+    def for_caps(self, caps: Iterable[str]) -> Renderer:
+        """The renderer shared by every client that negotiated ``caps``."""
+        key = frozenset(caps) & RENDERING_CAPS
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = Renderer(self.server, key, self.masks)
+        return made
+
+
+def history_batch(
+    renderer: Renderer, room: str, entries: Iterable[tuple[float, Event]], caps: frozenset[str], batch_id: str
+) -> bytes:
+    """A room's remembered events for a client joining it, each with its original time.
+
+    With ``batch``, wrapped in a ``chathistory`` batch; with ``server-time``,
+    each line carries the time it was said at.
+    """
+    batched = "batch" in caps
+    stamped = "server-time" in caps
+    out: list[bytes] = []
+    for when, event in entries:
+        tags = ";".join(
+            t
+            for t in (f"batch={batch_id}" if batched else "", f"time={iso_time(when)}" if stamped else "")
+            if t
+        )
+        out.extend(renderer.lines(event, tags))
+    if not out:
+        return b""
+    if batched:
+        src = renderer.server
+        out.insert(0, line("BATCH", f"+{batch_id}", "chathistory", f"#{room}", source=src))
+        out.append(line("BATCH", f"-{batch_id}", source=src))
+    return b"".join(out)

@@ -1,0 +1,297 @@
+"""One IRC client's conversation with the server, from connect to QUIT.
+
+PURE, in the shape of ``core.session``: the shell feeds framed lines in
+and gets ``Effect`` values back.  Registration (PASS, NICK, USER, CAP)
+happens here; once registered, each command runs its handler from
+``handlers.COMMANDS``, which calls the chat's shared operations, so an IRC
+user and a line user are held to the same rules.  What the caller itself
+sees is rendered here with its own capabilities; what others see leaves as
+events.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+from ..chat import JoinCheck, SendCheck
+from ..effects import Close, Effect, Pause, Registered, Send
+from ..errors import ClientError
+from ..events import Event
+from ..events import Renderer as AnyRenderer
+from ..gate import TOO_MANY_LINES, WRONG_PASSWORD, is_http_request
+from ..names import validate_nick
+from ..registry import Registry
+from ..rooms import Room
+from . import handlers
+from . import numerics as n
+from .caps import Caps
+from .isupport import isupport_lines
+from .message import InputTooLong, line, parse
+from .profiles import Profile, Profiles
+from .render import Renderer, Renderers
+
+__all__ = ["IrcSession", "ServerInfo"]
+
+
+class Rendered(Protocol):
+    """A member as the IRC session needs it: what renders its events."""
+
+    renderer: AnyRenderer
+
+
+M = TypeVar("M", bound=Rendered)
+
+#: A user name as USER gave it, kept to these characters and this length (ngircd's 10).
+_USER_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+USER_CHARS = 10
+#: Commands a client may send before it has registered.
+_BEFORE_REGISTRATION = frozenset({"PASS", "NICK", "USER", "CAP", "PING", "PONG", "QUIT"})
+#: User modes and channel modes this server knows (RPL_MYINFO).
+USER_MODES = "io"
+CHANNEL_MODES = "biklmnostv"
+
+
+def _no_join_check(key: str | None) -> JoinCheck | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The room model's checks before joining (given the key offered) and speaking."""
+
+    join: Callable[[str | None], JoinCheck | None] = _no_join_check
+    send: SendCheck | None = None
+
+    def join_with(self, key: str | None) -> JoinCheck | None:
+        return self.join(key)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What every IRC session on one server shares."""
+
+    name: str
+    network: str
+    version: str
+    #: When the server started, as text for RPL_CREATED.
+    created: str
+    #: Lines of the message of the day; None: there is none (422).
+    motd: tuple[str, ...] | None
+    profiles: Profiles
+    renderers: Renderers
+    #: Seconds since the epoch now; the shell passes ``time.time``.
+    clock: Callable[[], float]
+    password: str | None = None
+    password_delay: float = 1.0
+    max_unregistered_lines: int = 50
+    checks: Rules = Rules()
+
+
+class IrcSession(Generic[M]):
+    """The state of one IRC client; ``member`` is what the registry holds for it."""
+
+    def __init__(self, member: M, registry: Registry[M], info: ServerInfo, host: str, cloak: str) -> None:
+        self.member = member
+        self.registry = registry
+        self.info = info
+        self.host = host
+        self.cloak = cloak
+        self.caps = Caps()
+        #: The registered nick; None until registration completes.
+        self.nick: str | None = None
+        self.closed = False
+        self._wanted_nick: str | None = None
+        self._user: tuple[str, str] | None = None  # (user, realname) from USER
+        self._password: str | None = None
+        self._lines = 0  # lines before registering
+        self.renderer: Renderer = info.renderers.for_caps(())
+        member.renderer = self.renderer
+        self._batches = 0
+
+    # -- what the shell calls ---------------------------------------------------------
+
+    def opening(self) -> list[Effect]:
+        """Nothing: an IRC client speaks first."""
+        return []
+
+    def receive(self, lines: list[bytes | None]) -> list[Effect]:
+        """Act on received lines in order (``None``: a line over the framing limit)."""
+        effects: list[Effect] = []
+        for raw in lines:
+            if self.closed:
+                break
+            try:
+                if raw is None:
+                    raise InputTooLong("input line too long")
+                if self.nick is None:
+                    effects += self._unregistered(raw)
+                    continue
+                msg = parse(raw)
+                if msg is not None:
+                    effects += self.dispatch(msg.command, msg.params)
+            except InputTooLong:
+                effects.append(self.reply(n.ERR_INPUTTOOLONG, "Input line was too long"))
+        return effects
+
+    def leave(self, reason: str | None) -> list[Effect]:
+        """Leave the chat as the connection ends: others see the quit once."""
+        self.closed = True
+        if self.nick is None:
+            return []
+        return handlers.quit_chat(self, reason)
+
+    def force_rename(self, new: str, why: str) -> list[Effect]:
+        """Rename the user on the server's initiative; raises ``ClientError``."""
+        if self.nick is None or self.closed:
+            return []
+        return [*handlers.rename(self, validate_nick(new)), self.notice(why)]
+
+    @property
+    def room(self) -> Room[M] | None:
+        """The first room this user joined, if any."""
+        rooms = self.registry.rooms_of(self.nick) if self.nick is not None else ()
+        return rooms[0] if rooms else None
+
+    # -- helpers for handlers ---------------------------------------------------------
+
+    @property
+    def target(self) -> str:
+        """How replies address this client: its nick, or ``*`` before it has one."""
+        return self.nick or self._wanted_nick or "*"
+
+    def reply(self, code: str, *params: str) -> Send:
+        """A numeric reply to this client."""
+        return Send(line(code, self.target, *params, source=self.info.name))
+
+    def notice(self, text: str) -> Send:
+        return Send(line("NOTICE", self.target, text, source=self.info.name))
+
+    def own(self, event: Event, when: float | None = None) -> Send:
+        """``event`` as this client sees it (its own JOIN, PART, NICK; an echoed message)."""
+        return Send(self.renderer.render(event, self.info.clock() if when is None else when))
+
+    def batch_id(self) -> str:
+        self._batches += 1
+        return f"h{self._batches}"
+
+    @property
+    def source(self) -> str:
+        """This user's ``nick!user@host`` as others see it."""
+        assert self.nick is not None
+        return self.renderer.source(self.nick)
+
+    def error_close(self, text: str, reason: str | None, refusal: str | None = None) -> list[Effect]:
+        """``ERROR :text`` and the end of the connection."""
+        self.closed = True
+        return [Send(line("ERROR", text)), Close(reason, refusal)]
+
+    # -- registration -----------------------------------------------------------------
+
+    def _unregistered(self, raw: bytes) -> list[Effect]:
+        self._lines += 1
+        if self._lines == 1 and is_http_request(raw):
+            return self.error_close("This is an IRC server, not an HTTP server", "http", "http")
+        cap = self.info.max_unregistered_lines
+        if cap and self._lines > cap:
+            return self.error_close("Too many lines before registering", None, TOO_MANY_LINES)
+        msg = parse(raw)
+        if msg is None:
+            return []
+        command, params = msg.command, msg.params
+        if command not in _BEFORE_REGISTRATION:
+            if command in handlers.COMMANDS:
+                return [self.reply(n.ERR_NOTREGISTERED, "You have not registered")]
+            return [self.reply(n.ERR_UNKNOWNCOMMAND, command, "Unknown command")]
+        effects = self.dispatch(command, params)
+        if self.nick is None and not self.closed:
+            effects += self._try_register()
+        return effects
+
+    def register_pass(self, params: list[str]) -> list[Effect]:
+        if self.nick is not None:
+            return [self.reply(n.ERR_ALREADYREGISTERED, "You may not reregister")]
+        self._password = params[0]
+        return []
+
+    def register_nick(self, nick: str) -> list[Effect]:
+        try:
+            nick = validate_nick(nick)
+        except ClientError:
+            return [self.reply(n.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")]
+        if self.registry.get(nick) is not None:
+            return [self.reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")]
+        self._wanted_nick = nick
+        return []
+
+    def register_user(self, params: list[str]) -> list[Effect]:
+        if self.nick is not None:
+            return [self.reply(n.ERR_ALREADYREGISTERED, "You may not reregister")]
+        user = _USER_CHARS.sub("", params[0])[:USER_CHARS] or "user"
+        realname = params[3] if len(params) > 3 else params[-1]
+        self._user = ("~" + user, realname)
+        return []
+
+    def _try_register(self) -> list[Effect]:
+        """Complete registration once NICK, USER and the end of CAP are all in."""
+        if self._wanted_nick is None or self._user is None or self.caps.negotiating:
+            return []
+        password = self.info.password
+        if password is not None and not (
+            self._password is not None and hmac.compare_digest(self._password.encode(), password.encode())
+        ):
+            return [
+                Pause(self.info.password_delay),
+                self.reply(n.ERR_PASSWDMISMATCH, "Password incorrect"),
+                *self.error_close(
+                    "Closing Link: bad password", WRONG_PASSWORD.replace("_", " "), WRONG_PASSWORD
+                ),
+            ]
+        nick = self._wanted_nick
+        try:
+            self.registry.add(nick, self.member, None)
+        except ClientError:
+            self._wanted_nick = None
+            return [self.reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")]
+        self.nick = nick
+        user, realname = self._user
+        self.info.profiles.add(nick, Profile(user, realname, self.host, self.cloak, self.info.clock()))
+        self.renegotiated()
+        return [Registered(nick), *self.welcome()]
+
+    def welcome(self) -> list[Effect]:
+        """001-005, LUSERS and the MOTD: what a client gets on registering."""
+        info = self.info
+        assert self.nick is not None
+        burst = [
+            self.reply(n.RPL_WELCOME, f"Welcome to the {info.network} IRC Network {self.source}"),
+            self.reply(n.RPL_YOURHOST, f"Your host is {info.name}, running version {info.version}"),
+            self.reply(n.RPL_CREATED, f"This server was created {info.created}"),
+            self.reply(n.RPL_MYINFO, info.name, info.version, USER_MODES, CHANNEL_MODES),
+            Send(b"".join(isupport_lines(info.name, self.nick, info.network))),
+        ]
+        return [*burst, *handlers.lusers(self, []), *handlers.motd(self, [])]
+
+    def renegotiated(self) -> None:
+        """Capabilities changed after registration: render with the new set from now on."""
+        self.renderer = self.member.renderer = self.info.renderers.for_caps(self.caps.enabled)
+
+    # -- dispatch ---------------------------------------------------------------------
+
+    def dispatch(self, command: str, params: list[str]) -> list[Effect]:
+        """Run ``command`` with ``params``: 421 if unknown, 461 if too few parameters."""
+        entry = handlers.COMMANDS.get(command)
+        if entry is None:
+            return [self.reply(n.ERR_UNKNOWNCOMMAND, command, "Unknown command")]
+        handler, min_params = entry
+        if len(params) < min_params:
+            if command == "NICK":
+                return [self.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")]
+            return [self.reply(n.ERR_NEEDMOREPARAMS, command, "Not enough parameters")]
+        try:
+            return handler(self, params)
+        except ClientError as err:
+            return handlers.numeric_for(self, err)

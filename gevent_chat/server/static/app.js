@@ -12,6 +12,7 @@ import { Chat, MAX_LINES, SERVER } from "./model.js";
 const SUBPROTOCOL = "text.ircv3.net";
 const TITLE = "gevent-chat";
 const MAX_HISTORY = 200;
+const LOBBY = "#lobby";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -77,6 +78,7 @@ const state = {
   history: [],
   historyAt: 0,
   draft: "",
+  shown: null, // the room whose log is on the page
   menuFrom: null, // the button a menu was opened from: focus goes back to it
 };
 
@@ -279,6 +281,7 @@ function renderUsers() {
 }
 
 function render() {
+  showActive();
   renderRooms();
   renderHeader();
   renderUsers();
@@ -287,17 +290,23 @@ function render() {
 
 // Show a room: its log comes back where it was left.
 function selectRoom(key) {
-  const chat = state.chat;
-  if (!chat.room(key)) return;
-  const old = state.logs.get(chat.active);
-  if (old && !old.hidden) state.scroll.set(chat.active, { top: old.scrollTop, bottom: atBottom(old) });
-  chat.select(key);
-  for (const [k, log] of state.logs) log.hidden = k !== key;
-  const log = logFor(key);
-  const at = state.scroll.get(key);
-  log.scrollTop = !at || at.bottom ? log.scrollHeight : at.top;
+  if (!state.chat.room(key)) return;
+  state.chat.select(key);
   closeDrawers();
   render();
+}
+
+// Put the model's active room on the page, keeping where each log was scrolled to.
+function showActive() {
+  const key = state.chat.active;
+  if (state.shown === key && state.logs.get(key) && !state.logs.get(key).hidden) return;
+  const old = state.logs.get(state.shown);
+  if (old && !old.hidden) state.scroll.set(state.shown, { top: old.scrollTop, bottom: atBottom(old) });
+  state.shown = key;
+  const log = logFor(key);
+  for (const [k, other] of state.logs) other.hidden = k !== key;
+  const at = state.scroll.get(key);
+  log.scrollTop = !at || at.bottom ? log.scrollHeight : at.top;
 }
 
 function stepRoom(step) {
@@ -367,8 +376,14 @@ function onRegistered(nick) {
   ui.composer.hidden = false;
   ui.roomsToggle.hidden = false;
   setState("online", "online");
-  for (const line of state.chat.rejoin()) send(line);
-  if (!again) ui.input.focus();
+  if (again) {
+    for (const line of state.chat.rejoin()) send(line);
+    return;
+  }
+  // Everyone starts in the lobby, as a line user does.
+  state.chat.opening = state.chat.key(LOBBY);
+  send(irc.format("JOIN", [LOBBY]));
+  ui.input.focus();
 }
 
 function onRefused(code, reason) {

@@ -249,7 +249,7 @@ export class Chat {
     const text = msg.params.slice(1).join(" ");
     const code = Number(msg.command);
     if (SHOWN_AT_START.has(msg.command)) {
-      this.note(SERVER, msg.params.slice(1).join(" "), now);
+      this.note(SERVER, msg.command === "004" ? text : msg.params.at(-1), now);
       return;
     }
     const room = isChannel(first, this.support) ? this.rooms.get(this.key(first)) : null;
@@ -469,7 +469,7 @@ function batch(chat, msg) {
 function welcome(chat, msg, now) {
   chat.me = msg.params[0];
   chat.registered = true;
-  chat.note(SERVER, msg.params.slice(1).join(" "), now);
+  chat.note(SERVER, msg.params.at(-1), now);
   chat.event("registered", { nick: chat.me });
 }
 

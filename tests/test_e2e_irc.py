@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from irctokens.line import Line
 
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, wait_until
@@ -35,6 +36,12 @@ def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
     yield open_client
     for client in opened:
         client.close()
+
+
+def sender(msg: Line) -> str:
+    """The nick a message came from."""
+    assert msg.source is not None
+    return msg.source.split("!")[0]
 
 
 def joined(client: IrcClient, room: str = "#lobby") -> list[Any]:
@@ -190,7 +197,7 @@ def test_private_messages_go_both_ways(
     alice.expect(r"^\*bob\* psst$")
     alice.send("/msg bob hey you")
     msg = bob.expect("PRIVMSG")
-    assert (msg.source.split("!")[0], msg.params) == ("alice", ["bob", "hey you"])
+    assert (sender(msg), msg.params) == ("alice", ["bob", "hey you"])
 
 
 def test_nick_change_and_quit_reach_line_users(
@@ -201,7 +208,7 @@ def test_nick_change_and_quit_reach_line_users(
     joined(bob)
     bob.send("NICK bobby")
     nick = bob.expect("NICK")
-    assert (nick.source.split("!")[0], nick.params) == ("bob", ["bobby"])
+    assert (sender(nick), nick.params) == ("bob", ["bobby"])
     alice.expect(r"^\*\*\* bob is now known as bobby$")
     bob.send("QUIT :gone fishing")
     assert bob.expect("ERROR").command == "ERROR"
@@ -214,10 +221,10 @@ def test_line_users_joins_parts_and_quits_reach_irc_users(
     bob = irc("bob")
     joined(bob)
     alice = connect("alice")
-    assert bob.expect("JOIN").source.startswith("alice!")
+    assert sender(bob.expect("JOIN")) == "alice"
     alice.send("/quit bye")
     quit_ = bob.expect("QUIT")
-    assert (quit_.source.split("!")[0], quit_.params) == ("alice", ["bye"])
+    assert (sender(quit_), quit_.params) == ("alice", ["bye"])
 
 
 def test_part_of_a_room_one_is_not_in_is_442_and_unknown_is_403(
@@ -251,6 +258,28 @@ def test_text_is_sanitised_as_for_line_users(
     joined(bob)
     bob.send_raw(b"PRIVMSG #lobby :\x1b[31mred\xff \xe2\x80\xaeevil\r\n")
     alice.expect("^bob: red\ufffd evil$")
+    warn = bob.expect("WARN")
+    assert warn.params[:2] == ["PRIVMSG", "INVALID_UTF8"]
+
+
+def test_user_with_an_empty_realname_is_461(irc: Callable[..., IrcClient]) -> None:
+    bob = irc()
+    bob.send("NICK bob")
+    bob.send("USER bob 0 * :")
+    assert bob.expect("461").params[1] == "USER"
+
+
+def test_who_by_mask_lists_matching_users(
+    irc: Callable[..., IrcClient], connect: Callable[..., ChatClient]
+) -> None:
+    connect("alice")
+    bob = irc("bob")
+    bob.send("WHO AL*")
+    who = bob.collect(["315"])
+    assert [m.params[5] for m in who if m.command == "352"] == ["alice"]
+    assert who[-1].params[1] == "AL*"
+    bob.send("NAMES nothing")
+    assert bob.expect("366").params[1] == "nothing"
 
 
 def test_overlong_line_is_417_and_the_client_stays(irc: Callable[..., IrcClient]) -> None:

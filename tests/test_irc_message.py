@@ -56,7 +56,9 @@ def test_tags_past_their_limit_are_refused_before_unescaping() -> None:
     with pytest.raises(InputTooLong):
         parse(b"@k=" + b"\\s" * 50_000 + b" PING x")
     assert time.perf_counter() - started < 0.05
-    assert parse(b"@k=" + b"v" * (MAX_TAG_BYTES - 5) + b" PING x") is not None
+    assert parse(b"@k=" + b"v" * (MAX_TAG_BYTES - 2) + b" PING x") is not None
+    with pytest.raises(InputTooLong):
+        parse(b"@k=" + b"v" * (MAX_TAG_BYTES - 1) + b" PING x")
 
 
 def test_invalid_utf8_becomes_replacement_characters() -> None:

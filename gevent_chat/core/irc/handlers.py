@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from .. import chat, errors
 from ..effects import Close, Effect, Renamed, Send, ToRoom
 from ..events import Joined, Kind, NickChanged, Private
-from ..names import validate_nick
+from ..names import casefold, validate_nick
 from ..protocol import sanitise
 from . import numerics as n
 from .message import line
@@ -180,6 +181,18 @@ def _message(s: IrcSession[Any], p: list[str], notice: bool) -> list[Effect]:
     return effects
 
 
+def say_lines(s: IrcSession[Any], room: str, lines: list[bytes]) -> list[Effect]:
+    """Plain PRIVMSG ``lines`` (clean, non-blank) to ``#room`` as one ``Said``: the hot path."""
+    assert s.nick is not None
+    try:
+        said = chat.say_to(s.registry, s.nick, room, lines, Kind.SAY, s.info.checks.send)
+    except errors.ClientError as err:
+        return numeric_for(s, err) * len(lines)
+    if "echo-message" in s.caps:
+        return [said, s.own(said.event)]
+    return [said]
+
+
 def _to_room(s: IrcSession[Any], target: str, text: str, kind: Kind, notice: bool) -> list[Effect]:
     assert s.nick is not None
     try:
@@ -273,10 +286,11 @@ def topic_of(s: IrcSession[Any], room: Any) -> list[Effect]:
     return []
 
 
-def names_of(s: IrcSession[Any], name: str) -> list[Effect]:
+def names_of(s: IrcSession[Any], name: str, asked: str | None = None) -> list[Effect]:
+    """RPL_NAMREPLY lines and RPL_ENDOFNAMES for the room ``name`` (``asked``: as the client wrote it)."""
     room = s.registry.room(name)
     if room is None:
-        return [s.reply(n.RPL_ENDOFNAMES, f"#{name}", "End of /NAMES list")]
+        return [s.reply(n.RPL_ENDOFNAMES, asked or f"#{name}", "End of /NAMES list")]
     full = "userhost-in-names" in s.caps
     render = s.renderer.source if full else (lambda nick: nick)
     shown = [_prefixes(s, room.name, m.nick) + render(m.nick) for m in room.members if m.nick]
@@ -291,7 +305,10 @@ def names_of(s: IrcSession[Any], name: str) -> list[Effect]:
 def _names(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     if not p:
         return [s.reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")]
-    return [e for target in p[0].split(",") for e in names_of(s, target.removeprefix("#"))]
+    effects: list[Effect] = []
+    for target in p[0].split(","):
+        effects += names_of(s, target[1:], target) if target.startswith("#") else names_of(s, "", target)
+    return effects
 
 
 def _list(s: IrcSession[Any], p: list[str]) -> list[Effect]:
@@ -313,6 +330,15 @@ def _who_line(s: IrcSession[Any], channel: str, nick: str) -> Send:
     return s.reply(n.RPL_WHOREPLY, channel, user, host, s.info.name, nick, away, f"0 {real}")
 
 
+def _visible(s: IrcSession[Any], nick: str) -> bool:
+    """Whether the caller may see ``nick`` in a WHO by mask: not +i, or sharing a room."""
+    profile = s.info.profiles.get(nick)
+    if profile is None or "i" not in profile.modes or nick == s.nick:
+        return True
+    mine = {id(r) for r in s.registry.rooms_of(s.target)}
+    return any(id(r) in mine for r in s.registry.rooms_of(nick))
+
+
 def _who(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     mask = p[0] if p else "*"
     effects: list[Effect] = []
@@ -321,10 +347,12 @@ def _who(s: IrcSession[Any], p: list[str]) -> list[Effect]:
         if room is not None:
             effects += [_who_line(s, f"#{room.name}", m.nick) for m in room.members if m.nick]
     else:
-        nick = s.registry.nick_of(mask)
-        if nick is not None:
-            rooms = s.registry.rooms_of(nick)
-            effects.append(_who_line(s, f"#{rooms[0].name}" if rooms else "*", nick))
+        pattern = casefold(mask)
+        for member in s.registry:
+            nick = member.nick
+            if nick is not None and fnmatchcase(casefold(nick), pattern) and _visible(s, nick):
+                rooms = s.registry.rooms_of(nick)
+                effects.append(_who_line(s, f"#{rooms[0].name}" if rooms else "*", nick))
     effects.append(s.reply(n.RPL_ENDOFWHO, mask, "End of WHO list"))
     return effects
 
@@ -442,15 +470,18 @@ def _user_modes(s: IrcSession[Any], modes: set[str], changes: str) -> list[Effec
 
 def lusers(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     users = s.registry.users_online()
+    invisible = s.info.profiles.invisible()
     rooms = len(s.registry.rooms())
+    peak = s.info.profiles.peak(users)
     return [
-        s.reply(n.RPL_LUSERCLIENT, f"There are {users} users and 0 invisible on 1 servers"),
-        s.reply(n.RPL_LUSEROP, "0", "operator(s) online"),
-        s.reply(n.RPL_LUSERUNKNOWN, "0", "unknown connection(s)"),
+        s.reply(
+            n.RPL_LUSERCLIENT, f"There are {users - invisible} users and {invisible} invisible on 1 servers"
+        ),
+        s.reply(n.RPL_LUSEROP, str(s.info.profiles.opers()), "operator(s) online"),
         s.reply(n.RPL_LUSERCHANNELS, str(rooms), "channels formed"),
         s.reply(n.RPL_LUSERME, f"I have {users} clients and 0 servers"),
-        s.reply(n.RPL_LOCALUSERS, str(users), str(users), f"Current local users {users}, max {users}"),
-        s.reply(n.RPL_GLOBALUSERS, str(users), str(users), f"Current global users {users}, max {users}"),
+        s.reply(n.RPL_LOCALUSERS, str(users), str(peak), f"Current local users {users}, max {peak}"),
+        s.reply(n.RPL_GLOBALUSERS, str(users), str(peak), f"Current global users {users}, max {peak}"),
     ]
 
 
@@ -472,6 +503,14 @@ def _version(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     return [
         s.reply(n.RPL_VERSION, s.info.version, s.info.name, "gevent-chat"),
         Send(b"".join(isupport_lines(s.info.name, s.nick, s.info.network))),
+    ]
+
+
+def _info(s: IrcSession[Any], p: list[str]) -> list[Effect]:
+    return [
+        s.reply(n.RPL_INFO, f"{s.info.version}: a chat server for line clients, browsers and IRC"),
+        s.reply(n.RPL_INFO, "https://github.com/progval/irctest checks its IRC side"),
+        s.reply(n.RPL_ENDOFINFO, "End of /INFO list"),
     ]
 
 
@@ -506,4 +545,5 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "MOTD": (motd, 0),
     "VERSION": (_version, 0),
     "TIME": (_time, 0),
+    "INFO": (_info, 0),
 }

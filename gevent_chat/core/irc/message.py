@@ -23,10 +23,10 @@ __all__ = [
 
 #: RFC 1459: 512 bytes with the CR LF; what follows the tags, without it.
 MAX_BODY_BYTES = 510
-#: IRCv3 message-tags: the tag section with its ``@`` and trailing space.
-MAX_TAG_BYTES = 8191
-#: What ``LineBuffer`` must let through for ``parse`` to judge (tags + body).
-MAX_LINE_BYTES = MAX_TAG_BYTES + MAX_BODY_BYTES
+#: IRCv3 message-tags: a client's tag data (without ``@`` and the space) may be 4094 bytes.
+MAX_TAG_BYTES = 4094
+#: What ``LineBuffer`` must let through for ``parse`` to judge (``@``, tags, space, body).
+MAX_LINE_BYTES = MAX_TAG_BYTES + 2 + MAX_BODY_BYTES
 
 _TAG_ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
 
@@ -47,7 +47,7 @@ def parse(raw: bytes) -> Line | None:
     body = raw
     if raw[:1] == b"@":
         tags, _, body = raw.partition(b" ")
-        if len(tags) + 1 > MAX_TAG_BYTES:
+        if len(tags) - 1 > MAX_TAG_BYTES:
             raise InputTooLong("input line too long")
         body = body.lstrip(b" ")
     if len(body) > MAX_BODY_BYTES:

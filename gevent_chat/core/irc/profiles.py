@@ -58,6 +58,20 @@ class Profiles:
         #: Nick as spelled -> ``user@cloak``, for renderers.
         self.masks: dict[str, str] = {}
         self._departed: deque[Departed] = deque(maxlen=WHOWAS_SIZE)
+        self._peak = 0
+
+    def invisible(self) -> int:
+        """IRC users with user mode +i."""
+        return sum("i" in p.modes for p in self._by_key.values())
+
+    def opers(self) -> int:
+        """IRC users with user mode +o."""
+        return sum("o" in p.modes for p in self._by_key.values())
+
+    def peak(self, users: int) -> int:
+        """The most users seen at once, ``users`` now included."""
+        self._peak = max(self._peak, users)
+        return self._peak
 
     def get(self, nick: str) -> Profile | None:
         return self._by_key.get(name_key(nick))

@@ -412,11 +412,12 @@ function onRefused(code, reason) {
 function onMention(entry) {
   const chat = state.chat;
   const room = chat.room(entry.room);
-  const where = room ? roomLabel(room) : "";
+  const who = entry.nick || "the server";
+  const title = room?.kind === "query" ? `${who}, privately` : `${who} in ${room ? room.name : "the chat"}`;
   const looking = !document.hidden && entry.room === chat.active;
-  if (!looking) ui.announce.textContent = `${entry.nick || "server"} in ${where}: ${entry.text}`;
+  if (!looking) ui.announce.textContent = `${title}: ${entry.text}`;
   if (looking || !("Notification" in window) || Notification.permission !== "granted") return;
-  const shown = new Notification(entry.nick ? `${entry.nick} in ${where}` : where, {
+  const shown = new Notification(title, {
     body: entry.text,
     tag: `gevent-chat ${entry.room}`,
   });

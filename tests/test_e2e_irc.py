@@ -356,6 +356,19 @@ def test_away_is_told_to_whoever_messages(irc: Callable[..., IrcClient]) -> None
     assert bob.expect("305").command == "305"
 
 
+def test_away_notify_tells_room_mates_that_asked(irc: Callable[..., IrcClient]) -> None:
+    carol = irc("carol", ("away-notify",))
+    joined(carol, "#dev")
+    bob = irc("bob")
+    bob.send("AWAY :brb")
+    bob.expect("306")
+    joined(bob, "#dev")
+    away = carol.expect("AWAY")
+    assert (sender(away), away.params) == ("bob", ["brb"])
+    bob.send("AWAY")
+    assert carol.expect("AWAY").params == []
+
+
 def test_list_and_names_show_rooms_of_line_users(
     irc: Callable[..., IrcClient], connect: Callable[..., ChatClient]
 ) -> None:

@@ -15,8 +15,9 @@ __all__ = ["SUPPORTED", "Caps"]
 
 #: What this server offers, each with its CAP LS 302 value ("" for none).
 #: Not offered (yet): message-tags (client tags are parsed, never relayed),
-#: labeled-response, away-notify, setname, sasl.
+#: labeled-response, setname, sasl.
 SUPPORTED: dict[str, str] = {
+    "away-notify": "",
     "batch": "",
     "cap-notify": "",
     "echo-message": "",
@@ -40,7 +41,7 @@ class Caps:
         self.negotiating = False
         self.version = 0
 
-    def __contains__(self, name: str) -> bool:
+    def __contains__(self, name: object) -> bool:
         return name in self.enabled
 
     def command(self, server: str, nick: str | None, params: list[str], registered: bool) -> list[bytes]:

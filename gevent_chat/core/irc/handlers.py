@@ -11,7 +11,7 @@ replies of the read-only commands (NAMES, WHO, WHOIS, LIST...).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
@@ -243,7 +243,9 @@ def _join_one(s: IrcSession[Any], target: str, key: str | None) -> list[Effect]:
             return [s.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")]
         return numeric_for(s, err)
     mine: list[Effect] = [s.own(Joined(room.name, nick)), *topic_of(s, room), *names_of(s, room.name)]
-    return [*mine, *history(s, room), *effects]
+    profile = s.info.profiles.get(nick)
+    away = notify_away(s, [room]) if profile is not None and profile.away is not None else []
+    return [*mine, *history(s, room), *effects, *away]
 
 
 def history(s: IrcSession[Any], room: Any) -> list[Effect]:
@@ -422,9 +424,31 @@ def _away(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     text = sanitise(p[0]) if p and p[0] else ""
     if not text:
         profile.away = None
-        return [s.reply(n.RPL_UNAWAY, "You are no longer marked as being away")]
+        return [
+            s.reply(n.RPL_UNAWAY, "You are no longer marked as being away"),
+            *notify_away(s, s.registry.rooms_of(s.target)),
+        ]
     profile.away = text
-    return [s.reply(n.RPL_NOWAWAY, "You have been marked as being away")]
+    return [
+        s.reply(n.RPL_NOWAWAY, "You have been marked as being away"),
+        *notify_away(s, s.registry.rooms_of(s.target)),
+    ]
+
+
+def notify_away(s: IrcSession[Any], rooms: Iterable[Any]) -> list[Effect]:
+    """AWAY to each IRC user with away-notify who shares one of ``rooms`` (this server's)."""
+    profile = s.info.profiles.get(s.target)
+    text = () if profile is None or profile.away is None else (profile.away,)
+    data = line("AWAY", *text, source=s.source)
+    seen = {id(s.member)}
+    effects: list[Effect] = []
+    for room in rooms:
+        for member in room.members:
+            other = s.info.profiles.get(member.nick) if member.nick and id(member) not in seen else None
+            seen.add(id(member))
+            if other is not None and "away-notify" in other.caps:
+                effects.append(Send(data, member))
+    return effects
 
 
 def _mode(s: IrcSession[Any], p: list[str]) -> list[Effect]:

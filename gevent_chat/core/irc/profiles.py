@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
+from collections.abc import Container
 from dataclasses import dataclass, field
 
 from ..names import name_key
@@ -38,6 +39,8 @@ class Profile:
     signon: float
     away: str | None = None
     modes: set[str] = field(default_factory=set)
+    #: The capabilities the client negotiated (live: CAP REQ after registration shows here).
+    caps: Container[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -291,7 +291,8 @@ class IrcSession(Generic[M]):
             return [self.reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")]
         self.nick = nick
         user, realname = self._user
-        self.info.profiles.add(nick, Profile(user, realname, self.host, self.cloak, self.info.clock()))
+        profile = Profile(user, realname, self.host, self.cloak, self.info.clock(), caps=self.caps)
+        self.info.profiles.add(nick, profile)
         self.renegotiated()
         return [Registered(nick), *self.welcome()]
 

@@ -213,6 +213,7 @@ SCRIPT = [
     ":irc.test 332 alice #dev :all about dev",
     ":irc.test 353 alice = #dev :@+bob alice +carol",
     ":irc.test 366 alice #dev :End of /NAMES list",
+    ":irc.test 324 alice #dev +nt",
     ":alice!a@h JOIN #ops",
     ":irc.test 353 alice = #ops :@alice",
     ":irc.test 366 alice #ops :End of /NAMES list",
@@ -231,7 +232,7 @@ RUN = """([script, select]) => {
   if (select) chat.select(chat.key(select));
   const rooms = chat.ordered().map((r) => ({
     name: r.name, kind: r.kind, unread: r.unread, mention: r.mention, topic: r.topic, joined: r.joined,
-    modes: [...r.modes.keys()].join(""),
+    modes: [...r.modes.keys()].sort().join(""),
     members: chat.members(r.key).map((m) => chat.mark(m) + m.nick),
     lines: r.lines.map((e) => [e.kind, e.nick, e.text, e.history, new Date(e.time).toISOString()]),
   }));
@@ -266,8 +267,16 @@ def test_model_keeps_rooms_members_marks_and_modes(page: Any) -> None:
     dev = rooms["#dev"]
     assert dev["topic"] == "all about dev"
     assert dev["members"] == ["@alice", "@bob", "+carol"]  # operators first; -v took bob's +
-    assert dev["modes"] == "m"
+    assert dev["modes"] == "mnt"  # asked for on joining (not shown as a line), then +m
+    assert not [line for line in dev["lines"] if line[2].startswith("modes")]
     assert rooms["#ops"]["members"] == ["@alice"]
+
+
+def test_model_asks_each_joined_rooms_modes(page: Any) -> None:
+    assert [line for line in run(page, SCRIPT)["sent"] if line.startswith("MODE")] == [
+        "MODE #dev",
+        "MODE #ops",
+    ]
 
 
 def test_model_keeps_the_servers_times_and_marks_history(page: Any) -> None:

@@ -49,6 +49,7 @@ export class Chat {
     this.names = new Map(); // room key -> members being listed (353 until 366)
     this.listing = null; // LIST replies being collected
     this.publicRooms = []; // the last complete LIST: [{name, users, topic}]
+    this.askedModes = new Set(); // rooms whose modes the page asked for itself (RPL_CHANNELMODEIS not shown)
     this.seq = 0;
     this.result = { send: [], shown: [], events: [] }; // what the message being handled did
   }
@@ -317,6 +318,8 @@ function join(chat, msg, now) {
       chat.opening = null;
       chat.select(room.key);
     }
+    chat.askedModes.add(room.key);
+    chat.result.send.push(format("MODE", [room.name])); // its modes, for the header and the controls
     chat.event("joined", { key: room.key });
     return;
   }
@@ -508,6 +511,7 @@ function channelModes(chat, msg, now) {
   if (!room) return;
   room.modes.clear();
   applyModes(chat, room, modes);
+  if (chat.askedModes.delete(room.key)) return; // the page asked on joining: the header shows them
   chat.add(room.key, { kind: "info", text: `modes: ${modes.join(" ")}` }, now, msg.tags);
 }
 

@@ -229,6 +229,32 @@ def test_reconnect_after_a_server_restart_rejoins_all_three_rooms(
     assert browser_page.errors == []
 
 
+@pytest.mark.timeout(15)  # a reconnect after the backoff's first wait
+def test_a_dropped_connection_rejoins_without_repeating_the_history(
+    browser_page: BrowserPage, servers: Servers, chat: ChatServer
+) -> None:
+    page, _, bob = in_three_rooms(browser_page, servers, chat)
+    frames: list[str] = []  # appended on the browser thread, read here
+
+    def on_websocket(ws: Any) -> None:
+        ws.on("framereceived", lambda payload: frames.append(str(payload)))
+
+    page.on("websocket", on_websocket)
+    bob.send("PRIVMSG #dev :said once")
+    room_entry(page, "#dev").click()
+    sees(browser_page, "bob: said once")
+    page.evaluate("() => window.geventChat.state.ws.close()")
+    sees(browser_page, "connection lost")
+    browser_page.expect(page.locator("#status")).to_have_text("online", timeout=8000)
+    browser_page.expect(active_log(page).locator("li", has_text="you joined #dev")).to_have_count(2)
+    bob.send("PRIVMSG #dev :said after")
+    sees(browser_page, "bob: said after")
+    # The server did replay it (in its history batch), and the page kept the one it had.
+    assert [f for f in frames if "batch=" in f and f.endswith("PRIVMSG #dev :said once")]
+    browser_page.expect(active_log(page).locator("li", has_text="said once")).to_have_count(1)
+    assert browser_page.errors == []
+
+
 # -- a phone, 200 % zoom, the keyboard ------------------------------------------------------
 
 

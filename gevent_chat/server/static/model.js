@@ -174,16 +174,21 @@ export class Chat {
   // -- lines ------------------------------------------------------------------------------
 
   // Add a line to a room: {kind, nick?, text, self?, mention?, history?}; counts unreads.
+  // Returns the entry, or null for a history line the room has already.
   add(key, line, now, tags = null) {
     const room = this.rooms.get(key) ?? this.rooms.get(SERVER);
     const stamp = tags?.time ? Date.parse(tags.time) : NaN;
+    const text = sanitise(line.text);
+    if (line.history && room.lines.some((e) => e.time === stamp && e.text === text && e.nick === (line.nick ?? ""))) {
+      return null; // replayed again on a rejoin: already here
+    }
     this.seq += 1;
     const entry = {
       id: this.seq,
       room: room.key,
       kind: line.kind,
       nick: line.nick ?? "",
-      text: sanitise(line.text),
+      text,
       time: Number.isNaN(stamp) ? now : stamp,
       stamped: !Number.isNaN(stamp), // the time is the server's
       history: line.history ?? false,
@@ -557,7 +562,7 @@ const HANDLERS = {
   AWAY: away,
   INVITE: invite,
   ERROR: (chat, msg, now) => {
-    chat.note(SERVER, msg.params.at(-1) ?? "", now, "error");
+    chat.note(chat.registered ? chat.active : SERVER, msg.params.at(-1) ?? "", now, "error");
     chat.event("error", { reason: msg.params.at(-1) ?? "" });
   },
   "001": welcome,

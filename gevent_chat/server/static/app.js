@@ -225,7 +225,7 @@ function renderHeader() {
   ui.topic.title = ui.topic.textContent;
   ui.me.textContent = inChat && chat.me ? chat.me : "";
   const total = inChat ? chat.unreadTotal() : 0;
-  document.title = `${total ? `(${total}) ` : ""}${inChat ? `${name} - ${TITLE}` : TITLE}`;
+  document.title = `${total ? `(${total}) ` : ""}${inChat && name !== TITLE ? `${name} - ${TITLE}` : TITLE}`;
   const channel = room?.kind === "channel";
   const op = channel && chat.isOp(room.key);
   ui.roomNote.textContent = channel && !room.joined ? room.note || "not joined" : modeText(room);

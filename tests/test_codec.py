@@ -119,3 +119,27 @@ def test_a_user_in_several_rooms_hears_a_quit_from_the_first_room_it_shares() ->
     assert not codec.first_shared(listed, {"dev", "ops"}, "ops")
     assert codec.first_shared(listed, {"ops"}, "ops")
     assert not codec.first_shared(listed, {"elsewhere"}, "ops")
+
+
+def test_an_event_on_a_rooms_channel_must_be_for_that_room() -> None:
+    said = codec.encode(Said("dev", "alice", (b"hi",)))
+    assert codec.decode_for_room(said, "DEV") == (Said("dev", "alice", (b"hi",)), ())
+    with pytest.raises(codec.CodecError, match="for #dev on #lobby"):
+        codec.decode_for_room(said, "lobby")
+    quit = codec.encode(Quit("alice"), ["dev", "ops"])
+    assert codec.decode_for_room(quit, "ops")[1] == ("dev", "ops")
+    with pytest.raises(codec.CodecError, match="other rooms"):
+        codec.decode_for_room(quit, "lobby")
+    with pytest.raises(codec.CodecError, match="private"):
+        codec.decode_for_room(codec.encode(Private("alice", "bob", "hi")), "lobby")
+    note = codec.encode(ServerNotice("lines may be missing"))
+    assert codec.decode_for_room(note, "lobby") == (ServerNotice("lines may be missing"), ())
+
+
+def test_a_private_message_must_be_for_its_recipient() -> None:
+    data = codec.encode(Private("alice", "Bob", "hi"))
+    assert codec.decode_private(data, "bob") == Private("alice", "Bob", "hi")
+    with pytest.raises(codec.CodecError):
+        codec.decode_private(data, "carol")
+    with pytest.raises(codec.CodecError):
+        codec.decode_private(codec.encode(Joined("dev", "bob")), "bob")

@@ -187,3 +187,18 @@ def _hhmm(when: float) -> bytes:
     from gevent_chat.core.lines import history
 
     return history([(when, Said("lobby", "x", (b"x",)))])[0][1:6]
+
+
+def test_who_is_sorted_by_name_key_whatever_answers_it() -> None:
+    registry, directory = _registry()
+    alice = Member("alice")
+    room = registry.add("alice", alice)
+    assert room is not None
+    directory.who = lambda room: ["zoe", "Bob", "alice"]  # type: ignore[method-assign]
+    ctx = commands.Context("alice", alice, room, registry)
+    assert commands.run("/who", ctx) == [Reply("3 users in #lobby: alice, Bob, zoe")]
+    directory.up = False
+    registry.add("Carol", Member("Carol"))
+    registry.add("bob", Member("bob"))
+    del directory.who
+    assert commands.run("/who", ctx) == [Reply("3 users in #lobby: alice, bob, Carol")]

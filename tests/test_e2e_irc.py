@@ -10,7 +10,7 @@ import pytest
 from irctokens.line import Line
 
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient, wait_until
+from tests.helpers import ChatClient, sample, wait_until
 from tests.irc_client import IrcClient
 
 NAME = "irc.test"
@@ -138,6 +138,22 @@ def test_cap_negotiation_holds_registration_until_cap_end(irc: Callable[..., Irc
     assert all(m.command != "001" for m in bob.messages)
     bob.send("CAP END")
     assert bob.expect("001").command == "001"
+
+
+def test_labeled_commands_get_labeled_replies(irc: Callable[..., IrcClient]) -> None:
+    bob = irc("bob", ("labeled-response", "batch"))
+    bob.send("@label=one PING x")
+    pong = bob.expect("PONG")
+    assert pong.tags == {"label": "one"}
+    bob.send("@label=two PONG x")
+    assert bob.expect("ACK").tags == {"label": "two"}
+    bob.send("@label=three JOIN #dev")
+    start = bob.read()
+    assert (start.command, start.tags) == ("BATCH", {"label": "three"})
+    ref = start.params[0][1:]
+    inside = bob.collect(["BATCH"])
+    assert [m.command for m in inside] == ["JOIN", "353", "366", "BATCH"]
+    assert all(m.tags == {"batch": ref} for m in inside[:-1])
 
 
 def test_ping_is_answered_in_order(irc: Callable[..., IrcClient]) -> None:
@@ -369,6 +385,22 @@ def test_away_notify_tells_room_mates_that_asked(irc: Callable[..., IrcClient]) 
     assert carol.expect("AWAY").params == []
 
 
+def test_setname_changes_the_real_name_for_those_that_asked(irc: Callable[..., IrcClient]) -> None:
+    carol = irc("carol", ("setname",))
+    dave = irc("dave")
+    joined(carol, "#dev")
+    joined(dave, "#dev")
+    bob = irc("bob", ("setname",))
+    joined(bob, "#dev")
+    bob.send("SETNAME :Robert Tables")
+    assert bob.expect("SETNAME").params == ["Robert Tables"]
+    told = carol.expect("SETNAME")
+    assert (sender(told), told.params) == ("bob", ["Robert Tables"])
+    assert all(m.command != "SETNAME" for m in dave.sync())
+    dave.send("WHOIS bob")
+    assert dave.expect("311").params[-1] == "Robert Tables"
+
+
 def test_list_and_names_show_rooms_of_line_users(
     irc: Callable[..., IrcClient], connect: Callable[..., ChatClient]
 ) -> None:
@@ -381,12 +413,12 @@ def test_list_and_names_show_rooms_of_line_users(
     assert bob.expect("353").params[-1] == "alice"
 
 
-def test_whowas_remembers_who_left(irc: Callable[..., IrcClient]) -> None:
+def test_whowas_remembers_who_left(server: ChatServer, irc: Callable[..., IrcClient]) -> None:
     carol = irc("carol")
     bob = irc("bob")
     carol.send("QUIT")
     carol.eof()
-    wait_until(lambda: True)
+    wait_until(lambda: server.registry.get("carol") is None, what="carol gone")
     bob.send("WHOWAS carol")
     got = bob.collect(["369"])
     assert [m.params[1] for m in got if m.command == "314"] == ["carol"]
@@ -407,6 +439,16 @@ def test_quiet_client_is_pinged_then_dropped_with_error(make_server: Callable[..
         assert "Ping timeout" in error.params[0]
     finally:
         bob.close()
+
+
+def test_irc_connections_are_counted_under_their_own_transport(
+    server: ChatServer, irc: Callable[..., IrcClient], connect: Callable[..., ChatClient]
+) -> None:
+    connect("alice")
+    irc("bob")
+    irc("carol")
+    assert sample(server, "gevent_chat_transport_connected_clients", transport="irc") == 2
+    assert sample(server, "gevent_chat_transport_connected_clients", transport="tcp") == 1
 
 
 def test_http_request_on_the_irc_port_is_an_error(irc: Callable[..., IrcClient]) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from gevent_chat.core import codec
 from gevent_chat.core.config import Config
 from gevent_chat.core.events import Event, Said
 from gevent_chat.server import ChatServer
@@ -104,4 +105,26 @@ def test_a_quit_from_another_server_reaches_a_user_sharing_two_rooms_once(
         assert bob.lines.count("*** alice left") == 1
     finally:
         for client in (alice, bob, carol):
+            client.close()
+
+
+def test_an_invalid_event_from_the_bus_is_dropped_and_logged_and_nothing_else_is_lost(
+    pair: tuple[ChatServer, ChatServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = pair
+    alice, bob = ChatClient(a.address), ChatClient(b.address)
+    try:
+        alice.register("alice")
+        bob.register("bob")
+        alice.expect(r"^\*\*\* bob joined #lobby$")
+        b.hub.receive("lobby", b"ev1 said say lobby mallory\nhi \x1b[2J\n", 2, True)
+        b.hub.receive("lobby", codec.encode(Said("dev", "mallory", (b"wrong room",))), 2, True)
+        assert b.hub.rejected == 2
+        assert "dropped an event for #lobby from another server" in caplog.text
+        alice.send("still here")
+        bob.expect(r"^alice: still here$")
+        assert not [line for line in bob.lines if "mallory" in line]
+        assert [said.lines for _, said in b.registry.room_of("bob").history] == [(b"still here",)]
+    finally:
+        for client in (alice, bob):
             client.close()

@@ -51,10 +51,20 @@ from .events import (
     ServerNotice,
     TopicSet,
 )
-from .names import is_valid_nick
+from .names import is_valid_nick, name_key
 from .protocol import is_clean_ascii, sanitise
 
-__all__ = ["MAX_BYTES", "VERSION", "CodecError", "Encoded", "decode", "encode", "first_shared", "line_count"]
+__all__ = [
+    "MAX_BYTES",
+    "VERSION",
+    "CodecError",
+    "decode",
+    "decode_for_room",
+    "decode_private",
+    "encode",
+    "first_shared",
+    "line_count",
+]
 
 #: First field of every encoded event: the format's version.
 VERSION = b"ev1"
@@ -63,9 +73,6 @@ _KINDS = {kind.value.encode(): kind for kind in Kind}
 _MODE = re.compile(r"[+-][A-Za-z]")
 #: Largest encoded event accepted.
 MAX_BYTES = 1 << 20
-
-#: An encoded event and how many lines it is (what ``Bus.publish`` takes).
-Encoded = tuple[bytes, int]
 
 
 class CodecError(ChatError):
@@ -249,6 +256,32 @@ def decode(data: bytes) -> tuple[Event, tuple[str, ...]]:
             raise CodecError("note has no header fields")
         return ServerNotice(_one(lines)), ()
     raise CodecError(f"unknown event: {verb[:20]!r}")
+
+
+def decode_for_room(data: bytes, room: str) -> tuple[Event, tuple[str, ...]]:
+    """``decode`` an event that came on ``room``'s channel; raises ``CodecError``.
+
+    A room's event must name that room (or list it: ``Quit``,
+    ``NickChanged``), and a private message never comes this way.
+    """
+    event, rooms = decode(data)
+    key = name_key(room)
+    if isinstance(event, Private):
+        raise CodecError("a private message on a room's channel")
+    if isinstance(event, Quit | NickChanged):
+        if key not in {name_key(r) for r in rooms}:
+            raise CodecError(f"an event for other rooms on #{room}'s channel")
+    elif not isinstance(event, ServerNotice) and name_key(event.room) != key:
+        raise CodecError(f"an event for #{event.room} on #{room}'s channel")
+    return event, rooms
+
+
+def decode_private(data: bytes, nick: str) -> Private:
+    """``decode`` a private message for ``nick``; raises ``CodecError``."""
+    event, _ = decode(data)
+    if not isinstance(event, Private) or name_key(event.to) != name_key(nick):
+        raise CodecError(f"not a private message for {nick}")
+    return event
 
 
 def _changes(lines: list[bytes]) -> tuple[tuple[str, str | None], ...]:

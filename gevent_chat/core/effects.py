@@ -69,7 +69,7 @@ class ToShared:
 
 @dataclass(frozen=True, slots=True)
 class ToUser:
-    """``event`` (a ``Private``, an ``Invited``) to one ``member``, local or not."""
+    """``event`` (a ``Private``, an ``Invited``) to one local ``member``."""
 
     member: Any
     event: Event

@@ -71,28 +71,23 @@ class Hub:
         """Carry out ``effects`` of ``sender``'s session, in order."""
         crowded = sender.crowded
         for effect in effects:
-            kind = type(effect)
-            if kind is ToRoom:
-                assert isinstance(effect, ToRoom)
+            if isinstance(effect, ToRoom):
                 room, event = effect.room, effect.event
                 when = time.time()
-                said = type(event) is Said
-                if said:
-                    room.remember(when, event)  # type: ignore[arg-type]
+                said = False
+                if isinstance(event, Said):
+                    room.remember(when, event)
+                    said = True
                 self.broadcast(room, event, when, crowded, sender)
                 data = codec.encode(event)
                 self.bus.publish(room.name, data, codec.line_count(data), said)
-            elif kind is Reply:
-                assert isinstance(effect, Reply)
+            elif isinstance(effect, Reply):
                 self.send(sender, protocol.notice(effect.text), 1, crowded)
-            elif kind is Send:
-                assert isinstance(effect, Send)
+            elif isinstance(effect, Send):
                 self.send(effect.member or sender, effect.data, effect.lines, crowded)
-            elif kind is ToShared:
-                assert isinstance(effect, ToShared)
+            elif isinstance(effect, ToShared):
                 self._to_shared(effect, crowded, sender)
-            elif kind is ToUser:
-                assert isinstance(effect, ToUser)
+            elif isinstance(effect, ToUser):
                 payload = effect.member.renderer.render(effect.event, time.time())
                 self.send(effect.member, payload, payload.count(b"\n"), crowded)
             else:
@@ -209,7 +204,7 @@ class Hub:
         if local is None:
             return  # nobody here is in that room
         try:
-            event, rooms = codec.decode(payload)
+            event, rooms = codec.decode_for_room(payload, room)
         except codec.CodecError as exc:
             self.rejected += 1
             log.warning("dropped an event for #%s from another server: %s", room, exc)
@@ -237,7 +232,7 @@ class Hub:
         if member is None:
             return  # gone meanwhile: private messages are at most once
         try:
-            event, _ = codec.decode(payload)
+            event = codec.decode_private(payload, nick)
         except codec.CodecError as exc:
             self.rejected += 1
             log.warning("dropped a private message from another server: %s", exc)

@@ -14,15 +14,16 @@ from .numerics import ERR_INVALIDCAPCMD
 __all__ = ["SUPPORTED", "Caps"]
 
 #: What this server offers, each with its CAP LS 302 value ("" for none).
-#: Not offered (yet): message-tags (client tags are parsed, never relayed),
-#: labeled-response, setname, sasl.
+#: Not offered (yet): message-tags (client tags are parsed, never relayed), sasl.
 SUPPORTED: dict[str, str] = {
     "away-notify": "",
     "batch": "",
     "cap-notify": "",
     "echo-message": "",
+    "labeled-response": "",
     "multi-prefix": "",
     "server-time": "",
+    "setname": "",
     "userhost-in-names": "",
 }
 

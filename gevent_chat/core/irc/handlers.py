@@ -10,18 +10,18 @@ replies of the read-only commands (NAMES, WHO, WHOIS, LIST...).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable
-from fnmatch import fnmatchcase
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import chat, errors
 from ..effects import Close, Effect, Renamed, Send, ToRoom
 from ..events import Joined, Kind, NickChanged, Private
-from ..names import casefold, validate_nick
+from ..names import validate_nick
 from ..protocol import sanitise
+from . import about, queries
 from . import numerics as n
 from .message import line
+from .queries import names_of, topic_of
 from .render import history_batch
 
 if TYPE_CHECKING:
@@ -33,8 +33,6 @@ Handler = Callable[["IrcSession[Any]", list[str]], list[Effect]]
 
 #: Targets one PRIVMSG or NOTICE may name (TARGMAX).
 MAX_TARGETS = 4
-#: Nicks per RPL_NAMREPLY line, so the line stays under 512 bytes.
-NAMES_PER_LINE = 12
 
 
 #: ``CannotJoin.why`` -> its numeric.
@@ -244,7 +242,7 @@ def _join_one(s: IrcSession[Any], target: str, key: str | None) -> list[Effect]:
         return numeric_for(s, err)
     mine: list[Effect] = [s.own(Joined(room.name, nick)), *topic_of(s, room), *names_of(s, room.name)]
     profile = s.info.profiles.get(nick)
-    away = notify_away(s, [room]) if profile is not None and profile.away is not None else []
+    away = queries.notify_away(s, [room]) if profile is not None and profile.away is not None else []
     return [*mine, *history(s, room), *effects, *away]
 
 
@@ -275,275 +273,6 @@ def _part_one(s: IrcSession[Any], name: str, reason: str | None) -> list[Effect]
     return [*(s.own(e.event) for e in effects if isinstance(e, ToRoom)), *effects]
 
 
-# -- queries ------------------------------------------------------------------------------
-
-
-def _prefixes(s: IrcSession[Any], room: str, nick: str) -> str:
-    """The status prefixes of ``nick`` in ``room`` (all with multi-prefix, else the highest)."""
-    return ""
-
-
-def topic_of(s: IrcSession[Any], room: Any) -> list[Effect]:
-    """RPL_TOPIC and RPL_TOPICWHOTIME for a room with a topic."""
-    return []
-
-
-def names_of(s: IrcSession[Any], name: str, asked: str | None = None) -> list[Effect]:
-    """RPL_NAMREPLY lines and RPL_ENDOFNAMES for the room ``name`` (``asked``: as the client wrote it)."""
-    room = s.registry.room(name)
-    if room is None:
-        return [s.reply(n.RPL_ENDOFNAMES, asked or f"#{name}", "End of /NAMES list")]
-    full = "userhost-in-names" in s.caps
-    render = s.renderer.source if full else (lambda nick: nick)
-    shown = [_prefixes(s, room.name, m.nick) + render(m.nick) for m in room.members if m.nick]
-    effects: list[Effect] = [
-        s.reply(n.RPL_NAMREPLY, "=", f"#{room.name}", " ".join(shown[i : i + NAMES_PER_LINE]))
-        for i in range(0, len(shown), NAMES_PER_LINE)
-    ]
-    effects.append(s.reply(n.RPL_ENDOFNAMES, f"#{room.name}", "End of /NAMES list"))
-    return effects
-
-
-def _names(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    if not p:
-        return [s.reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")]
-    effects: list[Effect] = []
-    for target in p[0].split(","):
-        effects += names_of(s, target[1:], target) if target.startswith("#") else names_of(s, "", target)
-    return effects
-
-
-def _list(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    wanted = {t.removeprefix("#").casefold() for t in p[0].split(",")} if p and p[0] else None
-    effects: list[Effect] = [s.reply(n.RPL_LISTSTART, "Channel", "Users  Name")]
-    for room in s.registry.rooms():
-        if wanted is None or room.name.casefold() in wanted:
-            effects.append(s.reply(n.RPL_LIST, f"#{room.name}", str(len(room.members)), ""))
-    effects.append(s.reply(n.RPL_LISTEND, "End of /LIST"))
-    return effects
-
-
-def _who_line(s: IrcSession[Any], channel: str, nick: str) -> Send:
-    profile = s.info.profiles.get(nick)
-    user, host, real = (
-        (profile.user, profile.cloak, profile.realname) if profile else (nick, s.info.name, nick)
-    )
-    away = "G" if profile is not None and profile.away is not None else "H"
-    return s.reply(n.RPL_WHOREPLY, channel, user, host, s.info.name, nick, away, f"0 {real}")
-
-
-def _visible(s: IrcSession[Any], nick: str) -> bool:
-    """Whether the caller may see ``nick`` in a WHO by mask: not +i, or sharing a room."""
-    profile = s.info.profiles.get(nick)
-    if profile is None or "i" not in profile.modes or nick == s.nick:
-        return True
-    mine = {id(r) for r in s.registry.rooms_of(s.target)}
-    return any(id(r) in mine for r in s.registry.rooms_of(nick))
-
-
-def _who(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    mask = p[0] if p else "*"
-    effects: list[Effect] = []
-    if mask.startswith("#"):
-        room = s.registry.room(mask[1:])
-        if room is not None:
-            effects += [_who_line(s, f"#{room.name}", m.nick) for m in room.members if m.nick]
-    else:
-        pattern = casefold(mask)
-        for member in s.registry:
-            nick = member.nick
-            if nick is not None and fnmatchcase(casefold(nick), pattern) and _visible(s, nick):
-                rooms = s.registry.rooms_of(nick)
-                effects.append(_who_line(s, f"#{rooms[0].name}" if rooms else "*", nick))
-    effects.append(s.reply(n.RPL_ENDOFWHO, mask, "End of WHO list"))
-    return effects
-
-
-def _whois(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    target = p[-1].split(",")[0]
-    nick = s.registry.nick_of(target)
-    if nick is None:
-        return [
-            s.reply(n.ERR_NOSUCHNICK, target, "No such nick/channel"),
-            s.reply(n.RPL_ENDOFWHOIS, target, "End of /WHOIS list"),
-        ]
-    profile = s.info.profiles.get(nick)
-    user, host, real = (
-        (profile.user, profile.cloak, profile.realname) if profile else (nick, s.info.name, nick)
-    )
-    effects: list[Effect] = [s.reply(n.RPL_WHOISUSER, nick, user, host, "*", real)]
-    rooms = [f"#{r.name}" for r in s.registry.rooms_of(nick)]
-    if rooms:
-        effects.append(s.reply(n.RPL_WHOISCHANNELS, nick, " ".join(rooms)))
-    effects.append(s.reply(n.RPL_WHOISSERVER, nick, s.info.name, s.info.network))
-    if profile is not None and profile.away is not None:
-        effects.append(s.reply(n.RPL_AWAY, nick, profile.away))
-    if profile is not None:
-        effects.append(
-            s.reply(n.RPL_WHOISIDLE, nick, "0", str(int(profile.signon)), "seconds idle, signon time")
-        )
-    effects.append(s.reply(n.RPL_ENDOFWHOIS, nick, "End of /WHOIS list"))
-    return effects
-
-
-def _whowas(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    target = p[0].split(",")[0]
-    found = s.info.profiles.whowas(target)
-    if p[1:] and p[1].isdigit() and int(p[1]) > 0:
-        found = found[: int(p[1])]
-    effects: list[Effect] = []
-    for d in found:
-        effects.append(s.reply(n.RPL_WHOWASUSER, d.nick, d.user, d.host, "*", d.realname))
-        effects.append(s.reply(n.RPL_WHOISSERVER, d.nick, s.info.name, s.info.network))
-    if not found:
-        effects.append(s.reply(n.ERR_WASNOSUCHNICK, target, "There was no such nickname"))
-    effects.append(s.reply(n.RPL_ENDOFWHOWAS, target, "End of WHOWAS"))
-    return effects
-
-
-def _ison(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    present = [s.registry.nick_of(nick) for arg in p for nick in arg.split()]
-    return [s.reply(n.RPL_ISON, " ".join(x for x in present if x))]
-
-
-def _userhost(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    found = []
-    for nick in p[:5]:
-        held = s.registry.nick_of(nick)
-        if held is not None:
-            profile = s.info.profiles.get(held)
-            away = "-" if profile is not None and profile.away is not None else "+"
-            mask = s.renderer.source(held).partition("!")[2]
-            found.append(f"{held}={away}{mask}")
-    return [s.reply(n.RPL_USERHOST, " ".join(found))]
-
-
-def _away(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    profile = s.info.profiles.get(s.target)
-    assert profile is not None
-    text = sanitise(p[0]) if p and p[0] else ""
-    if not text:
-        profile.away = None
-        return [
-            s.reply(n.RPL_UNAWAY, "You are no longer marked as being away"),
-            *notify_away(s, s.registry.rooms_of(s.target)),
-        ]
-    profile.away = text
-    return [
-        s.reply(n.RPL_NOWAWAY, "You have been marked as being away"),
-        *notify_away(s, s.registry.rooms_of(s.target)),
-    ]
-
-
-def notify_away(s: IrcSession[Any], rooms: Iterable[Any]) -> list[Effect]:
-    """AWAY to each IRC user with away-notify who shares one of ``rooms`` (this server's)."""
-    profile = s.info.profiles.get(s.target)
-    text = () if profile is None or profile.away is None else (profile.away,)
-    data = line("AWAY", *text, source=s.source)
-    seen = {id(s.member)}
-    effects: list[Effect] = []
-    for room in rooms:
-        for member in room.members:
-            other = s.info.profiles.get(member.nick) if member.nick and id(member) not in seen else None
-            seen.add(id(member))
-            if other is not None and "away-notify" in other.caps:
-                effects.append(Send(data, member))
-    return effects
-
-
-def _mode(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    target = p[0]
-    if target.startswith("#"):
-        room = s.registry.room(target[1:])
-        if room is None:
-            return [s.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")]
-        return [s.reply(n.RPL_CHANNELMODEIS, f"#{room.name}", "+nt")]
-    if s.registry.nick_of(target) is None:
-        return [s.reply(n.ERR_NOSUCHNICK, target, "No such nick/channel")]
-    if s.registry.nick_of(target) != s.nick:
-        return [s.reply(n.ERR_USERSDONTMATCH, "Cannot change mode for other users")]
-    profile = s.info.profiles.get(s.target)
-    assert profile is not None
-    if len(p) < 2:
-        return [s.reply(n.RPL_UMODEIS, "+" + "".join(sorted(profile.modes)))]
-    return _user_modes(s, profile.modes, p[1])
-
-
-def _user_modes(s: IrcSession[Any], modes: set[str], changes: str) -> list[Effect]:
-    sign, applied = "+", ""
-    effects: list[Effect] = []
-    for ch in changes:
-        if ch in "+-":
-            sign = ch
-        elif ch == "i":
-            if (sign == "+") != ("i" in modes):
-                (modes.add if sign == "+" else modes.discard)("i")
-                applied += sign + ch
-        elif ch == "o" and sign == "-" and "o" in modes:
-            modes.discard("o")
-            applied += "-o"
-        elif ch != "o":
-            effects.append(s.reply(n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag"))
-    if applied:
-        effects.insert(0, Send(line("MODE", s.target, applied, source=s.source)))
-    return effects
-
-
-# -- about the server ---------------------------------------------------------------------
-
-
-def lusers(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    users = s.registry.users_online()
-    invisible = s.info.profiles.invisible()
-    rooms = len(s.registry.rooms())
-    peak = s.info.profiles.peak(users)
-    return [
-        s.reply(
-            n.RPL_LUSERCLIENT, f"There are {users - invisible} users and {invisible} invisible on 1 servers"
-        ),
-        s.reply(n.RPL_LUSEROP, str(s.info.profiles.opers()), "operator(s) online"),
-        s.reply(n.RPL_LUSERCHANNELS, str(rooms), "channels formed"),
-        s.reply(n.RPL_LUSERME, f"I have {users} clients and 0 servers"),
-        s.reply(n.RPL_LOCALUSERS, str(users), str(peak), f"Current local users {users}, max {peak}"),
-        s.reply(n.RPL_GLOBALUSERS, str(users), str(peak), f"Current global users {users}, max {peak}"),
-    ]
-
-
-def motd(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    text = s.info.motd
-    if text is None:
-        return [s.reply(n.ERR_NOMOTD, "MOTD File is missing")]
-    return [
-        s.reply(n.RPL_MOTDSTART, f"- {s.info.name} Message of the day - "),
-        *(s.reply(n.RPL_MOTD, f"- {row}") for row in text),
-        s.reply(n.RPL_ENDOFMOTD, "End of /MOTD command."),
-    ]
-
-
-def _version(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    from .isupport import isupport_lines
-
-    assert s.nick is not None
-    return [
-        s.reply(n.RPL_VERSION, s.info.version, s.info.name, "gevent-chat"),
-        Send(b"".join(isupport_lines(s.info.name, s.nick, s.info.network))),
-    ]
-
-
-def _info(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    return [
-        s.reply(n.RPL_INFO, f"{s.info.version}: a chat server for line clients, browsers and IRC"),
-        s.reply(n.RPL_INFO, "https://github.com/progval/irctest checks its IRC side"),
-        s.reply(n.RPL_ENDOFINFO, "End of /INFO list"),
-    ]
-
-
-def _time(s: IrcSession[Any], p: list[str]) -> list[Effect]:
-    now = s.info.clock()
-    text = time.strftime("%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime(now))
-    return [s.reply(n.RPL_TIME, s.info.name, text)]
-
-
 COMMANDS: dict[str, tuple[Handler, int]] = {
     "PASS": (_pass, 1),
     "NICK": (_nick, 1),
@@ -556,18 +285,19 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "NOTICE": (_notice, 0),
     "JOIN": (_join, 1),
     "PART": (_part, 1),
-    "NAMES": (_names, 0),
-    "LIST": (_list, 0),
-    "WHO": (_who, 0),
-    "WHOIS": (_whois, 1),
-    "WHOWAS": (_whowas, 1),
-    "ISON": (_ison, 1),
-    "USERHOST": (_userhost, 1),
-    "AWAY": (_away, 0),
-    "MODE": (_mode, 1),
-    "LUSERS": (lusers, 0),
-    "MOTD": (motd, 0),
-    "VERSION": (_version, 0),
-    "TIME": (_time, 0),
-    "INFO": (_info, 0),
+    "NAMES": (queries.names, 0),
+    "LIST": (queries.list_rooms, 0),
+    "WHO": (queries.who, 0),
+    "WHOIS": (queries.whois, 1),
+    "WHOWAS": (queries.whowas, 1),
+    "ISON": (queries.ison, 1),
+    "USERHOST": (queries.userhost, 1),
+    "AWAY": (queries.away, 0),
+    "MODE": (queries.mode, 1),
+    "LUSERS": (about.lusers, 0),
+    "MOTD": (about.motd, 0),
+    "VERSION": (about.version, 0),
+    "TIME": (about.time_of_day, 0),
+    "INFO": (about.info, 0),
+    "SETNAME": (queries.setname, 1),
 }

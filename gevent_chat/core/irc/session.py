@@ -27,11 +27,11 @@ from ..names import validate_nick
 from ..protocol import is_clean_ascii, sanitise
 from ..registry import Registry
 from ..rooms import Room
-from . import handlers
+from . import about, handlers, queries
 from . import numerics as n
 from .caps import Caps
 from .isupport import isupport_lines
-from .message import MAX_BODY_BYTES, InputTooLong, line, parse
+from .message import MAX_BODY_BYTES, InputTooLong, escape_tag, line, parse
 from .profiles import Profile, Profiles
 from .render import Renderer, Renderers
 
@@ -156,12 +156,37 @@ class IrcSession(Generic[M]):
                 if msg is not None:
                     if not raw.isascii() and not _is_utf8(raw):
                         effects.append(self.warn_utf8(msg.command))
-                    effects += self.dispatch(msg.command, msg.params)
+                    done = self.dispatch(msg.command, msg.params)
+                    if msg.tags and "label" in msg.tags and "labeled-response" in self.caps:
+                        done = self._labeled(escape_tag(msg.tags["label"]), done)
+                    effects += done
             except InputTooLong:
                 effects.append(self.reply(n.ERR_INPUTTOOLONG, "Input line was too long"))
         if batch:
             effects += handlers.say_lines(self, room.decode(), batch)
         return effects
+
+    def _labeled(self, label: str, effects: list[Effect]) -> list[Effect]:
+        """IRCv3 labeled-response: this client's own replies to a labeled command, labeled.
+
+        No reply: an ``ACK``; one line: that line labeled; more: a
+        ``labeled-response`` batch (with ``batch``), else the first line labeled.
+        """
+        mine = [i for i, e in enumerate(effects) if isinstance(e, Send) and e.member is None]
+        lines = [row + b"\n" for i in mine for row in effects[i].data.split(b"\n")[:-1]]  # type: ignore[union-attr]
+        tag, server = f"label={label}", self.info.name
+        if not lines:
+            return [*effects, Send(line("ACK", source=server, tags=tag))]
+        if len(lines) == 1 or "batch" not in self.caps:
+            data = _tagged(lines[0], tag) + b"".join(lines[1:])
+        else:
+            ref = self.batch_id()
+            start = line("BATCH", f"+{ref}", "labeled-response", source=server, tags=tag)
+            body = b"".join(_tagged(row, f"batch={ref}") for row in lines)
+            data = start + body + line("BATCH", f"-{ref}", source=server)
+        rest = [e for i, e in enumerate(effects) if i not in mine[1:]]
+        rest[mine[0]] = Send(data, None, data.count(b"\n"))
+        return rest
 
     def leave(self, reason: str | None) -> list[Effect]:
         """Leave the chat as the connection ends: others see the quit once."""
@@ -264,7 +289,7 @@ class IrcSession(Generic[M]):
         if not params[0] or not params[3]:
             return [self.reply(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")]
         user = _USER_CHARS.sub("", params[0])[:USER_CHARS] or "user"
-        realname = sanitise(params[3])
+        realname = sanitise(params[3])[: queries.REALNAME_CHARS]
         self._user = ("~" + user, realname)
         return []
 
@@ -307,7 +332,7 @@ class IrcSession(Generic[M]):
             self.reply(n.RPL_MYINFO, info.name, info.version, USER_MODES, CHANNEL_MODES),
             Send(b"".join(isupport_lines(info.name, self.nick, info.network))),
         ]
-        return [*burst, *handlers.lusers(self, []), *handlers.motd(self, [])]
+        return [*burst, *about.lusers(self, []), *about.motd(self, [])]
 
     def renegotiated(self) -> None:
         """Capabilities changed after registration: render with the new set from now on."""
@@ -337,3 +362,8 @@ def _is_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _tagged(row: bytes, tag: str) -> bytes:
+    """``row`` (one line) with ``tag`` added to its tags."""
+    return b"@" + tag.encode() + (b";" + row[1:] if row[:1] == b"@" else b" " + row)

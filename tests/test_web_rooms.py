@@ -392,15 +392,24 @@ def test_a_mention_or_a_private_message_raises_a_desktop_notification(
 def test_screenshots_light_and_dark_desktop_and_phone(
     browser_page: BrowserPage, servers: Servers, chat: ChatServer, tmp_path: Path
 ) -> None:
-    page, grace, bob = in_three_rooms(browser_page, servers, chat)
-    room_entry(page, "#lobby").click()
-    grace.send("morning! the build is green again")
+    grace = servers.terminal(chat, "grace")
+    grace.send("morning! the build is green again")  # before alice comes: history
+    bob = servers.irc(chat, "bob", "#lobby")
     bob.send("PRIVMSG #lobby :\x01ACTION waves from irssi\x01")
+    grace.expect(r"^\* bob waves")
+    page = login(browser_page, chat, "alice")
+    join(browser_page, "#dev")
+    join(browser_page, "#ops")
+    for room in ("#dev", "#ops"):
+        bob.send(f"JOIN {room}")
+        bob.expect("366")
+    room_entry(page, "#lobby").click()
     say(page, "hi both, I am in a browser")
     grace.send("nice, and I am on nc")
     bob.send("PRIVMSG #dev :alice: can you look at the flaky test?")
     bob.send("PRIVMSG alice :psst, lunch at one?")
     sees(browser_page, "grace: nice, and I am on nc")
+    browser_page.expect(active_log(page).locator("li.history")).to_have_count(2)
     browser_page.expect(unread(page, "bob")).to_have_text("1")
     where = DOCS if os.environ.get("GEVENT_CHAT_SCREENSHOT") == "1" else tmp_path
     shots = []

@@ -14,12 +14,15 @@ from gevent_chat.core.errors import (
     CannotSend,
     ClientError,
     ConfigError,
+    InviteOnly,
+    Moderated,
     NoSuchNick,
     NoSuchRoom,
     NotInRoom,
     TooManyRooms,
 )
 from gevent_chat.core.events import Joined, Kind, NickChanged, Parted, Private, Quit, Said
+from gevent_chat.core.modes import parse_changes
 from gevent_chat.core.registry import Registry
 from gevent_chat.core.rooms import Room
 
@@ -115,8 +118,40 @@ def test_say_to_a_room_checks_it_exists_and_the_send_hook() -> None:
     def moderated(room: Room[Member], nick: str) -> None:
         raise CannotSend(room.name, "the room is moderated")
 
+    chat.join(registry, "bob", "dev")
     with pytest.raises(CannotSend, match="cannot send to #dev: the room is moderated"):
         chat.say_to(registry, "bob", "dev", [b"hi"], check=moderated)
+
+
+def test_say_to_a_room_refuses_outsiders_under_plus_n_and_the_voiceless_under_plus_m() -> None:
+    registry, _ = registry_of("alice", "bob")
+    dev, _ = chat.join(registry, "alice", "dev")
+    with pytest.raises(CannotSend, match="cannot send to #dev: you are not in #dev") as outside:
+        chat.say_to(registry, "bob", "dev", [b"hi"])
+    assert outside.value.room == "dev"
+    dev.state = dev.state.change_modes("alice", parse_changes(["-n"]), lambda n: None, 0.0)[0]
+    chat.say_to(registry, "bob", "dev", [b"from outside"])
+    dev.state = dev.state.change_modes("alice", parse_changes(["+m"]), lambda n: None, 0.0)[0]
+    with pytest.raises(Moderated, match="#dev is moderated: you cannot speak") as moderated:
+        chat.say_to(registry, "bob", "dev", [b"hi"])
+    assert moderated.value.why == "moderated"
+    chat.say_to(registry, "alice", "dev", [b"the creator runs it"])
+    chat.say_to(registry, "bob", "dev", [b"a server operator"], oper=True)
+
+
+def test_join_applies_the_room_rules_and_the_creator_runs_the_room() -> None:
+    registry, _ = registry_of("alice", "bob", "carol")
+    dev, _ = chat.join(registry, "alice", "dev")
+    assert dev.state.is_operator("alice")
+    dev.state = dev.state.change_modes("alice", parse_changes(["+ik", "k3y"]), lambda n: None, 0.0)[0]
+    with pytest.raises(InviteOnly):
+        chat.join(registry, "bob", "dev")
+    dev.state, _ = dev.state.invite("alice", "bob")
+    chat.join(registry, "bob", "dev")
+    assert not dev.state.is_operator("bob")
+    chat.join(registry, "carol", "dev", oper=True)  # a server operator passes every rule
+    chat.part(registry, "alice", "dev")
+    assert not dev.state.is_operator("alice")
 
 
 def test_quit_and_rename_reach_every_room_the_user_is_in_as_one_effect() -> None:

@@ -100,7 +100,7 @@ def test_join_moves_between_rooms_and_scopes_chat(connect: Connect) -> None:
     assert not any("in lobby" in line or "in dev" in line for line in sync(bob) + sync(alice, "a"))
     assert not any("in dev" in line for line in sync(carol))
     alice.send("/who")
-    alice.expect(r"^\*\*\* 2 users in #dev: alice, bob$")
+    alice.expect(r"^\*\*\* 2 users in #dev: @alice, bob$")
 
 
 def test_rooms_lists_rooms_with_sizes_and_empty_rooms_vanish(connect: Connect) -> None:

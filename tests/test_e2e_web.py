@@ -107,7 +107,7 @@ def test_websocket_and_tcp_users_chat_both_ways(web: Make, clients: list[Any]) -
     bob.send("in dev now")
     assert alice.read_line() == "bob: in dev now"
     alice.send("/who")
-    assert alice.read_line() == "*** 2 users in #dev: alice, bob"
+    assert alice.read_line() == "*** 2 users in #dev: @alice, bob"
     # A newcomer on the web port gets the room's history with its timestamps.
     carol = ws(server, clients, "carol")
     carol.send("/join dev")

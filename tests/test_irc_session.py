@@ -99,7 +99,7 @@ def test_join_is_echoed_to_the_joiner_and_told_to_the_room() -> None:
     assert ToRoom(room, Joined("dev", "bob")) in effects  # type: ignore[arg-type]
     assert sent(effects) == [
         ["JOIN", "#dev"],
-        ["353", "bob", "=", "#dev", "alice bob"],
+        ["353", "bob", "=", "#dev", "@alice bob"],  # alice made the room: its operator
         ["366", "bob", "#dev", "End of /NAMES list"],
     ]
 

@@ -41,15 +41,21 @@ from gevent_chat.core.events import (
         (Quit("bob"), b"*** bob left\n"),
         (Quit("bob", "too slow"), b"*** bob left (too slow)\n"),
         (NickChanged("bob", "rob"), b"*** bob is now known as rob\n"),
-        (TopicSet("dev", "alice", "release day"), b"*** alice set the topic of #dev: release day\n"),
-        (TopicSet("dev", "alice", ""), b"*** alice cleared the topic of #dev\n"),
+        (TopicSet("dev", "alice", "release day"), b"*** alice set the topic: release day\n"),
+        (TopicSet("dev", "alice", ""), b"*** alice cleared the topic\n"),
         (
-            ModeChanged("dev", "alice", (("+o", "bob"), ("+m", None))),
-            b"*** alice set mode +o bob +m on #dev\n",
+            ModeChanged("dev", "alice", (("+o", "bob"), ("+m", None), ("-v", "al"), ("+k", "s3"))),
+            b"*** alice made bob an operator\n*** alice took al's voice\n"
+            b"*** alice set the modes of #dev: +m +k s3\n",
         ),
-        (Kicked("dev", "bob", "alice"), b"*** bob was removed from #dev by alice\n"),
-        (Kicked("dev", "bob", "alice", "spam"), b"*** bob was removed from #dev by alice (spam)\n"),
-        (Invited("dev", "bob", "alice"), b"*** alice invited bob to #dev\n"),
+        (
+            ModeChanged("dev", "alice", (("-o", "bob"), ("+v", "al"), ("+b", "x*"), ("-b", "y*"))),
+            b"*** alice removed bob as an operator\n*** alice gave al a voice\n"
+            b"*** alice banned x*\n*** alice lifted the ban on y*\n",
+        ),
+        (Kicked("dev", "bob", "alice"), b"*** bob was kicked by alice\n"),
+        (Kicked("dev", "bob", "alice", "spam"), b"*** bob was kicked by alice (spam)\n"),
+        (Invited("dev", "bob", "alice"), b"*** alice invites you to #dev\n"),
         (ServerNotice("some lines may be missing"), b"*** some lines may be missing\n"),
     ],
 )

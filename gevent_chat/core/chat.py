@@ -7,9 +7,14 @@ raises a typed ``ClientError`` that carries what an IRC numeric needs
 (``NoSuchNick``, ``NoSuchRoom``, ``NotInRoom``, ``TooManyRooms``,
 ``CannotJoin``, ``CannotSend``).  The caller puts its own replies first.
 
-The room model plugs its rules in through hooks: ``JoinCheck`` (key, ban,
-invite, limit) and ``SendCheck`` (moderated, banned), called before
-anything changes; each raises ``CannotJoin`` or ``CannotSend`` to refuse.
+Every room's own rules (``Room.state``, ``core.roomstate``) are applied
+here, for every protocol: ``join`` and ``move`` refuse a ban, ``+i``, a bad
+key or a full room (``CannotJoin``: ``Banned``, ``InviteOnly``, ``BadKey``,
+``RoomFull``), ``say`` refuses a member without voice in a ``+m`` room
+(``Moderated``, a ``CannotSend``).  ``oper`` is a server operator, whom no
+room rule holds back.  ``JoinCheck`` and ``SendCheck`` are extra hooks,
+called after the room's rules and before anything changes.  Changing the
+rules themselves (topic, modes, kicks, invitations) is ``core.moderation``.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .effects import Effect, ToRoom, ToShared, ToUser
-from .errors import ClientError, NoSuchNick, NoSuchRoom
+from .errors import CannotSend, ClientError, NoSuchNick, NoSuchRoom
 from .events import Joined, Kind, NickChanged, Parted, Private, Quit, Said
 from .names import is_valid_nick, validate_nick, validate_room
 from .protocol import sanitise
@@ -30,6 +35,7 @@ __all__ = [
     "JoinCheck",
     "SendCheck",
     "Unreachable",
+    "check_join",
     "join",
     "move",
     "part",
@@ -69,11 +75,16 @@ def _spelled(registry: Registry[Any], name: str) -> str:
     return name if room is None else room.name
 
 
-def say(room: Room[Any], nick: str, lines: Sequence[bytes], kind: Kind = Kind.SAY) -> ToRoom:
+def say(
+    room: Room[Any], nick: str, lines: Sequence[bytes], kind: Kind = Kind.SAY, oper: bool = False
+) -> ToRoom:
     """``nick``'s sanitised ``lines`` (UTF-8, no line ending) to everyone else in ``room``.
 
-    The hot path: no check, for a caller known to be in ``room``.
+    The hot path, for a caller known to be in ``room``: the one check is
+    ``+m`` (raises ``Moderated``).
     """
+    if "m" in room.state.flags:
+        room.state.check_speak(nick, oper)
     return ToRoom(room, Said(room.name, nick, tuple(lines), kind))
 
 
@@ -84,28 +95,60 @@ def say_to(
     lines: Sequence[bytes],
     kind: Kind = Kind.SAY,
     check: SendCheck | None = None,
+    oper: bool = False,
 ) -> ToRoom:
-    """``say`` to the room called ``name``: raises ``NoSuchRoom`` or ``CannotSend``."""
+    """``say`` to the room called ``name``: raises ``NoSuchRoom`` or ``CannotSend``.
+
+    Under ``+n`` (the default) only members may; under ``+m`` only those
+    with voice (``Moderated``).
+    """
     name = name.removeprefix("#")
     room = registry.room(name)
     if room is None:
         raise NoSuchRoom(sanitise(name))
+    if "n" in room.state.flags and not oper and not registry.is_in(nick, room.name):
+        raise CannotSend(room.name, f"you are not in #{room.name}")
     if check is not None:
         check(room, nick)
-    return say(room, nick, lines, kind)
+    return say(room, nick, lines, kind, oper)
+
+
+def check_join(
+    registry: Registry[Any],
+    nick: str,
+    name: str,
+    key: str | None = None,
+    address: str | None = None,
+    oper: bool = False,
+) -> None:
+    """Raise ``CannotJoin`` (``Banned``, ``InviteOnly``, ``BadKey``, ``RoomFull``) unless ``nick`` may join.
+
+    ``address`` is the user's, for address bans; a new room admits anyone.
+    """
+    room = registry.room(name)
+    if room is not None:
+        room.state.check_join(nick, address, key, len(room.members), oper)
 
 
 def join(
-    registry: Registry[M], nick: str, name: str, check: JoinCheck | None = None
+    registry: Registry[M],
+    nick: str,
+    name: str,
+    check: JoinCheck | None = None,
+    *,
+    key: str | None = None,
+    address: str | None = None,
+    oper: bool = False,
 ) -> tuple[Room[M], list[Effect]]:
     """Put ``nick`` in the room named ``name`` (created if new) besides its others.
 
     Raises ``ClientError`` for a bad name, ``AlreadyInRoom``,
-    ``TooManyRooms``, or what ``check`` raises.
+    ``TooManyRooms``, ``CannotJoin`` (``check_join``), or what ``check`` raises.
     """
     name = validate_room(name)
     if registry.is_in(nick, name):
         raise AlreadyInRoom(_spelled(registry, name))
+    check_join(registry, nick, name, key, address, oper)
     if check is not None:
         check(registry.room(name), nick)
     room = registry.join(nick, name)
@@ -113,7 +156,14 @@ def join(
 
 
 def move(
-    registry: Registry[M], nick: str, name: str, check: JoinCheck | None = None
+    registry: Registry[M],
+    nick: str,
+    name: str,
+    check: JoinCheck | None = None,
+    *,
+    key: str | None = None,
+    address: str | None = None,
+    oper: bool = False,
 ) -> tuple[Room[M], Room[M], list[Effect]]:
     """Move ``nick`` from its (first) room to the room ``name``: the line protocol's ``/join``.
 
@@ -122,6 +172,7 @@ def move(
     name = validate_room(name)
     if registry.is_in(nick, name):
         raise AlreadyInRoom(_spelled(registry, name))
+    check_join(registry, nick, name, key, address, oper)
     if check is not None:
         check(registry.room(name), nick)
     old, new = registry.move(nick, name)

@@ -13,14 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from . import chat, lines, protocol
+from . import chat, lines, protocol, roomcommands
 from .effects import Close, Effect, Moved, Renamed, Reply, Send
 from .errors import ClientError
 from .events import Kind
 from .registry import Registry
 from .rooms import Room
 
-__all__ = ["COMMANDS", "Context", "history", "run"]
+__all__ = ["COMMANDS", "Context", "history", "run", "topic"]
 
 M = TypeVar("M")
 
@@ -36,6 +36,12 @@ class Context(Generic[M]):
     member: M
     room: Room[M]
     registry: Registry[M]
+    #: The caller's network address (for address bans), if known.
+    address: str | None = None
+    #: The caller is a server operator.
+    oper: bool = False
+    #: Now, in seconds since the epoch, from the session's clock.
+    when: float = 0.0
 
 
 Handler = Callable[[Context[Any], list[str]], list[Effect]]
@@ -49,6 +55,8 @@ class Command:
     #: How many words come before the free text (the rest of the line is the
     #: last argument); None when there is no free text.
     rest: int | None
+    #: More than the usage line, for ``/help COMMAND``.
+    detail: str = ""
 
 
 def run(line: str, ctx: Context[Any]) -> list[Effect]:
@@ -72,13 +80,18 @@ def run(line: str, ctx: Context[Any]) -> list[Effect]:
 
 def _lines(prefix: str, names: list[str]) -> list[Effect]:
     """``*** prefix a, b, c`` split so that no line lists too many names."""
-    chunks = [names[i : i + NAMES_PER_LINE] for i in range(0, len(names), NAMES_PER_LINE)] or [[]]
-    return [Reply(prefix + ", ".join(chunk)) for chunk in chunks]
+    return [Reply(text) for text in lines.listing(prefix, names, NAMES_PER_LINE)]
 
 
 def _help(ctx: Context[Any], args: list[str]) -> list[Effect]:
+    if args:
+        name = args[0].removeprefix("/").casefold()
+        command = COMMANDS.get(name)
+        if command is None:
+            return [Reply(f"no such command: /{protocol.sanitise(name)} (try /help)")]
+        return [Reply(command.usage), *([Reply(command.detail)] if command.detail else [])]
     effects: list[Effect] = [Reply(c.usage) for c in COMMANDS.values()]
-    return [*effects, Reply("//text sends a line starting with /")]
+    return [*effects, Reply("//text sends a line starting with /; /help COMMAND explains one")]
 
 
 def _who(ctx: Context[Any], args: list[str]) -> list[Effect]:
@@ -87,16 +100,29 @@ def _who(ctx: Context[Any], args: list[str]) -> list[Effect]:
         nicks = [m.nick for m in ctx.room.members]
     nicks = sorted(nicks, key=protocol.name_key)  # the same order from every source
     n = len(nicks)
-    return _lines(f"{n} user{'s' if n != 1 else ''} in #{ctx.room.name}: ", nicks)
+    state = ctx.room.state
+    marked = [("@" if state.is_operator(x) else "+" if state.is_voiced(x) else "") + x for x in nicks]
+    return _lines(f"{n} user{'s' if n != 1 else ''} in #{ctx.room.name}: ", marked)
 
 
 def _rooms(ctx: Context[Any], args: list[str]) -> list[Effect]:
     counts = ctx.registry.room_counts()
     if counts is None:  # this server alone (or it cannot reach the others)
         counts = {r.name: len(r.members) for r in ctx.registry.rooms()}
-    names = sorted(counts, key=protocol.name_key)
+    # A secret room (+s) is listed to its own members only.
+    hidden = {
+        protocol.name_key(r.name)
+        for r in ctx.registry.rooms()
+        if r.state.is_secret() and not ctx.registry.is_in(ctx.nick, r.name)
+    }
+    names = sorted((n for n in counts if protocol.name_key(n) not in hidden), key=protocol.name_key)
     n = len(names)
-    return _lines(f"{n} room{'s' if n != 1 else ''}: ", [f"#{name} ({counts[name]})" for name in names])
+    effects = _lines(f"{n} room{'s' if n != 1 else ''}: ", [f"#{name} ({counts[name]})" for name in names])
+    for name in names:
+        room = ctx.registry.room(name)
+        if room is not None and room.state.topic is not None:
+            effects.append(Reply(f"#{room.name}: {room.state.topic.text}"))
+    return effects
 
 
 def _nick(ctx: Context[Any], args: list[str]) -> list[Effect]:
@@ -119,11 +145,18 @@ def _me(ctx: Context[Any], args: list[str]) -> list[Effect]:
 
 
 def _join(ctx: Context[Any], args: list[str]) -> list[Effect]:
-    _, new, seen = chat.move(ctx.registry, ctx.nick, args[0])
+    key = args[1] if len(args) > 1 else None
+    _, new, seen = chat.move(ctx.registry, ctx.nick, args[0], key=key, address=ctx.address, oper=ctx.oper)
     # The joiner's own lines first: delivering a notice may wait for a full
     # recipient, and a line said in the new room meanwhile must come after
     # the history, not before it (and again inside it).
-    return [Moved(new), Reply(f"you joined #{new.name}"), *history(new, ctx.registry), *seen]
+    return [Moved(new), Reply(f"you joined #{new.name}"), *history(new, ctx.registry), *topic(new), *seen]
+
+
+def topic(room: Room[Any]) -> list[Effect]:
+    """The room's topic as shown to a user joining it (nothing without one)."""
+    shown = room.state.topic
+    return [] if shown is None else [Send(lines.topic_line(shown.text, shown.nick))]
 
 
 def history(room: Room[Any], registry: Registry[Any] | None = None) -> list[Effect]:
@@ -150,8 +183,12 @@ COMMANDS: dict[str, Command] = {
     "nick": Command(_nick, 1, "/nick NEW: change your nickname", 0),
     "msg": Command(_msg, 2, "/msg NICK TEXT: send a private message", 1),
     "me": Command(_me, 1, "/me TEXT: describe an action", 0),
-    "join": Command(_join, 1, "/join ROOM: move to ROOM (created if new)", 0),
+    "join": Command(_join, 1, "/join ROOM [KEY]: move to ROOM (created if new; KEY for a +k room)", None),
     "rooms": Command(_rooms, 0, "/rooms: list the rooms and their sizes", None),
     "ping": Command(_ping, 0, "/ping [TOKEN]: get *** pong TOKEN back, after what is queued", 0),
     "quit": Command(_quit, 0, "/quit [REASON]: leave the chat", 0),
+    **{
+        name: Command(handler, min_args, usage, rest, detail)
+        for name, (handler, min_args, usage, rest, detail) in roomcommands.HANDLERS.items()
+    },
 }

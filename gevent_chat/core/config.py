@@ -89,6 +89,10 @@ class Config:
     #: are refused for the rest of that minute; 0 is unlimited.
     max_password_failures: int = 10
     #: Serve Prometheus metrics at ``http://metrics_host:metrics_port/metrics``.
+    #: Server operators, ``NAME HASH`` a line (``core.opers``); read by the shell.
+    opers_file: str | None = None
+    #: Print a password hash for ``opers_file`` and exit.
+    hash_password: bool = False
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
 
@@ -254,10 +258,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", type=str.lower, default=d.log_level, choices=_LOG_LEVELS, help="(default %(default)s)"
     )
     _add_hardening(p, d)
+    _add_opers(p)
     _add_cluster(p, d)
     _add_web(p, d)
     _add_irc(p, d)
     return p
+
+
+def _add_opers(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("server operators")
+    g.add_argument(
+        "--opers-file",
+        help="file of server operators, one 'NAME HASH' a line; they /oper NAME PASSWORD (default: none)",
+    )
+    g.add_argument(
+        "--hash-password",
+        action="store_true",
+        help="read a password (without echo, or from stdin), print its hash for --opers-file, and exit",
+    )
 
 
 def _add_cluster(p: argparse.ArgumentParser, d: Config) -> None:

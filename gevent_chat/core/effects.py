@@ -13,18 +13,21 @@ own protocol's bytes (``*** `` replies, prompts, history replay).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .events import Event
+from .events import Event, Kicked
 from .rooms import Room
 
 __all__ = [
+    "Authenticate",
     "Close",
+    "Disconnect",
     "Effect",
     "Moved",
     "Pause",
     "Registered",
+    "Removed",
     "Renamed",
     "Reply",
     "Send",
@@ -116,4 +119,49 @@ class Close:
     refusal: str | None = None
 
 
-Effect = Reply | Send | ToRoom | ToShared | ToUser | Registered | Renamed | Moved | Pause | Close
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """``member`` was kicked (``event``): their own session hears it and acts (a line user goes to the lobby).
+
+    The room, which no longer holds them, is told by a ``ToRoom`` of the same event.
+    """
+
+    member: Any
+    event: Kicked
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    """End ``member``'s connection (``/kill``, ``/gban``): ``text`` to them, ``reason`` to their rooms."""
+
+    member: Any
+    text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Authenticate:
+    """Check ``/oper NAME PASSWORD`` off the event loop, within the address's failure budget.
+
+    The shell answers through ``Session.opered``.  The password is never shown.
+    """
+
+    name: str
+    password: str = field(repr=False)
+
+
+Effect = (
+    Reply
+    | Send
+    | ToRoom
+    | ToShared
+    | ToUser
+    | Registered
+    | Renamed
+    | Moved
+    | Pause
+    | Close
+    | Removed
+    | Disconnect
+    | Authenticate
+)

@@ -9,17 +9,31 @@ traceback and only the connection that hit it is closed.
 from __future__ import annotations
 
 __all__ = [
+    "BadKey",
+    "BadMask",
+    "BanListFull",
+    "Banned",
     "CannotJoin",
     "CannotSend",
     "ChatError",
     "ClientError",
     "ConfigError",
+    "InviteOnly",
+    "Moderated",
     "NickInvalid",
     "NickTaken",
     "NoSuchNick",
     "NoSuchRoom",
     "NotInRoom",
+    "NotOperator",
+    "NotServerOperator",
+    "OperFailed",
+    "RoomFull",
+    "RoomRefusal",
+    "ServerBanned",
     "TooManyRooms",
+    "UnknownMode",
+    "UserNotInRoom",
 ]
 
 
@@ -98,3 +112,115 @@ class CannotSend(ClientError):
         super().__init__(f"cannot send to #{room}: {why}")
         self.room = room
         self.why = why
+
+
+# -- the room rules' refusals (``core.roomstate``, ``core.modes``) -------------------
+# Each carries what a transport needs to answer in its own words: the line
+# protocol shows ``str(err)``; IRC picks its numeric from the class (noted
+# on each) and its parameters from the attributes.
+
+
+class RoomRefusal(ClientError):
+    """A room's rules refused something; ``room`` is the room's name (without ``#``)."""
+
+    def __init__(self, room: str, text: str) -> None:
+        super().__init__(text)
+        self.room = room
+
+
+class NotOperator(RoomRefusal):
+    """Only an operator of the room may do that (IRC 482 ERR_CHANOPRIVSNEEDED)."""
+
+    def __init__(self, room: str) -> None:
+        super().__init__(room, f"you are not an operator of #{room}")
+
+
+class UserNotInRoom(RoomRefusal):
+    """The target ``nick`` is not in the room (IRC 441 ERR_USERNOTINCHANNEL)."""
+
+    def __init__(self, nick: str, room: str) -> None:
+        super().__init__(room, f"{nick} is not in #{room}")
+        self.nick = nick
+
+
+class Banned(CannotJoin):
+    """A ban mask of the room matches the user (IRC 474 ERR_BANNEDFROMCHAN)."""
+
+    def __init__(self, room: str) -> None:
+        super().__init__(room, "banned", "you are banned")
+
+
+class InviteOnly(CannotJoin):
+    """The room is ``+i`` and the user was not invited (IRC 473 ERR_INVITEONLYCHAN)."""
+
+    def __init__(self, room: str) -> None:
+        super().__init__(room, "invite", "invite only")
+
+
+class BadKey(CannotJoin):
+    """The room is ``+k`` and the key given is missing or wrong (IRC 475 ERR_BADCHANNELKEY)."""
+
+    def __init__(self, room: str) -> None:
+        super().__init__(room, "key", "bad key")
+
+
+class RoomFull(CannotJoin):
+    """The room is ``+l`` and at its limit (IRC 471 ERR_CHANNELISFULL)."""
+
+    def __init__(self, room: str) -> None:
+        super().__init__(room, "full", "room is full")
+
+
+class Moderated(CannotSend):
+    """The room is ``+m`` and the user has no voice (IRC 404 ERR_CANNOTSENDTOCHAN, ``why`` "moderated")."""
+
+    def __init__(self, room: str) -> None:
+        super().__init__(room, "moderated")
+        self.args = (f"#{room} is moderated: you cannot speak",)
+
+
+class BanListFull(RoomRefusal):
+    """The room holds as many bans as allowed (IRC 478 ERR_BANLISTFULL); ``mask`` was not added."""
+
+    def __init__(self, room: str, mask: str, limit: int) -> None:
+        super().__init__(room, f"cannot ban {mask}: #{room} already has {limit} bans")
+        self.mask = mask
+
+
+class UnknownMode(ClientError):
+    """A mode letter the server does not know (IRC 472 ERR_UNKNOWNMODE); ``letter`` is it."""
+
+    def __init__(self, letter: str) -> None:
+        super().__init__(f"unknown mode: {letter} (modes: +tnmis, +k KEY, +l N, +o NICK, +v NICK, +b MASK)")
+        self.letter = letter
+
+
+class BadMask(ClientError):
+    """A ban mask that does not follow the mask rules (IRC has no numeric; 415-style text)."""
+
+
+class NotServerOperator(ClientError):
+    """Only a server operator may do that (IRC 481 ERR_NOPRIVILEGES)."""
+
+    def __init__(self) -> None:
+        super().__init__("you are not a server operator")
+
+
+class OperFailed(ClientError):
+    """``/oper`` with an unknown name or a wrong password (IRC 464 ERR_PASSWDMISMATCH).
+
+    One text for both, so the reply does not tell which names exist.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("wrong operator name or password")
+
+
+class ServerBanned(ClientError):
+    """A server-wide ban matches the user (IRC 465 ERR_YOUREBANNEDCREEP): they are disconnected."""
+
+    disconnect = True
+
+    def __init__(self, reason: str | None = None) -> None:
+        super().__init__("you are banned from this server" + (f" ({reason})" if reason else ""))
+        self.reason = reason

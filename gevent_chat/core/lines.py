@@ -37,9 +37,12 @@ __all__ = [
     "RENDERER",
     "LineRenderer",
     "history",
+    "kicked_you",
+    "listing",
     "notice",
     "private_echo",
     "render",
+    "topic_line",
 ]
 
 
@@ -86,17 +89,53 @@ def _quit(event: Quit) -> bytes:
 
 def _topic(event: TopicSet) -> bytes:
     if not event.text:
-        return notice(f"{event.nick} cleared the topic of #{event.room}")
-    return notice(f"{event.nick} set the topic of #{event.room}: {event.text}")
+        return notice(f"{event.nick} cleared the topic")
+    return notice(f"{event.nick} set the topic: {event.text}")
+
+
+#: How a change of one member's status or of the ban list reads; other modes are listed together.
+_SENTENCES = {
+    "+o": "{by} made {arg} an operator",
+    "-o": "{by} removed {arg} as an operator",
+    "+v": "{by} gave {arg} a voice",
+    "-v": "{by} took {arg}'s voice",
+    "+b": "{by} banned {arg}",
+    "-b": "{by} lifted the ban on {arg}",
+}
 
 
 def _modes(event: ModeChanged) -> bytes:
-    changes = " ".join(mode if arg is None else f"{mode} {arg}" for mode, arg in event.changes)
-    return notice(f"{event.nick} set mode {changes} on #{event.room}")
+    """One line per status or ban change, then one for the room's own modes."""
+    out, rest = [], []
+    for mode, arg in event.changes:
+        sentence = _SENTENCES.get(mode)
+        if sentence is not None:
+            out.append(notice(sentence.format(by=event.nick, arg=arg)))
+        else:  # a key being removed is not shown (IRC shows it as *)
+            rest.append(mode if arg is None or mode == "-k" else f"{mode} {arg}")
+    if rest:
+        out.append(notice(f"{event.nick} set the modes of #{event.room}: {' '.join(rest)}"))
+    return b"".join(out)
 
 
 def _kicked(event: Kicked) -> bytes:
-    return notice(f"{event.nick} was removed from #{event.room} by {event.by}{_why(event.reason)}")
+    return notice(f"{event.nick} was kicked by {event.by}{_why(event.reason)}")
+
+
+def kicked_you(event: Kicked) -> bytes:
+    """A kick as the kicked user sees it."""
+    return notice(f"you were kicked from #{event.room} by {event.by}{_why(event.reason)}")
+
+
+def topic_line(text: str, nick: str) -> bytes:
+    """A room's topic as shown on joining it and to ``/topic``."""
+    return notice(f"topic: {text} (set by {nick})")
+
+
+def listing(prefix: str, names: list[str], per_line: int = 30) -> list[str]:
+    """``prefix a, b, c`` texts, split so that no line lists more than ``per_line`` names."""
+    chunks = [names[i : i + per_line] for i in range(0, len(names), per_line)] or [[]]
+    return [prefix + ", ".join(chunk) for chunk in chunks]
 
 
 _RENDER: dict[type, Callable[[Any], bytes]] = {
@@ -109,7 +148,7 @@ _RENDER: dict[type, Callable[[Any], bytes]] = {
     TopicSet: _topic,
     ModeChanged: _modes,
     Kicked: _kicked,
-    Invited: lambda e: notice(f"{e.by} invited {e.nick} to #{e.room}"),
+    Invited: lambda e: notice(f"{e.by} invites you to #{e.room}"),  # sent to the invitee alone
     ServerNotice: lambda e: notice(e.text),
 }
 

@@ -27,6 +27,7 @@ from .errors import NickTaken, NotInRoom, TooManyRooms
 from .events import Private
 from .names import check_new_nick, check_new_room, name_key
 from .rooms import DEFAULT_ROOM, HistoryEntry, Room
+from .serverbans import ServerBans
 
 __all__ = ["Registry"]
 
@@ -60,6 +61,8 @@ class Registry(Generic[M]):
         self._nicks: dict[str, str] = {}  # folded -> as registered
         self._rooms_of: dict[str, dict[str, Room[M]]] = {}  # folded nick -> folded room -> room
         self._rooms: dict[str, Room[M]] = {}
+        #: The server-wide bans (``/gban``), replaced whole on every change.
+        self.server_bans = ServerBans()
 
     def __len__(self) -> int:
         return len(self._members)
@@ -126,8 +129,8 @@ class Registry(Generic[M]):
             member = self._members.pop(key, None)
             if member is None:
                 return None
-            del self._nicks[key]
             left = tuple(self._leave(key, member, rkey) for rkey in list(self._rooms_of[key]))
+            del self._nicks[key]
             del self._rooms_of[key]
         if self.directory is not None:
             for room in left:
@@ -160,6 +163,8 @@ class Registry(Generic[M]):
             self._nicks[nkey] = new
             self._rooms_of[nkey] = rooms = self._rooms_of.pop(okey)
             held = tuple(rooms.values())
+            for room in held:  # operator status and voice follow the user
+                room.state = room.state.rename(old, new)
         directory = self.directory
         if directory is not None:
             for room in held:
@@ -259,8 +264,11 @@ class Registry(Generic[M]):
     def _enter(self, key: str, member: M, name: str) -> Room[M]:
         rkey = name_key(name)
         room = self._rooms.get(rkey)
+        created = room is None
         if room is None:
             room = self._rooms[rkey] = Room(name, self._history_size)
+        # The creator, the first one in, runs the room (an open room excepted).
+        room.state = room.state.join(self._nicks[key], creator=created)
         room.members = (*room.members, member)
         self._rooms_of[key][rkey] = room
         return room
@@ -268,6 +276,7 @@ class Registry(Generic[M]):
     def _leave(self, key: str, member: M, rkey: str) -> Room[M]:
         room = self._rooms_of[key].pop(rkey)
         room.members = tuple(m for m in room.members if m is not member)
+        room.state = room.state.leave(self._nicks.get(key, key))
         if not room.members:
             del self._rooms[rkey]
         return room

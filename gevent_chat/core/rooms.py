@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from .events import Said
+from .names import name_key
+from .roomstate import RoomState
 
 __all__ = ["DEFAULT_ROOM", "HistoryEntry", "Room"]
 
@@ -37,9 +39,12 @@ class Room(Generic[M]):
     history: deque[HistoryEntry] = field(init=False)
     #: Lines in ``history`` (an entry may hold several).
     kept: int = field(init=False, default=0)
+    #: Its rules (topic, operators, modes, bans...), replaced whole on every change.
+    state: RoomState = field(init=False)
 
     def __post_init__(self) -> None:
         self.history = deque()
+        self.state = RoomState(self.name, open=name_key(self.name) == name_key(DEFAULT_ROOM))
 
     def remember(self, when: float, said: Said) -> None:
         """Keep ``said`` at ``when``, forgetting the oldest lines past ``history_size``."""

@@ -16,17 +16,22 @@ to itself before passing them on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from . import chat, commands, protocol
+from . import chat, commands, lines, protocol
 from .effects import Close, Effect, Moved, Pause, Registered, Renamed, Reply, Send, ToRoom
-from .errors import ClientError
-from .events import Joined
+from .errors import ClientError, Moderated, OperFailed, ServerBanned
+from .events import Joined, Kicked
 from .gate import Gate, Verdict
+from .names import name_key
 from .registry import Registry
-from .rooms import Room
+from .rooms import DEFAULT_ROOM, Room
 
-__all__ = ["Session"]
+__all__ = ["SERVER_BANNED", "Session"]
+
+#: Why registration was refused to a server-banned user (a label of the refused-connections metric).
+SERVER_BANNED = "server_ban"
 
 M = TypeVar("M")
 
@@ -34,11 +39,36 @@ M = TypeVar("M")
 class Session(Generic[M]):
     """The state of one user; ``member`` is what the registry holds for them."""
 
-    __slots__ = ("closed", "gate", "max_line_bytes", "member", "nick", "registry", "room")
+    __slots__ = (
+        "address",
+        "clock",
+        "closed",
+        "gate",
+        "max_line_bytes",
+        "member",
+        "nick",
+        "oper",
+        "registry",
+        "room",
+    )
 
-    def __init__(self, member: M, registry: Registry[M], gate: Gate, max_line_bytes: int) -> None:
+    def __init__(
+        self,
+        member: M,
+        registry: Registry[M],
+        gate: Gate,
+        max_line_bytes: int,
+        address: str | None = None,
+        clock: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        """``address`` is the peer's (for bans); ``clock`` gives seconds since
+        the epoch for what the room remembers, such as when a topic was set."""
         self.member = member
         self.registry = registry
+        self.address = address
+        self.clock = clock
+        #: The server operator name this user holds after ``/oper``; None: an ordinary user.
+        self.oper: str | None = None
         #: Until registration; None after.
         self.gate: Gate | None = gate
         self.max_line_bytes = max_line_bytes
@@ -85,10 +115,13 @@ class Session(Generic[M]):
             effects.append(self._say(batch))
         return effects
 
-    def _say(self, batch: list[bytes]) -> ToRoom:
+    def _say(self, batch: list[bytes]) -> Effect:
         assert self.room is not None
         assert self.nick is not None
-        return chat.say(self.room, self.nick, batch)
+        try:
+            return chat.say(self.room, self.nick, batch, oper=self.oper is not None)
+        except Moderated as err:  # nobody receives the lines
+            return Reply(str(err))
 
     def _too_long(self) -> list[Effect]:
         error = protocol.notice(f"error: line too long (limit {self.max_line_bytes} bytes)")
@@ -121,6 +154,11 @@ class Session(Generic[M]):
             return self._refuse(verdict)
         try:
             nick = protocol.validate_nick(line.decode("utf-8", "replace"))
+            ban = self.registry.server_bans.matching(nick, self.address)
+            if ban is not None:
+                self.closed = True
+                refusal = protocol.notice(str(ServerBanned(ban.reason)))
+                return [Send(refusal), Close("banned from the server", refusal=SERVER_BANNED)]
             room = self.registry.add(nick, self.member)
         except ClientError as err:
             # One entry: the outbox bounds entries, ``pending`` counts lines.
@@ -133,6 +171,7 @@ class Session(Generic[M]):
             Registered(nick),
             Reply(f"Welcome, {nick}! {n} user{'s' if n != 1 else ''} online"),
             *commands.history(room, self.registry),
+            *commands.topic(room),
             ToRoom(room, Joined(room.name, nick)),
         ]
 
@@ -141,7 +180,15 @@ class Session(Generic[M]):
             return [self._say([protocol.sanitise(text[1:]).encode()])]
         assert self.nick is not None
         assert self.room is not None
-        ctx = commands.Context(self.nick, self.member, self.room, self.registry)
+        ctx = commands.Context(
+            self.nick,
+            self.member,
+            self.room,
+            self.registry,
+            address=self.address,
+            oper=self.oper is not None,
+            when=self.clock(),
+        )
         effects = commands.run(text, ctx)
         for effect in effects:
             if isinstance(effect, Renamed):
@@ -163,6 +210,39 @@ class Session(Generic[M]):
         seen = chat.rename(self.registry, old, new)
         self.nick = new
         return [Renamed(new, old), Reply(f"{why}; you are now known as {new}"), *seen]
+
+    def removed(self, event: Kicked) -> list[Effect]:
+        """``event`` kicked this user: tell them, and move them to the lobby if it was their room.
+
+        A line user is always in a room; the lobby keeps nobody out.
+        """
+        if self.nick is None or self.closed:
+            return []
+        effects: list[Effect] = [Send(lines.kicked_you(event))]
+        if self.room is None or name_key(self.room.name) != name_key(event.room):
+            return effects
+        lobby = self.registry.join(self.nick, DEFAULT_ROOM)
+        self.room = lobby
+        return [
+            *effects,
+            Moved(lobby),
+            Reply(f"you joined #{lobby.name}"),
+            *commands.history(lobby, self.registry),
+            *commands.topic(lobby),
+            ToRoom(lobby, Joined(lobby.name, self.nick)),
+        ]
+
+    def opered(self, name: str | None, exhausted: bool = False) -> list[Effect]:
+        """The answer to ``/oper``: ``name`` is the operator name the password proved, or None.
+
+        ``exhausted``: the address used up its password failures, so nothing was checked.
+        """
+        if exhausted:
+            return [Reply("too many failed attempts from your address; try again later")]
+        if name is None:
+            return [Reply(str(OperFailed()))]
+        self.oper = name
+        return [Reply("you are now a server operator")]
 
     def leave(self, reason: str | None) -> list[Effect]:
         """Leave the registry as the connection ends; what the rooms see, if anything."""

@@ -39,6 +39,7 @@ from .hub import Hub
 from .irc import IrcService
 from .member import Member
 from .metrics import Metrics
+from .operators import hash_password_command, load_opers
 from .tcp import Listener, TcpTransport
 from .web import WebTransport
 from .writers import WriterPool
@@ -84,6 +85,8 @@ class ChatServer:
         # -- protections --
         self.limits = ConnectionLimits(config.max_clients, config.max_per_ip)
         self.password_failures = FailureBudget(config.max_password_failures)
+        #: The server operators of ``--opers-file``; raises ``ConfigError`` for a bad file.
+        self.opers = load_opers(config)
         self.metrics = Metrics(lambda: len(self.connections), lambda: len(self.registry))
         self.bus = LocalBus() if bus is None else bus
         self.hub = Hub(self.registry, config.outbox_size, self.metrics.tally, self.bus)
@@ -316,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the server until SIGINT or SIGTERM; returns the exit status."""
     try:
         config = _with_password_file(parse_args(sys.argv[1:] if argv is None else argv, os.environ))
+        if config.hash_password:
+            return hash_password_command()
+        load_opers(config)  # a bad file stops the server here, with its line number
     except ConfigError as err:
         print(f"{cfg.PROG}: {err}", file=sys.stderr)
         return 2

@@ -21,14 +21,15 @@ import gevent
 from ..core import protocol
 from ..core.address import format_address
 from ..core.commands import COMMANDS
-from ..core.effects import Close, Effect, Pause, Registered, Renamed
-from ..core.events import Renderer
+from ..core.effects import Authenticate, Close, Disconnect, Effect, Pause, Registered, Removed, Renamed
+from ..core.events import Kicked, Renderer
 from ..core.flood import TokenBucket
 from ..core.gate import WRONG_PASSWORD, Gate
 from ..core.irc.session import IrcSession
 from ..core.lines import RENDERER as LINE_RENDERER
 from ..core.rooms import Room
 from ..core.session import Session
+from .operators import authenticate
 from .outbox import SLOW, Outbox
 
 if TYPE_CHECKING:
@@ -93,7 +94,9 @@ class Member(Outbox):
         self.session: Session[Member] | IrcSession[Member]
         if session is None:
             gate = Gate(config.password, config.max_unregistered_lines, config.password_delay)
-            self.session = Session(self, app.registry, gate, config.max_line_bytes)
+            self.session = Session(
+                self, app.registry, gate, config.max_line_bytes, address=addr[0], clock=time.time
+            )
         else:
             self.session = session(self)
         #: Recipients this reader's last turn left past half full (see ``Hub.drain``).
@@ -113,6 +116,11 @@ class Member(Outbox):
     @property
     def nick(self) -> str | None:
         return self.session.nick
+
+    @property
+    def address(self) -> str:
+        """The peer's address, which address bans match."""
+        return self.addr[0]
 
     @property
     def room(self) -> Room[Member] | None:
@@ -244,6 +252,13 @@ class Member(Outbox):
             log.info("%s (%s) is now known as %s", effect.old, self.peer, effect.nick)
         elif isinstance(effect, Pause):
             gevent.sleep(effect.seconds)
+        elif isinstance(effect, Authenticate):
+            self._authenticate(effect)
+        elif isinstance(effect, Removed):
+            effect.member.kicked(effect.event)
+        elif isinstance(effect, Disconnect):
+            log.info("%s (%s) disconnected %s: %s", self.nick, self.peer, effect.member.nick, effect.reason)
+            effect.member.disconnect(effect.text, effect.reason)
         elif isinstance(effect, Close):
             if effect.refusal is not None:
                 self.app.metrics.refused.labels(effect.refusal).inc()
@@ -253,6 +268,34 @@ class Member(Outbox):
             if effect.refusal is None:  # /quit: its reason is the user's own words
                 self.log_reason = "quit"
             self.closing = True  # the reader stops; the writer sends what is queued
+
+    def _authenticate(self, effect: Authenticate) -> None:
+        """``/oper``: check the password in a worker thread, within the address's failure budget.
+
+        The password shares the server password's budget (``--max-password-failures``).
+        """
+        app, ip = self.app, self.addr[0]
+        if app.password_failures.exhausted(ip, time.monotonic()):
+            log.warning("%s (%s) refused /oper: too many failures from this address", self.nick, self.peer)
+            app.hub.apply(self, self.session.opered(None, exhausted=True))
+            return
+        name = authenticate(app.opers, effect.name, effect.password)
+        if name is None:
+            app.password_failures.record(ip, time.monotonic())
+            log.warning("%s (%s) failed /oper", self.nick, self.peer)
+        else:
+            log.info("%s (%s) is a server operator as %s", self.nick, self.peer, name)
+        if not self.closing:
+            app.hub.apply(self, self.session.opered(name))
+
+    def kicked(self, event: Kicked) -> None:
+        """Another user kicked this one: the session answers (a line user moves to the lobby)."""
+        if not self.closing:
+            self.app.hub.apply(self, self.session.removed(event))
+
+    def disconnect(self, text: str, reason: str) -> None:
+        """An operator ends this connection: ``text`` to this user, ``reason`` to their rooms."""
+        self.finish(self.goodbye(text), reason)
 
     # -- teardown ------------------------------------------------------------------
 

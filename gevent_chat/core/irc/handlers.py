@@ -13,15 +13,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .. import chat, errors
+from .. import chat, errors, moderation
 from ..effects import Close, Effect, Renamed, Send, ToRoom
 from ..events import Joined, Kind, NickChanged, Private
 from ..names import validate_nick
 from ..protocol import sanitise
-from . import about, queries
+from . import about, channels, queries
 from . import numerics as n
+from .channels import topic_lines
 from .message import line
-from .queries import names_of, topic_of
+from .queries import names_of
 from .render import history_batch
 
 if TYPE_CHECKING:
@@ -59,6 +60,18 @@ def numeric_for(s: IrcSession[Any], err: errors.ClientError) -> list[Effect]:
     if isinstance(err, errors.CannotJoin):
         code, text = _CANNOT_JOIN.get(err.why, (n.ERR_INVITEONLYCHAN, "Cannot join channel"))
         return [s.reply(code, f"#{err.room}", text)]
+    if isinstance(err, errors.NotOperator):
+        return [s.reply(n.ERR_CHANOPRIVSNEEDED, f"#{err.room}", "You're not channel operator")]
+    if isinstance(err, errors.UserNotInRoom):
+        return [s.reply(n.ERR_USERNOTINCHANNEL, err.nick, f"#{err.room}", "They aren't on that channel")]
+    if isinstance(err, moderation.UserInRoom):
+        return [s.reply(n.ERR_USERONCHANNEL, err.nick, f"#{err.room}", "is already on channel")]
+    if isinstance(err, errors.BanListFull):
+        return [s.reply(n.ERR_BANLISTFULL, f"#{err.room}", err.mask, "Channel ban list is full")]
+    if isinstance(err, errors.UnknownMode):
+        return [s.reply(n.ERR_UNKNOWNMODE, err.letter, "is unknown mode char to me")]
+    if isinstance(err, errors.NotServerOperator):
+        return [s.reply(n.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")]
     if isinstance(err, errors.NickTaken):
         return [s.reply(n.ERR_NICKNAMEINUSE, s.target, str(err))]
     if isinstance(err, errors.NickInvalid):
@@ -183,7 +196,7 @@ def say_lines(s: IrcSession[Any], room: str, lines: list[bytes]) -> list[Effect]
     """Plain PRIVMSG ``lines`` (clean, non-blank) to ``#room`` as one ``Said``: the hot path."""
     assert s.nick is not None
     try:
-        said = chat.say_to(s.registry, s.nick, room, lines, Kind.SAY, s.info.checks.send)
+        said = chat.say_to(s.registry, s.nick, room, lines, Kind.SAY, oper=s.is_oper)
     except errors.ClientError as err:
         return numeric_for(s, err) * len(lines)
     if "echo-message" in s.caps:
@@ -194,7 +207,7 @@ def say_lines(s: IrcSession[Any], room: str, lines: list[bytes]) -> list[Effect]
 def _to_room(s: IrcSession[Any], target: str, text: str, kind: Kind, notice: bool) -> list[Effect]:
     assert s.nick is not None
     try:
-        said = chat.say_to(s.registry, s.nick, target[1:], (text.encode(),), kind, s.info.checks.send)
+        said = chat.say_to(s.registry, s.nick, target[1:], (text.encode(),), kind, oper=s.is_oper)
     except errors.ClientError as err:
         return [] if notice else numeric_for(s, err)
     effects: list[Effect] = [said]
@@ -233,14 +246,18 @@ def _join_one(s: IrcSession[Any], target: str, key: str | None) -> list[Effect]:
     if not target.startswith("#") or len(target) < 2:
         return [s.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")]
     try:
-        room, effects = chat.join(s.registry, nick, target[1:], s.info.checks.join_with(key))
+        room, effects = chat.join(s.registry, nick, target[1:], key=key, address=s.host, oper=s.is_oper)
     except chat.AlreadyInRoom:
         return []
     except errors.ClientError as err:
         if type(err) is errors.ClientError:  # a name the rules refuse
             return [s.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")]
         return numeric_for(s, err)
-    mine: list[Effect] = [s.own(Joined(room.name, nick)), *topic_of(s, room), *names_of(s, room.name)]
+    mine: list[Effect] = [
+        s.own(Joined(room.name, nick)),
+        *topic_lines(s, room, quiet=True),
+        *names_of(s, room.name),
+    ]
     profile = s.info.profiles.get(nick)
     away = queries.notify_away(s, [room]) if profile is not None and profile.away is not None else []
     return [*mine, *history(s, room), *effects, *away]
@@ -299,5 +316,10 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "VERSION": (about.version, 0),
     "TIME": (about.time_of_day, 0),
     "INFO": (about.info, 0),
+    "TOPIC": (channels.topic, 1),
+    "KICK": (channels.kick, 2),
+    "INVITE": (channels.invite, 2),
+    "OPER": (channels.oper, 2),
+    "KILL": (channels.kill, 1),
     "SETNAME": (queries.setname, 1),
 }

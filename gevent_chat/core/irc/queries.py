@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..effects import Effect, Send
 from ..names import casefold
 from ..protocol import sanitise
+from . import channels
 from . import numerics as n
 from .message import line
 
@@ -26,26 +27,29 @@ NAMES_PER_LINE = 12
 REALNAME_CHARS = 150
 
 
-def _prefixes(s: IrcSession[Any], room: str, nick: str) -> str:
+def _prefixes(s: IrcSession[Any], room: Any, nick: str) -> str:
     """The status prefixes of ``nick`` in ``room`` (all with multi-prefix, else the highest)."""
-    return ""
+    state = room.state
+    marks = ("@" if state.is_operator(nick) else "") + ("+" if state.is_voiced(nick) else "")
+    return marks if "multi-prefix" in s.caps else marks[:1]
 
 
-def topic_of(s: IrcSession[Any], room: Any) -> list[Effect]:
-    """RPL_TOPIC and RPL_TOPICWHOTIME for a room with a topic."""
-    return []
+def _can_see(s: IrcSession[Any], room: Any) -> bool:
+    """A secret room is seen only by its members and server operators."""
+    return not room.state.is_secret() or s.is_oper or s.registry.is_in(s.target, room.name)
 
 
 def names_of(s: IrcSession[Any], name: str, asked: str | None = None) -> list[Effect]:
     """RPL_NAMREPLY lines and RPL_ENDOFNAMES for the room ``name`` (``asked``: as the client wrote it)."""
     room = s.registry.room(name)
-    if room is None:
+    if room is None or not _can_see(s, room):
         return [s.reply(n.RPL_ENDOFNAMES, asked or f"#{name}", "End of /NAMES list")]
     full = "userhost-in-names" in s.caps
     render = s.renderer.source if full else (lambda nick: nick)
-    shown = [_prefixes(s, room.name, m.nick) + render(m.nick) for m in room.members if m.nick]
+    shown = [_prefixes(s, room, m.nick) + render(m.nick) for m in room.members if m.nick]
+    kind = "@" if room.state.is_secret() else "="
     effects: list[Effect] = [
-        s.reply(n.RPL_NAMREPLY, "=", f"#{room.name}", " ".join(shown[i : i + NAMES_PER_LINE]))
+        s.reply(n.RPL_NAMREPLY, kind, f"#{room.name}", " ".join(shown[i : i + NAMES_PER_LINE]))
         for i in range(0, len(shown), NAMES_PER_LINE)
     ]
     effects.append(s.reply(n.RPL_ENDOFNAMES, f"#{room.name}", "End of /NAMES list"))
@@ -65,19 +69,26 @@ def list_rooms(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     wanted = {t.removeprefix("#").casefold() for t in p[0].split(",")} if p and p[0] else None
     effects: list[Effect] = [s.reply(n.RPL_LISTSTART, "Channel", "Users  Name")]
     for room in s.registry.rooms():
-        if wanted is None or room.name.casefold() in wanted:
-            effects.append(s.reply(n.RPL_LIST, f"#{room.name}", str(len(room.members)), ""))
+        if (wanted is None or room.name.casefold() in wanted) and _can_see(s, room):
+            topic = room.state.topic.text if room.state.topic is not None else ""
+            effects.append(s.reply(n.RPL_LIST, f"#{room.name}", str(len(room.members)), topic))
     effects.append(s.reply(n.RPL_LISTEND, "End of /LIST"))
     return effects
 
 
-def _who_line(s: IrcSession[Any], channel: str, nick: str) -> Send:
+def _who_line(s: IrcSession[Any], room: Any, nick: str) -> Send:
+    """RPL_WHOREPLY for ``nick`` as seen in ``room`` (None: in no room the caller may see)."""
     profile = s.info.profiles.get(nick)
     user, host, real = (
         (profile.user, profile.cloak, profile.realname) if profile else (nick, s.info.name, nick)
     )
-    away = "G" if profile is not None and profile.away is not None else "H"
-    return s.reply(n.RPL_WHOREPLY, channel, user, host, s.info.name, nick, away, f"0 {real}")
+    flags = "G" if profile is not None and profile.away is not None else "H"
+    if profile is not None and "o" in profile.modes:
+        flags += "*"
+    if room is not None:
+        flags += _prefixes(s, room, nick)
+    channel = "*" if room is None else f"#{room.name}"
+    return s.reply(n.RPL_WHOREPLY, channel, user, host, s.info.name, nick, flags, f"0 {real}")
 
 
 def _visible(s: IrcSession[Any], nick: str) -> bool:
@@ -94,15 +105,15 @@ def who(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     effects: list[Effect] = []
     if mask.startswith("#"):
         room = s.registry.room(mask[1:])
-        if room is not None:
-            effects += [_who_line(s, f"#{room.name}", m.nick) for m in room.members if m.nick]
+        if room is not None and _can_see(s, room):
+            effects += [_who_line(s, room, m.nick) for m in room.members if m.nick]
     else:
         pattern = casefold(mask)
         for member in s.registry:
             nick = member.nick
             if nick is not None and fnmatchcase(casefold(nick), pattern) and _visible(s, nick):
-                rooms = s.registry.rooms_of(nick)
-                effects.append(_who_line(s, f"#{rooms[0].name}" if rooms else "*", nick))
+                rooms = [r for r in s.registry.rooms_of(nick) if _can_see(s, r)]
+                effects.append(_who_line(s, rooms[0] if rooms else None, nick))
     effects.append(s.reply(n.RPL_ENDOFWHO, mask, "End of WHO list"))
     return effects
 
@@ -120,12 +131,16 @@ def whois(s: IrcSession[Any], p: list[str]) -> list[Effect]:
         (profile.user, profile.cloak, profile.realname) if profile else (nick, s.info.name, nick)
     )
     effects: list[Effect] = [s.reply(n.RPL_WHOISUSER, nick, user, host, "*", real)]
-    rooms = [f"#{r.name}" for r in s.registry.rooms_of(nick)]
+    rooms = [_prefixes(s, r, nick) + f"#{r.name}" for r in s.registry.rooms_of(nick) if _can_see(s, r)]
     if rooms:
         effects.append(s.reply(n.RPL_WHOISCHANNELS, nick, " ".join(rooms)))
     effects.append(s.reply(n.RPL_WHOISSERVER, nick, s.info.name, s.info.network))
     if profile is not None and profile.away is not None:
         effects.append(s.reply(n.RPL_AWAY, nick, profile.away))
+    if profile is not None and "o" in profile.modes:
+        effects.append(s.reply(n.RPL_WHOISOPERATOR, nick, "is an IRC operator"))
+    if profile is not None and (s.is_oper or nick == s.nick):  # the real address, behind the cloak
+        effects.append(s.reply(n.RPL_WHOISHOST, nick, f"is connecting from *@{profile.host} {profile.host}"))
     if profile is not None:
         effects.append(
             s.reply(n.RPL_WHOISIDLE, nick, "0", str(int(profile.signon)), "seconds idle, signon time")
@@ -221,10 +236,7 @@ def setname(s: IrcSession[Any], p: list[str]) -> list[Effect]:
 def mode(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     target = p[0]
     if target.startswith("#"):
-        room = s.registry.room(target[1:])
-        if room is None:
-            return [s.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")]
-        return [s.reply(n.RPL_CHANNELMODEIS, f"#{room.name}", "+nt")]
+        return channels.chanmode(s, p)
     if s.registry.nick_of(target) is None:
         return [s.reply(n.ERR_NOSUCHNICK, target, "No such nick/channel")]
     if s.registry.nick_of(target) != s.nick:

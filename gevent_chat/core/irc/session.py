@@ -17,16 +17,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from ..chat import JoinCheck, SendCheck
 from ..effects import Close, Effect, Pause, Registered, Send
 from ..errors import ClientError
-from ..events import Event
+from ..events import Event, Kicked
 from ..events import Renderer as AnyRenderer
 from ..gate import TOO_MANY_LINES, WRONG_PASSWORD, is_http_request
 from ..names import validate_nick
 from ..protocol import is_clean_ascii, sanitise
 from ..registry import Registry
 from ..rooms import Room
+from ..session import SERVER_BANNED
 from . import about, handlers, queries
 from . import numerics as n
 from .caps import Caps
@@ -56,21 +56,6 @@ USER_MODES = "io"
 CHANNEL_MODES = "biklmnostv"
 
 
-def _no_join_check(key: str | None) -> JoinCheck | None:
-    return None
-
-
-@dataclass(frozen=True)
-class Rules:
-    """The room model's checks before joining (given the key offered) and speaking."""
-
-    join: Callable[[str | None], JoinCheck | None] = _no_join_check
-    send: SendCheck | None = None
-
-    def join_with(self, key: str | None) -> JoinCheck | None:
-        return self.join(key)
-
-
 @dataclass(frozen=True)
 class ServerInfo:
     """What every IRC session on one server shares."""
@@ -89,7 +74,6 @@ class ServerInfo:
     password: str | None = None
     password_delay: float = 1.0
     max_unregistered_lines: int = 50
-    checks: Rules = Rules()
 
 
 class IrcSession(Generic[M]):
@@ -105,6 +89,8 @@ class IrcSession(Generic[M]):
         #: The registered nick; None until registration completes.
         self.nick: str | None = None
         self.closed = False
+        #: The server operator name proved by OPER; None: an ordinary user.
+        self.oper: str | None = None
         self._wanted_nick: str | None = None
         self._user: tuple[str, str] | None = None  # (user, realname) from USER
         self._password: str | None = None
@@ -188,6 +174,30 @@ class IrcSession(Generic[M]):
         rest[mine[0]] = Send(data, None, data.count(b"\n"))
         return rest
 
+    def opered(self, name: str | None, exhausted: bool = False) -> list[Effect]:
+        """The answer to OPER: ``name`` is the operator name the password proved, or None.
+
+        ``exhausted``: the address used up its password failures, so nothing was checked.
+        """
+        if exhausted:
+            return [self.reply(n.ERR_PASSWDMISMATCH, "Too many failed attempts, try again later")]
+        if name is None or self.nick is None:
+            return [self.reply(n.ERR_PASSWDMISMATCH, "Password incorrect")]
+        self.oper = name
+        profile = self.info.profiles.get(self.nick)
+        if profile is not None:
+            profile.modes.add("o")
+        return [
+            self.reply(n.RPL_YOUREOPER, "You are now an IRC operator"),
+            Send(line("MODE", self.nick, "+o", source=self.source)),
+        ]
+
+    def removed(self, event: Kicked) -> list[Effect]:
+        """``event`` kicked this user out of a room: they see the KICK (and stay in no room)."""
+        if self.nick is None or self.closed:
+            return []
+        return [self.own(event)]
+
     def leave(self, reason: str | None) -> list[Effect]:
         """Leave the chat as the connection ends: others see the quit once."""
         self.closed = True
@@ -200,6 +210,10 @@ class IrcSession(Generic[M]):
         if self.nick is None or self.closed:
             return []
         return [*handlers.rename(self, validate_nick(new)), self.notice(why)]
+
+    @property
+    def is_oper(self) -> bool:
+        return self.oper is not None
 
     @property
     def room(self) -> Room[M] | None:
@@ -309,13 +323,17 @@ class IrcSession(Generic[M]):
                 ),
             ]
         nick = self._wanted_nick
+        user, realname = self._user
+        ban = self.registry.server_bans.matching(nick, self.host, user.lstrip("~"))
+        if ban is not None:
+            why = "You are banned from this server" + (f" ({ban.reason})" if ban.reason else "")
+            return [self.reply(n.ERR_YOUREBANNEDCREEP, why), *self.error_close(why, "banned", SERVER_BANNED)]
         try:
             self.registry.add(nick, self.member, None)
         except ClientError:
             self._wanted_nick = None
             return [self.reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")]
         self.nick = nick
-        user, realname = self._user
         profile = Profile(user, realname, self.host, self.cloak, self.info.clock(), caps=self.caps)
         self.info.profiles.add(nick, profile)
         self.renegotiated()

@@ -106,7 +106,7 @@ def test_three_rooms_count_unreads_and_switch_keeping_scrollback(
     expect(unread(page, "#dev")).to_have_count(0)
     sees(browser_page, "bob: alice: the build is green")
     expect(active_log(page).locator("li.mention")).to_have_count(1)
-    expect(page.locator("#user-list .member")).to_have_text(["alice (you)", "bob"])
+    expect(page.locator("#user-list .member")).to_have_text(["@bob", "alice (you)"])  # bob made #dev
     expect(page).to_have_title("(2) #dev - gevent-chat")
     say(page, "thanks, bob")
     assert said_to(bob, "#dev") == "thanks, bob"
@@ -223,7 +223,9 @@ def test_reconnect_after_a_server_restart_rejoins_all_three_rooms(
     for room in ("#lobby", "#dev", "#ops"):
         carol.send(f"NAMES {room}")
         names = carol.expect("353")
-        assert names.params[-1].split() == ["alice"], room
+        # Back in every room; she made #dev and #ops anew on this server (the lobby has no operators).
+        assert names.params[-1].split() == ["alice" if room == "#lobby" else "@alice"], room
+    carol.send("JOIN #dev")  # +n: only members speak in it
     carol.send("PRIVMSG #dev :welcome back")
     expect(unread(page, "#dev")).to_have_text("1")
     assert browser_page.errors == []
@@ -432,3 +434,80 @@ def save_phone(page: Any, path: Path) -> Path:
     page.screenshot(path=str(path), animations="disabled", caret="hide")
     page.keyboard.press("Escape")
     return path
+
+
+# -- operators ---------------------------------------------------------------------------------
+
+
+def test_an_operator_kicks_and_bans_from_the_member_menu(
+    browser_page: BrowserPage, servers: Servers, chat: ChatServer
+) -> None:
+    bob = servers.irc(chat, "bob")
+    page = login(browser_page, chat, "alice")
+    expect = browser_page.expect
+    join(browser_page, "#ops")  # a new room: alice made it, so she is its operator
+    bob.send("JOIN #ops")
+    bob.expect("366")
+    members = page.locator("#user-list .member")
+    expect(members).to_have_text(["@alice (you)", "bob"])
+    # The topic, from the Edit topic button, shown in the header.
+    page.click("#topic-edit")
+    expect(page.locator("#input")).to_be_focused()
+    page.keyboard.type("ship it on friday")
+    page.keyboard.press("Enter")
+    expect(page.locator("#topic")).to_have_text("ship it on friday")
+    assert bob.expect("TOPIC").params == ["#ops", "ship it on friday"]
+    # Voice, then a mode, from the menus.
+    members.filter(has_text="bob").click()
+    page.get_by_role("menuitem", name="Give voice (+v)").click()
+    assert bob.expect("MODE").params == ["#ops", "+v", "bob"]
+    expect(members).to_have_text(["@alice (you)", "+bob"])
+    page.click("#modes-open")
+    page.get_by_role("menuitemcheckbox", name=re.compile(r"^Moderated")).click()
+    assert bob.expect("MODE").params == ["#ops", "+m"]
+    expect(page.locator("#room-note")).to_contain_text("m")
+    # A kick: bob is out, and may come back.
+    members.filter(has_text="bob").click()
+    page.get_by_role("menuitem", name="Kick").click()
+    assert bob.expect("KICK").params[:2] == ["#ops", "bob"]
+    sees(browser_page, "alice kicked bob")
+    expect(members).to_have_text(["@alice (you)"])
+    bob.send("JOIN #ops")
+    bob.expect("366")
+    expect(members).to_have_text(["@alice (you)", "bob"])
+    # A ban: the server puts bob out with it, and he cannot come back.
+    members.filter(has_text="bob").click()
+    page.get_by_role("menuitem", name="Ban").click()
+    assert bob.expect("KICK").params == ["#ops", "bob", "banned"]
+    sees(browser_page, "alice sets mode +b bob!*@*")
+    expect(members).to_have_text(["@alice (you)"])
+    bob.send("JOIN #ops")
+    assert bob.expect("474").params[1] == "#ops"
+    assert browser_page.errors == []
+
+
+def test_being_kicked_and_banned_is_seen_from_the_page(
+    browser_page: BrowserPage, servers: Servers, chat: ChatServer
+) -> None:
+    bob = servers.irc(chat, "bob", "#dev")  # bob made #dev: its operator
+    page = login(browser_page, chat, "alice")
+    expect = browser_page.expect
+    join(browser_page, "#dev")
+    expect(page.locator("#user-list .member")).to_have_text(["@bob", "alice (you)"])
+    expect(page.locator("#topic-edit")).to_be_hidden()  # +t, and alice is no operator
+    expect(page.locator("#modes-open")).to_be_hidden()
+    room_entry(page, "#lobby").click()
+    bob.send("KICK #dev alice :behave")
+    entry = room_entry(page, "#dev")
+    expect(entry).to_have_class(re.compile(r"\bparted\b"))
+    expect(entry.locator(".unread.mention")).to_have_count(1)
+    entry.click()
+    sees(browser_page, "you were kicked by bob (behave)")
+    expect(page.locator("#room-note")).to_have_text("you were kicked by bob (behave)")
+    expect(page.locator("#user-list .member")).to_have_count(0)
+    bob.send("MODE #dev +b alice!*@*")
+    bob.expect("MODE")
+    say(page, "/join #dev")
+    sees(browser_page, "Cannot join channel (+b)")
+    expect(page.locator("#room-note")).to_have_text(re.compile(r"Cannot join channel \(\+b\)"))
+    assert browser_page.errors == []

@@ -813,14 +813,8 @@ function memberItems(nick) {
     { text: has("o") ? "Take operator (-o)" : "Make operator (+o)", run: run(`/${has("o") ? "deop" : "op"} ${nick}`) },
     { text: has("v") ? "Take voice (-v)" : "Give voice (+v)", run: run(`/${has("v") ? "devoice" : "voice"} ${nick}`) },
     { text: "Kick", run: run(`/kick ${nick}`) },
+    // The server puts out the members a new ban matches: no separate kick.
     { text: "Ban", run: run(`/ban ${nick}`) },
-    {
-      text: "Kick and ban",
-      run: () => {
-        sendUserLine(`/ban ${nick}`);
-        sendUserLine(`/kick ${nick}`);
-      },
-    },
   );
   return items;
 }

@@ -197,7 +197,7 @@ export class Chat {
     };
     room.lines.push(entry);
     if (room.lines.length > MAX_LINES) room.lines.splice(0, room.lines.length - MAX_LINES);
-    if (TALK.has(entry.kind) && !entry.history && !entry.self && (room.key !== this.active || this.hidden)) {
+    if ((TALK.has(entry.kind) || entry.mention) && !entry.history && !entry.self && (room.key !== this.active || this.hidden)) {
       room.unread += 1;
       if (entry.mention) room.mention = true;
     }
@@ -358,7 +358,6 @@ function kick(chat, msg, now) {
     room.members.clear();
     room.note = `you were kicked by ${msg.nick}${why}`;
     const entry = chat.add(room.key, { kind: "event", text: room.note, mention: true }, now, msg.tags);
-    room.mention = true;
     chat.event("mention", { entry });
     return;
   }
@@ -419,13 +418,19 @@ function mode(chat, msg, now) {
   }
   const room = chat.rooms.get(chat.key(target));
   if (!room) return;
-  applyModes(chat, room, rest);
+  const banned = applyModes(chat, room, rest);
   chat.add(room.key, { kind: "event", text: `${msg.nick} sets mode ${rest.join(" ")}` }, now, msg.tags);
+  // A ban may put members out, and the server tells the room, but not always the one who set it:
+  // ask who is left rather than guess from the mask.
+  if (banned && chat.isMe(msg.nick)) chat.result.send.push(format("NAMES", [room.name]));
 }
 
+// Apply a channel's mode changes; true if one was a new ban.
 function applyModes(chat, room, params) {
   const { prefixModes, chanmodes } = chat.support;
+  let banned = false;
   for (const { set, mode, arg } of readModes(params, chat.support)) {
+    if (set && mode === "b") banned = true;
     if (prefixModes.includes(mode)) {
       const member = arg === null ? null : room.members.get(chat.key(arg));
       if (!member) continue;
@@ -436,6 +441,7 @@ function applyModes(chat, room, params) {
       else room.modes.delete(mode);
     }
   }
+  return banned;
 }
 
 function cap(chat, msg, now) {

@@ -394,25 +394,31 @@ def test_a_mention_or_a_private_message_raises_a_desktop_notification(
 def test_screenshots_light_and_dark_desktop_and_phone(
     browser_page: BrowserPage, servers: Servers, chat: ChatServer, tmp_path: Path
 ) -> None:
+    # bob made #dev (its operator), set its topic and gave grace (nc) a voice; they talked.
+    bob = servers.irc(chat, "bob", "#lobby", "#dev")
+    bob.send("TOPIC #dev :release 2.0 on friday: tests green, docs done")
     grace = servers.terminal(chat, "grace")
+    grace.send("/join dev")
+    grace.expect(r"^\*\*\* you joined #dev$")
+    bob.send("MODE #dev +v grace")
     grace.send("morning! the build is green again")  # before alice comes: history
-    bob = servers.irc(chat, "bob", "#lobby")
-    bob.send("PRIVMSG #lobby :\x01ACTION waves from irssi\x01")
+    bob.send("PRIVMSG #dev :\x01ACTION waves from irssi\x01")
     grace.expect(r"^\* bob waves")
     page = login(browser_page, chat, "alice")
-    join(browser_page, "#dev")
     join(browser_page, "#ops")
-    for room in ("#dev", "#ops"):
-        bob.send(f"JOIN {room}")
-        bob.expect("366")
-    room_entry(page, "#lobby").click()
+    join(browser_page, "#dev")
     say(page, "hi both, I am in a browser")
+    grace.expect(r"^alice: hi both")
     grace.send("nice, and I am on nc")
-    bob.send("PRIVMSG #dev :alice: can you look at the flaky test?")
+    bob.send("PRIVMSG #lobby :alice: can you look at the flaky test?")
     bob.send("PRIVMSG alice :psst, lunch at one?")
+    expect = browser_page.expect
     sees(browser_page, "grace: nice, and I am on nc")
-    browser_page.expect(active_log(page).locator("li.history")).to_have_count(2)
-    browser_page.expect(unread(page, "bob")).to_have_text("1")
+    expect(active_log(page).locator("li.history")).to_have_count(2)
+    expect(page.locator("#topic")).to_have_text("release 2.0 on friday: tests green, docs done")
+    expect(page.locator("#user-list .member")).to_have_text(["@bob", "+grace", "alice (you)"])
+    expect(unread(page, "bob")).to_have_text("1")
+    expect(unread(page, "#lobby")).to_have_text("1")
     where = DOCS if os.environ.get("GEVENT_CHAT_SCREENSHOT") == "1" else tmp_path
     shots = []
     for scheme in ("light", "dark"):
@@ -420,6 +426,10 @@ def test_screenshots_light_and_dark_desktop_and_phone(
         shots.append(browser_page.screenshot(where / f"web-desktop-{scheme}.png"))
         page.set_viewport_size({"width": 390, "height": 700})
         shots.append(save_phone(page, where / f"web-phone-{scheme}.png"))
+        if scheme == "light":
+            page.click("#rooms-toggle")
+            shots.append(save_phone(page, where / "web-phone-rooms-light.png"))
+            page.keyboard.press("Escape")
         page.set_viewport_size({"width": 900, "height": 640})
     page.emulate_media(color_scheme="light")
     shots.append(browser_page.screenshot(where / "screenshot.png"))  # the README's
@@ -429,10 +439,8 @@ def test_screenshots_light_and_dark_desktop_and_phone(
 
 
 def save_phone(page: Any, path: Path) -> Path:
-    """The phone layout with its room drawer open, at 390 x 700."""
-    page.click("#rooms-toggle")
+    """What the page shows now, at the viewport's size (the phone's)."""
     page.screenshot(path=str(path), animations="disabled", caret="hide")
-    page.keyboard.press("Escape")
     return path
 
 

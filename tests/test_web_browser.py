@@ -127,6 +127,12 @@ def test_html_and_script_are_shown_as_text(
     bob_page = login(bob, chat, "bob")
     say(page, f"{img} {script}")  # from one browser to another
     sees(bob, f"alice: {img} {script}")
+    # A topic, in the header, is text too.
+    carol = servers.irc(chat, "carol", "#x")
+    carol.send(f"TOPIC #x :{img}")
+    carol.expect("TOPIC")
+    say(page, "/join #x")
+    browser_page.expect(page.locator("#topic")).to_have_text(img)
     for one in (page, bob_page):
         assert one.locator("#logs img, #logs script, #logs a, #logs b").count() == 0
         assert one.locator("img, a, b").count() == 0

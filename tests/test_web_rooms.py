@@ -127,6 +127,14 @@ def test_three_rooms_count_unreads_and_switch_keeping_scrollback(
     assert log.evaluate("log => log.scrollTop") == 200  # not thrown to the top, nor the bottom
     expect(log.locator("li", has_text="lobby line 0")).to_have_count(1)  # nothing was lost
     expect(page.locator("#user-list .member")).to_have_count(3)
+    # Away members are dimmed, with the reason on hover (away-notify).
+    bob.send("AWAY :at lunch")
+    away = page.locator("#user-list .member.away")
+    expect(away).to_have_text("bob")
+    expect(away).to_have_attribute("title", "away: at lunch")
+    expect(away).to_have_attribute("aria-label", "bob, away")
+    bob.send("AWAY")
+    expect(away).to_have_count(0)
     assert browser_page.errors == []
 
 

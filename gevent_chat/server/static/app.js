@@ -469,6 +469,7 @@ function onOpen(ws) {
   if (ws.protocol !== SUBPROTOCOL) {
     // A server that does not speak IRC here would take our lines for chat.
     state.stopped = true;
+    state.heard = true; // reached: "not joined", not "offline"
     ui.loginError.textContent = "This server does not offer IRC over WebSocket.";
     ws.close(1000);
     return;

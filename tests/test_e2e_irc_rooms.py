@@ -166,3 +166,35 @@ def test_oper_sees_real_hosts_and_kills(
     assert any(m.command == "313" for m in alice.collect(["318"]))
     bob.send("KILL carol :spam")
     assert any("spam" in line for line in carol.read_until_closed())
+
+
+def test_a_new_operator_kicks_and_the_room_sees_every_kick(irc: Callable[..., IrcClient]) -> None:
+    foo = irc("foo")
+    joined(foo, "#chan")
+    bar = irc("bar")
+    joined(bar, "#chan")
+    baz = irc("baz")
+    joined(baz, "#chan")
+    foo.send("MODE #chan +o baz")
+    foo.expect("MODE")
+    baz.expect("MODE")
+    baz.send_raw(b"KICK #chan bar\r\nKICK #chan foo\r\n")  # one chunk: one turn of the session
+    assert [m.params[1] for m in baz.collect(["KICK"]) + baz.collect(["KICK"])] == ["bar", "foo"]
+    assert bar.expect("KICK").params[1] == "bar"
+    seen = [m.params[1] for m in foo.collect(["KICK"])]
+    seen += [m.params[1] for m in foo.collect(["KICK"])] if seen == ["bar"] else []
+    assert seen == ["bar", "foo"]
+
+
+def test_mode_errors_and_creation_time(irc: Callable[..., IrcClient]) -> None:
+    alice = irc("alice")
+    joined(alice)
+    alice.send("MODE #dev +k :two words")
+    assert alice.expect("696").params[1:4] == ["#dev", "k", "two words"]
+    alice.send("MODE #dev +l -5")
+    assert alice.expect("696").params[1:4] == ["#dev", "l", "-5"]
+    alice.send("MODE #dev +o nobody")
+    assert alice.expect("401").params[1] == "nobody"
+    alice.send("MODE #dev")
+    assert alice.expect("324").params[1:] == ["#dev", "+nt"]
+    assert alice.expect("329").params[2].isdigit()

@@ -131,3 +131,17 @@ def test_leaving_quits_once_for_all_shared_rooms() -> None:
     assert isinstance(effects[0], ToShared)
     assert effects[0].event == Quit("bob", "gone")
     assert registry.get("bob") is None
+
+
+def test_each_effect_goes_to_the_room_as_it_was_when_decided() -> None:
+    """Two KICKs in one chunk: the first is seen by the second's target, kicked only after."""
+    registry: Registry[Any] = Registry()
+    foo = registered(registry, "foo")
+    foo.receive([b"JOIN #chan"])
+    bar = registered(registry, "bar")
+    bar.receive([b"JOIN #chan"])
+    effects = foo.receive([b"KICK #chan bar", b"PART #chan"])
+    kick, part = [e for e in effects if isinstance(e, ToRoom)]
+    assert foo.member in kick.members
+    assert foo.member not in part.members
+    assert bar.member not in kick.members  # kicked: told by Removed, not by the room

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gevent_chat.core.errors import BadMask, ClientError, NickInvalid, UnknownMode
+from gevent_chat.core.errors import BadMask, ClientError, InvalidModeParam, NickInvalid, UnknownMode
 from gevent_chat.core.modes import MAX_CHANGES, MAX_KEY_CHARS, MAX_LETTERS, Change, parse_changes
 
 
@@ -110,3 +110,13 @@ def test_any_words_are_changes_or_a_clear_refusal(words: list[str]) -> None:
     assert len(changes) <= MAX_LETTERS
     assert sum(c.arg is not None for c in changes) <= MAX_CHANGES
     assert all(c.sign in "+-" and c.letter in "tnmisklovb" for c in changes)
+
+
+def test_an_invalid_key_or_limit_names_its_letter_and_argument() -> None:
+    """IRC answers 696 ERR_INVALIDMODEPARAM with the letter and the argument refused."""
+    with pytest.raises(InvalidModeParam) as caught:
+        parse_changes(["+k", "two words"])
+    assert (caught.value.letter, caught.value.arg) == ("k", "two words")
+    with pytest.raises(InvalidModeParam) as caught:
+        parse_changes(["+l", "-1"])
+    assert (caught.value.letter, caught.value.arg) == ("l", "-1")

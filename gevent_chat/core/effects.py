@@ -56,10 +56,19 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class ToRoom:
-    """``event`` to everyone in ``room`` but the caller; a ``Said`` is kept in the room's history."""
+    """``event`` to everyone in ``room`` but the caller; a ``Said`` is kept in the room's history.
+
+    The recipients are the room's members when the effect is made, not when
+    the hub carries it out: a session acting on several lines at once (a
+    KICK then another) decides each one on the room as it was then.
+    """
 
     room: Room[Any]
     event: Event
+    members: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", self.room.members)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,11 @@ class ToShared:
 
     rooms: tuple[Room[Any], ...]
     event: Event
+    #: Everyone in ``rooms`` when the effect is made, once each (see ``ToRoom``).
+    members: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "members", tuple(dict.fromkeys(m for r in self.rooms for m in r.members)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ __all__ = [
     "ChatError",
     "ClientError",
     "ConfigError",
+    "InvalidModeParam",
     "InviteOnly",
     "Moderated",
     "NickInvalid",
@@ -193,6 +194,15 @@ class UnknownMode(ClientError):
     def __init__(self, letter: str) -> None:
         super().__init__(f"unknown mode: {letter} (modes: +tnmis, +k KEY, +l N, +o NICK, +v NICK, +b MASK)")
         self.letter = letter
+
+
+class InvalidModeParam(ClientError):
+    """A mode's argument is not valid for it, such as a key with a space (IRC 696 ERR_INVALIDMODEPARAM)."""
+
+    def __init__(self, letter: str, arg: str, text: str) -> None:
+        super().__init__(text)
+        self.letter = letter
+        self.arg = arg
 
 
 class BadMask(ClientError):

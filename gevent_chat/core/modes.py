@@ -27,7 +27,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .errors import ClientError, UnknownMode
+from .errors import ClientError, InvalidModeParam, UnknownMode
 from .masks import parse_mask
 from .names import validate_nick
 
@@ -133,11 +133,12 @@ def _argument(letter: str, queue: list[str]) -> str:
 
 def _limit(word: str) -> str:
     if not word.isascii() or not word.isdigit() or not 1 <= int(word) <= MAX_LIMIT:
-        raise ClientError(f"invalid limit: use a whole number from 1 to {MAX_LIMIT}")
+        raise InvalidModeParam("l", word, f"invalid limit: use a whole number from 1 to {MAX_LIMIT}")
     return str(int(word))
 
 
 def _key(word: str) -> str:
     if _KEY.fullmatch(word) is None:
-        raise ClientError(f"invalid key: use 1-{MAX_KEY_CHARS} printable characters, no space or comma")
+        text = f"invalid key: use 1-{MAX_KEY_CHARS} printable characters, no space or comma"
+        raise InvalidModeParam("k", word, text)
     return word

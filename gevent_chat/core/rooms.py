@@ -41,6 +41,9 @@ class Room(Generic[M]):
     kept: int = field(init=False, default=0)
     #: Its rules (topic, operators, modes, bans...), replaced whole on every change.
     state: RoomState = field(init=False)
+    #: When it was created (seconds since the epoch), if a caller with a clock saw it
+    #: created; IRC shows it (RPL_CREATIONTIME).
+    created: float | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.history = deque()

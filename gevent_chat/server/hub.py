@@ -78,7 +78,7 @@ class Hub:
                 if isinstance(event, Said):
                     room.remember(when, event)
                     said = True
-                self.broadcast(room, event, when, crowded, sender)
+                self.fan_out(effect.members, event, when, crowded, sender)
                 data = codec.encode(event)
                 self.bus.publish(room.name, data, codec.line_count(data), said)
             elif isinstance(effect, Reply):
@@ -96,9 +96,8 @@ class Hub:
     def _to_shared(self, effect: ToShared, crowded: list[Outbox], sender: Member) -> None:
         """A ``Quit`` or ``NickChanged``: once to each local user sharing a room; to each room elsewhere."""
         when = time.time()
-        recipients = dict.fromkeys(m for room in effect.rooms for m in room.members)
-        recipients.pop(sender, None)
-        self.fan_out(recipients.keys(), effect.event, when, crowded)
+        recipients = [m for m in effect.members if m is not sender]
+        self.fan_out(recipients, effect.event, when, crowded)
         names = [room.name for room in effect.rooms]
         data = codec.encode(effect.event, names)
         lines = codec.line_count(data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .. import moderation
+from .. import errors, moderation
 from ..effects import Authenticate, Disconnect, Effect
 from ..events import Kicked
 from . import numerics as n
@@ -52,10 +52,18 @@ def chanmode(s: IrcSession[Any], p: list[str]) -> list[Effect]:
         return [s.reply(n.ERR_NOSUCHCHANNEL, p[0], "No such channel")]
     if len(p) < 2:
         member = s.registry.is_in(nick, room.name) or s.is_oper
-        return [s.reply(n.RPL_CHANNELMODEIS, f"#{room.name}", *room.state.mode_words(show_key=member))]
+        shown: list[Effect] = [
+            s.reply(n.RPL_CHANNELMODEIS, f"#{room.name}", *room.state.mode_words(show_key=member))
+        ]
+        if room.created is not None:
+            shown.append(s.reply(n.RPL_CREATIONTIME, f"#{room.name}", str(int(room.created))))
+        return shown
     if p[1].lstrip("+") in ("b", "") and len(p) == 2:
         return _bans(s, room)
-    event, effects = moderation.change_modes(s.registry, nick, p[0], p[1:], s.info.clock(), s.is_oper)
+    try:
+        event, effects = moderation.change_modes(s.registry, nick, p[0], p[1:], s.info.clock(), s.is_oper)
+    except errors.InvalidModeParam as err:
+        return [s.reply(n.ERR_INVALIDMODEPARAM, f"#{room.name}", err.letter, err.arg, str(err))]
     if event is None:
         return _bans(s, room) if "b" in p[1] else []
     return [s.own(event), *effects]

@@ -63,6 +63,8 @@ def numeric_for(s: IrcSession[Any], err: errors.ClientError) -> list[Effect]:
     if isinstance(err, errors.NotOperator):
         return [s.reply(n.ERR_CHANOPRIVSNEEDED, f"#{err.room}", "You're not channel operator")]
     if isinstance(err, errors.UserNotInRoom):
+        if s.registry.get(err.nick) is None:
+            return [s.reply(n.ERR_NOSUCHNICK, err.nick, "No such nick/channel")]
         return [s.reply(n.ERR_USERNOTINCHANNEL, err.nick, f"#{err.room}", "They aren't on that channel")]
     if isinstance(err, moderation.UserInRoom):
         return [s.reply(n.ERR_USERONCHANNEL, err.nick, f"#{err.room}", "is already on channel")]

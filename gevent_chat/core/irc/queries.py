@@ -111,7 +111,8 @@ def who(s: IrcSession[Any], p: list[str]) -> list[Effect]:
         pattern = casefold(mask)
         for member in s.registry:
             nick = member.nick
-            if nick is not None and fnmatchcase(casefold(nick), pattern) and _visible(s, nick):
+            exact = not any(c in mask for c in "*?")  # a user named in full is found, +i or not
+            if nick is not None and fnmatchcase(casefold(nick), pattern) and (exact or _visible(s, nick)):
                 rooms = [r for r in s.registry.rooms_of(nick) if _can_see(s, r)]
                 effects.append(_who_line(s, rooms[0] if rooms else None, nick))
     effects.append(s.reply(n.RPL_ENDOFWHO, mask, "End of WHO list"))

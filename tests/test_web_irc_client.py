@@ -350,3 +350,10 @@ def test_model_reads_names_by_the_servers_prefixes(page: Any) -> None:
         {"nick": "erin", "modes": []},
         {"nick": "", "modes": ["o"]},
     ]
+
+
+def test_model_asks_who_is_left_after_its_own_ban_only(page: Any) -> None:
+    own = run(page, [*SCRIPT, ":alice!a@h MODE #dev +b bob!*@*"])["sent"]
+    other = run(page, [*SCRIPT, ":bob!b@h MODE #dev +b carol!*@*"])["sent"]
+    unban = run(page, [*SCRIPT, ":alice!a@h MODE #dev -b bob!*@*"])["sent"]
+    assert (own[-1], other[-1], unban[-1]) == ("NAMES #dev", "MODE #ops", "MODE #ops")

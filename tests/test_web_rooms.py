@@ -334,12 +334,17 @@ def test_keyboard_only(browser_page: BrowserPage, servers: Servers, chat: ChatSe
     # Shift+Tab from the input reaches the member list; Enter opens a member's menu.
     page.keyboard.press("Shift+Tab")
     expect(page.locator("#user-list .member").last).to_be_focused()
+    bob.send("PRIVMSG #lobby :the list is drawn again")  # and the focus stays put
+    sees(browser_page, "bob: the list is drawn again")
+    expect(page.locator("#user-list .member").last).to_be_focused()
     page.keyboard.press("Enter")
     menu = page.locator("#menu")
     expect(menu).to_be_visible()
+    bob.send("PRIVMSG #lobby :again, with the menu open")
     expect(menu.get_by_role("menuitem", name="Private message")).to_be_focused()
     page.keyboard.press("ArrowDown")
     expect(menu.get_by_role("menuitem", name="Who is this?")).to_be_focused()
+    sees(browser_page, "bob: again, with the menu open")
     page.keyboard.press("Escape")
     expect(menu).to_be_hidden()
     expect(page.locator("#user-list .member").last).to_be_focused()  # back where it was

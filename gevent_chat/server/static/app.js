@@ -187,7 +187,27 @@ function dropLogs() {
 
 // -- the room list, the header, the members ----------------------------------------
 
+// Rebuild a list of buttons without losing the keyboard focus: the button
+// that had it (found again by its data attribute) gets it back.
+function keepFocus(list, key, rebuild) {
+  const had = list.contains(document.activeElement) ? document.activeElement.dataset[key] : undefined;
+  rebuild();
+  if (had !== undefined) findButton(list, key, had)?.focus();
+}
+
+function findButton(list, key, value) {
+  return [...list.querySelectorAll("button")].find((b) => b.dataset[key] === value) ?? null;
+}
+
 function renderRooms() {
+  keepFocus(ui.roomList, "room", drawRooms);
+  const total = state.chat.unreadTotal();
+  ui.roomsUnread.textContent = total ? String(total) : "";
+  ui.roomsUnread.hidden = total === 0;
+  ui.roomsToggle.setAttribute("aria-label", total ? `Rooms, ${total} unread` : "Rooms");
+}
+
+function drawRooms() {
   const chat = state.chat;
   const items = chat.ordered().map((room) => {
     const item = el("li", `room-item kind-${room.kind}`);
@@ -209,10 +229,6 @@ function renderRooms() {
     return item;
   });
   ui.roomList.replaceChildren(...items);
-  const total = chat.unreadTotal();
-  ui.roomsUnread.textContent = total ? String(total) : "";
-  ui.roomsUnread.hidden = total === 0;
-  ui.roomsToggle.setAttribute("aria-label", total ? `Rooms, ${total} unread` : "Rooms");
 }
 
 function renderHeader() {
@@ -243,6 +259,10 @@ function modeText(room) {
 }
 
 function renderUsers() {
+  keepFocus(ui.userList, "nick", drawUsers);
+}
+
+function drawUsers() {
   const chat = state.chat;
   const room = chat.room(chat.active);
   const members = room ? chat.members(room.key) : [];
@@ -762,8 +782,11 @@ function openMenu(from, label, items) {
 function closeMenu() {
   if (ui.menu.hidden) return;
   ui.menu.hidden = true;
-  const from = state.menuFrom;
+  let from = state.menuFrom;
   state.menuFrom = null;
+  if (from && !from.isConnected && from.dataset.nick !== undefined) {
+    from = findButton(ui.userList, "nick", from.dataset.nick); // the list was drawn again meanwhile
+  }
   if (from && from.isConnected) {
     from.setAttribute("aria-expanded", "false");
     from.focus();

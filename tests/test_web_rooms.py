@@ -296,6 +296,11 @@ def test_narrow_layout_folds_rooms_and_members_into_drawers(
     expect(page.locator("#user-list .member")).to_have_count(3)
     page.keyboard.press("Escape")
     expect(page.locator("#users")).to_be_hidden()
+    toggle.click()
+    expect(page.locator("#sidebar")).to_be_visible()
+    page.mouse.click(width - 5, height // 2)  # beside the drawer
+    expect(page.locator("#sidebar")).to_be_hidden()
+    expect(toggle).to_have_attribute("aria-expanded", "false")
     # Nothing wider than the screen: no sideways scrolling, the composer in view.
     assert page.evaluate("() => document.documentElement.scrollWidth") <= width
     for part in ("#input", "#status", "#room"):

@@ -810,6 +810,17 @@ ui.menu.addEventListener("keydown", (ev) => {
 
 document.addEventListener("pointerdown", (ev) => {
   if (!ui.menu.hidden && !ui.menu.contains(ev.target) && ev.target !== state.menuFrom) closeMenu();
+  // A drawer closes when the page beside it is touched (its own button toggles it).
+  for (const [panel, button] of [
+    [ui.sidebar, ui.roomsToggle],
+    [ui.users, ui.usersToggle],
+  ]) {
+    const inside = panel.contains(ev.target) || button.contains(ev.target) || ui.menu.contains(ev.target);
+    if (panel.classList.contains("open") && !inside) {
+      panel.classList.remove("open");
+      button.setAttribute("aria-expanded", "false");
+    }
+  }
 });
 
 // Send one command typed by a control, as if typed in the room.

@@ -357,3 +357,10 @@ def test_model_asks_who_is_left_after_its_own_ban_only(page: Any) -> None:
     other = run(page, [*SCRIPT, ":bob!b@h MODE #dev +b carol!*@*"])["sent"]
     unban = run(page, [*SCRIPT, ":alice!a@h MODE #dev -b bob!*@*"])["sent"]
     assert (own[-1], other[-1], unban[-1]) == ("NAMES #dev", "MODE #ops", "MODE #ops")
+
+
+def test_model_shows_an_invitation_where_one_is_looking(page: Any) -> None:
+    result = run(page, [*SCRIPT, ":bob!b@h INVITE alice #secret"])
+    shown = {r["name"]: r for r in result["rooms"]}["server"]  # nothing selected: the server's window
+    assert shown["lines"][-1][:3] == ["notice", "bob", "invites you to #secret: /join #secret"]
+    assert (shown["unread"], shown["mention"]) == (0, False)  # on show, so read

@@ -548,7 +548,8 @@ function away(chat, msg) {
 
 function invite(chat, msg, now) {
   const [, name = ""] = msg.params;
-  const entry = chat.add(chat.active, { kind: "notice", text: `${msg.nick} invites you to ${name}: /join ${name}`, mention: true }, now, msg.tags);
+  const line = { kind: "notice", nick: msg.nick, text: `invites you to ${name}: /join ${name}`, mention: true };
+  const entry = chat.add(chat.active, line, now, msg.tags);
   chat.event("mention", { entry });
 }
 

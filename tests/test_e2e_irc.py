@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from irctokens.line import Line
 
+from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
+from gevent_chat.server.bus import LocalBroker
 from tests.helpers import ChatClient, sample, wait_until
 from tests.irc_client import IrcClient
 
@@ -523,3 +525,33 @@ def test_irc_over_tls(make_server: Callable[..., ChatServer], cert: tuple[str, s
         assert bob.register("bob")[0].command == "001"
     finally:
         bob.close()
+
+
+def test_irc_and_line_users_chat_across_servers_of_one_bus() -> None:
+    """Events cross the bus encoded; each server renders them for its own IRC and line users."""
+    broker = LocalBroker()
+    servers = [
+        ChatServer(
+            Config(host="127.0.0.1", port=0, rate_limit=0, irc_port=0, server_name=NAME), bus=broker.bus()
+        )
+        for _ in range(2)
+    ]
+    for one in servers:
+        one.start()
+    bob = IrcClient(servers[0].irc_addresses[0])
+    alice = ChatClient(servers[1].address)
+    try:
+        alice.register("alice")
+        bob.register("bob")
+        joined(bob)
+        alice.expect(r"^\*\*\* bob joined #lobby$")
+        alice.send("from the other server")
+        msg = bob.expect("PRIVMSG")
+        assert (sender(msg), msg.params) == ("alice", ["#lobby", "from the other server"])
+        bob.send("PRIVMSG #lobby :and back")
+        alice.expect("^bob: and back$")
+    finally:
+        bob.close()
+        alice.close()
+        for one in servers:
+            one.stop(timeout=1)

@@ -73,3 +73,8 @@ def test_last_parameter_gets_a_colon_only_when_it_must() -> None:
     assert line("PRIVMSG", "#a", ":)") == b"PRIVMSG #a ::)\r\n"
     assert line("TOPIC", "#a", "") == b"TOPIC #a :\r\n"
     assert line("PING", "x", tags="time=1", source="s") == b"@time=1 :s PING x\r\n"
+
+
+def test_a_middle_parameter_that_would_break_the_line_is_a_star() -> None:
+    assert line("696", "al", "#a", "k", "two words", "bad key") == b"696 al #a k * :bad key\r\n"
+    assert line("696", "al", "", ":x", "end") == b"696 al * * end\r\n"

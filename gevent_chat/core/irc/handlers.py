@@ -255,6 +255,8 @@ def _join_one(s: IrcSession[Any], target: str, key: str | None) -> list[Effect]:
         if type(err) is errors.ClientError:  # a name the rules refuse
             return [s.reply(n.ERR_NOSUCHCHANNEL, target, "No such channel")]
         return numeric_for(s, err)
+    if room.created is None:  # made by this JOIN (or one from the line protocol, first seen now)
+        room.created = s.info.clock()
     mine: list[Effect] = [
         s.own(Joined(room.name, nick)),
         *topic_lines(s, room, quiet=True),

@@ -72,15 +72,16 @@ def line(command: str, *params: str, source: str | None = None, tags: str = "") 
     """One formatted line with CR LF; the last parameter becomes trailing when it must.
 
     ``tags`` is the formatted tag section without ``@`` (see ``escape_tag``).
-    Middle parameters must hold no space and not start with ``:``; callers
-    pass names the server has validated, so this is not checked here.
+    A middle parameter that is empty, holds a space or starts with ``:``
+    (a client's bad mode argument, echoed) would break the line: it is sent
+    as ``*``.
     """
     parts = [f"@{tags}"] if tags else []
     if source is not None:
         parts.append(f":{source}")
     parts.append(command)
     if params:
-        parts.extend(params[:-1])
+        parts.extend(p if p and " " not in p and p[0] != ":" else "*" for p in params[:-1])
         last = params[-1]
         parts.append(f":{last}" if not last or " " in last or last[0] == ":" else last)
     return (" ".join(parts) + "\r\n").encode()

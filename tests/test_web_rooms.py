@@ -110,6 +110,11 @@ def test_three_rooms_count_unreads_and_switch_keeping_scrollback(
     expect(page).to_have_title("(2) #dev - gevent-chat")
     say(page, "thanks, bob")
     assert said_to(bob, "#dev") == "thanks, bob"
+    say(page, "/nick alicia")  # known by the new nick in every room
+    assert bob.expect("NICK").params == ["alicia"]
+    expect(page.locator("#me")).to_have_text("alicia")
+    expect(page.locator("#user-list .member")).to_have_text(["@bob", "alicia (you)"])
+    sees(browser_page, "you are now known as alicia")
 
     # Scrollback stays where it was left.
     for i in range(80):
@@ -175,6 +180,7 @@ def test_join_from_the_public_rooms_and_leave(
     browser_page: BrowserPage, servers: Servers, chat: ChatServer
 ) -> None:
     bob = servers.irc(chat, "bob", "#music")
+    bob.send("TOPIC #music :vinyl only")
     carol = servers.irc(chat, "carol", "#music")
     page = login(browser_page, chat, "alice")
     expect = browser_page.expect
@@ -183,7 +189,7 @@ def test_join_from_the_public_rooms_and_leave(
     expect(page.locator("#join-name")).to_be_focused()
     rooms = page.locator("#public-list li")
     expect(rooms).to_have_count(2)
-    expect(rooms.first).to_contain_text("#music 2 users")  # the biggest first
+    expect(rooms.first).to_contain_text("#music 2 usersvinyl only")  # the biggest first, with its topic
     expect(rooms.nth(1)).to_contain_text("#lobby 1 user")
     expect(rooms.nth(1).get_by_role("button")).to_have_text("Open")  # already in it
     page.get_by_role("button", name="Join #music").click()

@@ -79,6 +79,7 @@ const state = {
   historyAt: 0,
   draft: "",
   shown: null, // the room whose log is on the page
+  usersDrawn: null, // what the member list shows now (drawn again only when it changes)
   menuFrom: null, // the button a menu was opened from: focus goes back to it
 };
 
@@ -267,6 +268,11 @@ function drawUsers() {
   const room = chat.room(chat.active);
   const members = room ? chat.members(room.key) : [];
   ui.users.hidden = !room || room.kind !== "channel";
+  ui.usersToggle.hidden = !state.everRegistered || ui.users.hidden;
+  // Most lines change nobody: draw the list again only when what it shows changed.
+  const drawn = [room?.key, chat.me, ...members.map((m) => `${chat.mark(m)}${m.nick}\n${m.away}`)].join("\n");
+  if (drawn === state.usersDrawn) return;
+  state.usersDrawn = drawn;
   ui.userList.replaceChildren(
     ...members.map((member) => {
       const item = el("li");
@@ -297,7 +303,6 @@ function drawUsers() {
   const where = room ? room.name : "";
   ui.usersTitle.textContent = `In ${where} (${members.length})`;
   ui.usersToggle.textContent = `${members.length} user${members.length === 1 ? "" : "s"}`;
-  ui.usersToggle.hidden = !state.everRegistered || ui.users.hidden;
 }
 
 function render() {

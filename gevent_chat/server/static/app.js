@@ -837,17 +837,16 @@ function memberItems(nick) {
   const chat = state.chat;
   const key = chat.active;
   const member = chat.room(key)?.members.get(chat.key(nick));
-  const items = [
-    {
-      text: "Private message",
-      run: () => {
-        openRoom(nick);
-        ui.input.focus();
-      },
+  const items = [{ text: "Who is this?", run: run(`/whois ${nick}`) }];
+  if (chat.isMe(nick)) return items;
+  items.unshift({
+    text: "Private message",
+    run: () => {
+      openRoom(nick);
+      ui.input.focus();
     },
-    { text: "Who is this?", run: run(`/whois ${nick}`) },
-  ];
-  if (!chat.isOp(key) || !member || chat.isMe(nick)) return items;
+  });
+  if (!chat.isOp(key) || !member) return items;
   const has = (mode) => member.modes.includes(mode);
   items.push(
     { text: has("o") ? "Take operator (-o)" : "Make operator (+o)", run: run(`/${has("o") ? "deop" : "op"} ${nick}`) },

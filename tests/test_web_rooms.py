@@ -497,7 +497,15 @@ def test_an_operator_kicks_and_bans_from_the_member_menu(
     page.click("#modes-open")
     page.get_by_role("menuitemcheckbox", name=re.compile(r"^Moderated")).click()
     assert bob.expect("MODE").params == ["#ops", "+m"]
-    expect(page.locator("#room-note")).to_contain_text("m")
+    expect(page.locator("#room-note")).to_have_text("modes +mnt")
+    page.click("#modes-open")
+    moderated = page.get_by_role("menuitemcheckbox", name=re.compile(r"^Moderated"))
+    expect(moderated).to_have_attribute("aria-checked", "true")
+    expect(page.get_by_role("menuitemcheckbox", name=re.compile(r"^Invite only"))).to_have_attribute(
+        "aria-checked", "false"
+    )
+    page.keyboard.press("Escape")
+    expect(page.locator("#modes-open")).to_be_focused()
     # A kick: bob is out, and may come back.
     members.filter(has_text="bob").click()
     page.get_by_role("menuitem", name="Kick").click()

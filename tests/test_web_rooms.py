@@ -96,7 +96,7 @@ def test_three_rooms_count_unreads_and_switch_keeping_scrollback(
     expect(unread(page, "#dev")).to_have_class(re.compile(r"\bmention\b"))
     expect(unread(page, "#lobby")).not_to_have_class(re.compile(r"\bmention\b"))
     expect(room_entry(page, "#dev")).to_have_attribute("aria-label", "#dev, 2 unread, mentions you")
-    expect(page).to_have_title("(3) #ops - gevent-chat")
+    expect(page).to_have_title("(4) #ops - gevent-chat")  # #dev 2, grace 1, and this one
     # The line user and the IRC user meet in the lobby too.
     bob.send("PRIVMSG #lobby :hi grace, from irc")
     assert grace.expect(r"^bob: ").string == "bob: hi grace, from irc"
@@ -388,6 +388,12 @@ window.Notification = class extends Real {
 """
 
 
+SET_HIDDEN = """hidden => {
+  Object.defineProperty(document, "hidden", { value: hidden, configurable: true });
+  document.dispatchEvent(new Event("visibilitychange"));
+}"""
+
+
 def test_a_mention_or_a_private_message_raises_a_desktop_notification(
     browser_page: BrowserPage, servers: Servers, chat: ChatServer
 ) -> None:
@@ -410,6 +416,14 @@ def test_a_mention_or_a_private_message_raises_a_desktop_notification(
     bob.send("PRIVMSG #ops :alice: here, in the room on show")  # seen already: no notification
     sees(browser_page, "here, in the room on show")
     assert len(page.evaluate("() => window.notified")) == 2
+    # The tab in the background: the room on show counts unreads too, and a mention there notifies.
+    page.evaluate(SET_HIDDEN, True)
+    bob.send("PRIVMSG #ops :alice: and now?")
+    page.wait_for_function("() => window.notified.length === 3")
+    assert page.evaluate("() => window.notified")[2] == ["bob in #ops", "alice: and now?"]
+    expect(page).to_have_title("(4) #ops - gevent-chat")  # #dev 2, grace 1, and this one
+    page.evaluate(SET_HIDDEN, False)  # looked at again: the room on show is read
+    expect(page).to_have_title("(3) #ops - gevent-chat")
 
 
 # -- the pictures ------------------------------------------------------------------------------

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import socket as stdsocket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from gevent import socket
 from irctokens.line import Line
 
 from gevent_chat.core.config import Config
@@ -555,3 +557,29 @@ def test_irc_and_line_users_chat_across_servers_of_one_bus() -> None:
         alice.close()
         for one in servers:
             one.stop(timeout=1)
+
+
+@pytest.mark.timeout(30)  # several MB must pass the kernel's buffers before the outbox fills
+def test_an_irc_client_that_stops_reading_is_cut_and_the_room_goes_on(
+    make_server: Callable[..., ChatServer],
+) -> None:
+    server = make_server(irc_port=0, server_name=NAME, outbox_size=50)
+    sleeper = socket.socket(stdsocket.AF_INET, stdsocket.SOCK_STREAM)
+    sleeper.setsockopt(stdsocket.SOL_SOCKET, stdsocket.SO_RCVBUF, 4096)
+    sleeper.connect(server.irc_addresses[0])
+    sleeper.sendall(b"NICK zed\r\nUSER zed 0 * :Zed\r\nJOIN #lobby\r\n")
+    alice = ChatClient(server.address)
+    carol = ChatClient(server.address)
+    try:
+        alice.register("alice")
+        carol.register("carol")
+        wait_until(lambda: server.registry.is_in("zed", "lobby"), what="zed in #lobby")
+        for i in range(2500):
+            alice.send(f"line {i} " + "x" * 2500)
+        carol.expect("^alice: line 2499 ", timeout=25)
+        wait_until(lambda: sample(server, "gevent_chat_slow_consumer_disconnects_total") == 1, what="cut")
+        wait_until(lambda: server.registry.get("zed") is None, what="zed gone")
+    finally:
+        sleeper.close()
+        alice.close()
+        carol.close()

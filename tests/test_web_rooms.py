@@ -559,9 +559,12 @@ def test_being_kicked_and_banned_is_seen_from_the_page(
     sees(browser_page, "you were kicked by bob (behave)")
     expect(page.locator("#room-note")).to_have_text("you were kicked by bob (behave)")
     expect(page.locator("#user-list .member")).to_have_count(0)
-    bob.send("MODE #dev +b alice!*@*")
-    bob.expect("MODE")
-    say(page, "/join #dev")
+    page.get_by_role("button", name="Join #dev again").click()  # a kick is not a ban
+    expect(page.locator("#user-list .member")).to_have_text(["@bob", "alice (you)"])
+    expect(entry).not_to_have_class(re.compile(r"\bparted\b"))
+    bob.send("MODE #dev +b alice!*@*")  # the server puts her out with it
+    expect(entry).to_have_class(re.compile(r"\bparted\b"))
+    page.get_by_role("button", name="Join #dev again").click()
     sees(browser_page, "Cannot join channel (+b)")
     expect(page.locator("#room-note")).to_have_text(re.compile(r"Cannot join channel \(\+b\)"))
     assert browser_page.errors == []

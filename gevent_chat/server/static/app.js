@@ -36,6 +36,7 @@ const ui = {
   joinOpen: $("join-open"),
   notify: $("notify"),
   roomNote: $("room-note"),
+  rejoin: $("rejoin"),
   topicEdit: $("topic-edit"),
   modesOpen: $("modes-open"),
   leave: $("leave"),
@@ -247,6 +248,8 @@ function renderHeader() {
   const op = channel && chat.isOp(room.key);
   ui.roomNote.textContent = channel && !room.joined ? room.note || "not joined" : modeText(room);
   ui.roomNote.classList.toggle("warn", channel && !room.joined);
+  ui.rejoin.hidden = !(channel && !room.joined && chat.registered);
+  ui.rejoin.setAttribute("aria-label", channel ? `Join ${room.name} again` : "Join again");
   ui.topicEdit.hidden = !(channel && room.joined && (op || !room.modes.has("t")));
   ui.modesOpen.hidden = !(channel && room.joined && op);
   ui.leave.hidden = !room || room.kind === "server";
@@ -891,6 +894,12 @@ ui.topicEdit.addEventListener("click", () => {
   ui.input.value = `/topic ${room.topic}`;
   ui.input.focus();
   checkLength();
+});
+
+ui.rejoin.addEventListener("click", () => {
+  const room = state.chat.room(state.chat.active);
+  if (room) sendUserLine(`/join ${room.name}`);
+  ui.input.focus();
 });
 
 ui.leave.addEventListener("click", () => {

@@ -158,6 +158,14 @@ def test_line_kinds_get_their_marks(browser_page: BrowserPage, servers: Servers,
     )
     colour = nick_colour("bob")
     browser_page.expect(history.locator(".nick")).to_have_class(re.compile(rf"\bc{colour}\b"))
+    # A line from another day shows its date (sent as the server would send an old one).
+    old = "@time=2020-01-02T12:04:05.000Z :bob!b@h PRIVMSG #lobby :from long ago"
+    page.evaluate(
+        "line => window.geventChat.state.ws.dispatchEvent(new MessageEvent('message', {data: line}))", old
+    )
+    stamp = items.filter(has_text="from long ago").locator(".stamp")
+    browser_page.expect(stamp).to_have_text(re.compile(r"^2020-01-0[23] \d\d:\d\d$"))
+    browser_page.expect(stamp).to_have_attribute("datetime", "2020-01-02T12:04:05.000Z")
     say(page, "/nosuchcommand")
     browser_page.expect(items.filter(has_text="Unknown command")).to_have_class(re.compile(r"\bkind-error\b"))
     assert browser_page.errors == []

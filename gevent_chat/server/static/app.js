@@ -106,6 +106,8 @@ function nickSpan(nick) {
 
 const two = (n) => String(n).padStart(2, "0");
 const hhmm = (date) => `${two(date.getHours())}:${two(date.getMinutes())}`;
+const ymd = (date) => `${date.getFullYear()}-${two(date.getMonth() + 1)}-${two(date.getDate())}`;
+const sameDay = (a, b) => ymd(a) === ymd(b); // a line from another day shows its date too
 
 // -- the log of each room ----------------------------------------------------------
 
@@ -138,7 +140,7 @@ function lineNode(entry) {
   if (entry.history) classes.push("history");
   const item = el("li", classes.join(" "));
   const when = new Date(entry.time);
-  const stamp = el("time", "stamp", hhmm(when));
+  const stamp = el("time", "stamp", sameDay(when, new Date()) ? hhmm(when) : `${ymd(when)} ${hhmm(when)}`);
   stamp.dateTime = when.toISOString();
   stamp.title = entry.history ? `said before you came, ${when.toLocaleString()}` : when.toLocaleString();
   item.append(stamp);

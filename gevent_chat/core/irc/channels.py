@@ -63,7 +63,8 @@ def chanmode(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     try:
         event, effects = moderation.change_modes(s.registry, nick, p[0], p[1:], s.info.clock(), s.is_oper)
     except errors.InvalidModeParam as err:
-        return [s.reply(n.ERR_INVALIDMODEPARAM, f"#{room.name}", err.letter, err.arg, str(err))]
+        arg = "*" if err.letter == "k" else err.arg  # a key, even a bad one, is not echoed
+        return [s.reply(n.ERR_INVALIDMODEPARAM, f"#{room.name}", err.letter, arg, str(err))]
     if event is None:
         return _bans(s, room) if "b" in p[1] else []
     return [s.own(event), *effects]

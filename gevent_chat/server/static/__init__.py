@@ -17,6 +17,9 @@ __all__ = ["FILES", "LIMIT_SLOT", "assets"]
 FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/irc.js": ("irc.js", "text/javascript; charset=utf-8"),
+    "/model.js": ("model.js", "text/javascript; charset=utf-8"),
+    "/rules.js": ("rules.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }

@@ -301,7 +301,7 @@ class RedisBus:
         while self._unrecorded:
             room, changes = self._unrecorded[0]
             args = [x for field, value in changes.items() for x in (field, "-" if value is None else value)]
-            self._record(keys=[self.keys.rules(room)], args=args)
+            self._record(keys=[self.keys.rules(room), self.keys.who(room)], args=args)
             del self._unrecorded[0]
 
     def server_ban(self, ban: ServerBan, added: bool) -> None:
@@ -334,9 +334,10 @@ class RedisBus:
             except FAILURES as exc:
                 self.link.failed(exc)
 
-    def _read_server_bans(self) -> None:
+    def _read_server_bans(self, restore: bool = False) -> None:
+        """Read the server bans; ``restore`` (after an outage): write back what Redis lost."""
         raw = cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.server_bans))
-        if not raw and self._known_bans:  # Redis lost them: what this node knows holds
+        if restore and not raw and self._known_bans:  # Redis lost them: what this node knows holds
             self._unsent_bans = [(ban, True) for ban in self._known_bans.values()]
             self._send_bans()
             return
@@ -368,7 +369,7 @@ class RedisBus:
             found = self._rules(room)
             if found is None:  # Redis lost it (a restart): what this node holds is the truth
                 args = [x for kv in records.fields(local).items() for x in kv]
-                self._record(keys=[self.keys.rules(room)], args=args)
+                self._record(keys=[self.keys.rules(room), self.keys.who(room)], args=args)
                 self._decide_once(keys=[self.keys.meta(room)], args=["x:creator", f"{self.node} restored"])
             elif self.on_rules is not None:
                 self.on_rules(room, found)
@@ -485,7 +486,7 @@ class RedisBus:
         self._send_records()
         self._send_bans()
         self._reload_rules()
-        self._read_server_bans()
+        self._read_server_bans(restore=True)
 
     def _announce_departure(self, rooms: list[str], nick: str) -> None:
         """A dead node's user left ``rooms``: one ``Quit``, seen once by each user who shared one."""

@@ -206,10 +206,14 @@ redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('HGET', KEYS[1], ARGV[1])
 """
 
-#: KEYS: a room's rules hash.  ARGV: pairs of field and value, a value of ``-``
-#: removing its field (``core.records``'s fields never hold ``-``).  One
-#: decision's changes land together.
+#: KEYS: a room's rules hash, its who hash.  ARGV: pairs of field and value, a
+#: value of ``-`` removing its field (``core.records``'s fields never hold ``-``).
+#: One decision's changes land together; none once the room is empty (its last
+#: user took its rules: a change that arrives after that is of a room gone).
 RECORD = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return 0
+end
 for i = 1, #ARGV - 1, 2 do
   if ARGV[i + 1] == '-' then
     redis.call('HDEL', KEYS[1], ARGV[i])

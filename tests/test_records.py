@@ -24,7 +24,7 @@ def states(draw: st.DrawFn) -> RoomState:
     return RoomState(
         "dev",
         topic=topic,
-        operators=frozenset(draw(st.lists(st.sampled_from(["alice", "bob"]), unique=True))),
+        operators=frozenset(draw(st.lists(st.sampled_from(["alice", "bob", "dz\u0306ernal"]), unique=True))),
         voiced=frozenset(draw(st.lists(st.sampled_from(["carol", "dave"]), unique=True))),
         flags=frozenset(draw(st.lists(st.sampled_from(FLAGS), unique=True))),
         key=draw(st.one_of(st.none(), st.just("sesame"))),

@@ -142,6 +142,11 @@ def _time(value: Any) -> float:
     return float(value)
 
 
+def _is_key(text: str) -> bool:
+    """A folded nick as ``name_key`` gives it (not always a valid nick itself: look-alikes fold)."""
+    return 0 < len(text) <= 100 and text.isprintable() and " " not in text and name_key(text) == text
+
+
 def load(name: str, record: Mapping[str, str], open_room: bool = False) -> tuple[RoomState, int]:
     """The rules of ``name`` from its record, and how many fields were skipped as unreadable."""
     skipped = 0
@@ -168,7 +173,7 @@ def load(name: str, record: Mapping[str, str], open_room: bool = False) -> tuple
                 key = value
             elif field == "limit" and value.isdigit() and 0 < int(value) <= MAX_LIMIT:
                 limit = int(value)
-            elif kind in ("op", "vo", "inv") and arg and name_key(arg) == arg and is_valid_nick(arg):
+            elif kind in ("op", "vo", "inv") and _is_key(arg):
                 if kind == "inv":
                     invites.append(arg)
                 else:

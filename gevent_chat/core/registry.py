@@ -109,6 +109,8 @@ class Registry(Generic[M]):
         key = name_key(nick)
         if key not in self._members:
             check_new_nick(nick)  # before any claim: an invalid nick must claim nothing
+        if room is not None and name_key(room) not in self._rooms:
+            check_new_room(room)  # before any claim or creator
         if self.directory is not None:
             self._claim(key, nick)
         arrival = self._arrival(room, nick)
@@ -188,6 +190,11 @@ class Registry(Generic[M]):
         room's name mixes scripts.
         """
         key, rkey = name_key(nick), name_key(room)
+        held = self._rooms_of.get(key, {})
+        if rkey not in held and rkey not in self._rooms:  # refused before a creator is decided
+            if len(held) >= self.max_rooms:
+                raise TooManyRooms(room, self.max_rooms)
+            check_new_room(room)
         arrival = self._arrival(room, nick)
         with self._lock:
             held = self._rooms_of[key]
@@ -221,6 +228,8 @@ class Registry(Generic[M]):
         name mixes scripts.
         """
         key = name_key(nick)
+        if name_key(room) not in self._rooms:
+            check_new_room(room)  # before a creator is decided
         arrival = self._arrival(room, nick)
         with self._lock:
             if name_key(room) not in self._rooms:

@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 
-from gevent_chat.core import codec, commands
+from gevent_chat.core import chat, codec, commands, records
 from gevent_chat.core.effects import Reply, Send
-from gevent_chat.core.errors import NickTaken
+from gevent_chat.core.errors import Banned, NickTaken, NoSuchNick
 from gevent_chat.core.events import Private, Said
+from gevent_chat.core.masks import parse_mask
 from gevent_chat.core.protocol import name_key
 from gevent_chat.core.registry import Registry
 from gevent_chat.core.rooms import HistoryEntry
+from gevent_chat.core.roomstate import Ban, RoomState, Topic
+from gevent_chat.core.serverbans import ServerBan
 
 
 class Lock:
@@ -40,6 +43,11 @@ class FakeDirectory:
         self.calls: list[tuple[str, ...]] = []
         self.up = True
         self.sent: list[tuple[str, bytes]] = []
+        self.creators: dict[str, str] = {}  # folded room -> folded nick: decided once
+        self.kept: dict[str, RoomState] = {}  # folded room -> the rules "every server" holds
+        self.recorded: list[tuple[str, records.Changes]] = []
+        self.server_bans: list[tuple[ServerBan, bool]] = []
+        self.killed: list[tuple[str, str]] = []
 
     def _call(self, *what: str) -> None:
         assert not self.lock.held, f"{what} called with the registry's lock held"
@@ -66,6 +74,28 @@ class FakeDirectory:
 
     def history(self, room: str) -> list[HistoryEntry] | None:
         return [(0.0, Said("lobby", "zoe", (b"from elsewhere",)))] if self.up else None
+
+    def create(self, room: str, nick: str) -> bool | None:
+        self._call("create", room, nick)
+        if not self.up:
+            return None
+        return self.creators.setdefault(name_key(room), name_key(nick)) == name_key(nick)
+
+    def rules(self, room: str) -> RoomState | None:
+        self._call("rules", room)
+        return self.kept.get(name_key(room)) if self.up else None
+
+    def record(self, room: str, changes: records.Changes) -> None:
+        self.recorded.append((room, changes))
+
+    def server_ban(self, ban: ServerBan, added: bool) -> None:
+        self.server_bans.append((ban, added))
+
+    def kill(self, nick: str, reason: str) -> bool | None:
+        if not self.up:
+            return None
+        self.killed.append((nick, reason))
+        return name_key(nick) in self.elsewhere
 
     def private(self, nick: str, payload: bytes) -> bool | None:
         if not self.up:
@@ -95,11 +125,13 @@ def test_directory_is_told_of_every_change_outside_the_lock() -> None:
     registry.remove("alicia")
     assert directory.calls == [
         ("claim", "alice"),
+        ("rules", "lobby"),  # the lobby has no creator, but maybe rules set elsewhere
         ("enter", "alice", "lobby"),
         ("claim", "Alicia"),
         ("enter", "Alicia", "lobby"),  # first, so the room stays subscribed
         ("leave", "alice", "lobby"),
         ("release", "alice"),
+        ("create", "dev", "Alicia"),
         ("leave", "Alicia", "lobby"),
         ("enter", "Alicia", "dev"),
         ("leave", "alicia", "dev"),
@@ -202,3 +234,74 @@ def test_who_is_sorted_by_name_key_whatever_answers_it() -> None:
     registry.add("bob", Member("bob"))
     del directory.who
     assert commands.run("/who", ctx) == [Reply("3 users in #lobby: alice, bob, Carol")]
+
+
+def test_a_rooms_creator_is_decided_by_the_directory_once_for_every_server() -> None:
+    registry, directory = _registry()
+    directory.creators["dev"] = "zoe"  # another server's user won the race for #dev
+    registry.add("alice", Member("alice"), "dev")
+    registry.add("bob", Member("bob"), "ops")
+    dev, ops = registry.room("dev"), registry.room("ops")
+    assert dev is not None
+    assert ops is not None
+    assert not dev.state.is_operator("alice")
+    assert ops.state.is_operator("bob")
+
+
+def test_a_server_s_first_user_of_a_room_held_elsewhere_gets_its_rules() -> None:
+    registry, directory = _registry()
+    directory.creators["dev"] = "zoe"
+    spam = Ban(parse_mask("spam*"), "zoe", 1.0)
+    directory.kept["dev"] = RoomState("dev", topic=Topic("release day", "zoe", 1.0), bans=(spam,))
+    registry.add("alice", Member("alice"))
+    registry.add("spammer", Member("spammer"))
+    with pytest.raises(Banned):
+        chat.move(registry, "spammer", "dev")
+    chat.move(registry, "alice", "dev")
+    dev = registry.room("dev")
+    assert dev is not None
+    assert dev.state.topic == Topic("release day", "zoe", 1.0)
+    assert dev.state.banned("spammer", None) == spam
+
+
+def test_kill_of_a_user_on_another_server_asks_the_directory() -> None:
+    registry, directory = _registry()
+    directory.elsewhere.add("bob")
+    alice = Member("alice")
+    room = registry.add("alice", alice)
+    assert room is not None
+    ctx = commands.Context("alice", alice, room, registry, oper=True)
+    assert commands.run("/kill bob go away", ctx) == [Reply("you disconnected bob")]
+    assert directory.killed == [("bob", "go away")]
+    assert commands.run("/kill nobody", ctx) == [Reply(str(NoSuchNick("nobody")))]
+
+
+def test_server_bans_are_shared_with_the_directory() -> None:
+    registry, directory = _registry()
+    alice = Member("alice")
+    room = registry.add("alice", alice)
+    assert room is not None
+    ctx = commands.Context("alice", alice, room, registry, oper=True)
+    commands.run("/gban spam* flooding", ctx)
+    commands.run("/gunban spam*", ctx)
+    assert [(b.mask.text, b.reason, added) for b, added in directory.server_bans] == [
+        ("spam*", "flooding", True),
+        ("spam*", "flooding", False),
+    ]
+
+
+def test_a_room_s_record_reads_back_as_the_same_rules() -> None:
+    state = RoomState(
+        "dev",
+        topic=Topic("release day", "alice", 5.0),
+        operators=frozenset({"alice"}),
+        voiced=frozenset({"bob"}),
+        flags=frozenset("tmi"),
+        key="sesame",
+        limit=12,
+        bans=(Ban(parse_mask("spam*"), "alice", 1.0), Ban(parse_mask("*@10.0.0.*"), "alice", 2.0)),
+        invites=("carol",),
+    )
+    assert records.load("dev", records.fields(state)) == (state, 0)
+    junk = {**records.fields(state), "ban:": "x", "topic": "[1", "limit": "-3", "mode:q": "+"}
+    assert records.load("dev", junk)[1] == 4

@@ -212,6 +212,8 @@ def test_a_ban_kicks_matching_members_and_keeps_them_out(connect: Connect, ws: A
     alice.send("/ban spam*")
     carol.expect(r"^\*\*\* alice banned spam\*$")
     carol.expect(r"^\*\*\* Spammer1 was kicked by alice \(banned\)$")
+    alice.expect(r"^\*\*\* alice banned spam\*$")
+    alice.expect(r"^\*\*\* Spammer1 was kicked by alice \(banned\)$")  # the operator hears it too
     spammer.expect(r"^\*\*\* you were kicked from #dev by alice \(banned\)$")
     spammer.expect(r"^\*\*\* you joined #lobby$")
     spammer.send("/join #dev")

@@ -20,6 +20,8 @@ import redis
 
 from gevent_chat.core import codec, protocol, wire
 from gevent_chat.core.events import Joined, Kind, Quit, Said
+from gevent_chat.core.masks import parse_mask
+from gevent_chat.core.roomstate import Ban, RoomState, Topic
 from gevent_chat.server.redis import scripts
 from gevent_chat.server.redis.bus import MISSING_NOTICE, RedisBus, RedisUnavailable
 from gevent_chat.server.redis.keys import Keys
@@ -705,3 +707,32 @@ def test_a_reaper_cut_off_halfway_leaves_the_rest_to_the_next_beat(
     assert b.who("lobby") == ["bob"]
     quit = codec.encode(Quit("xavier"), ["lobby"])
     wait_until(lambda: quit in hub_b.payloads(), what="the room told")
+
+
+@pytest.mark.timeout(20)  # Redis paused past the link's timeout, then the reconnection's backoff
+def test_a_node_back_from_an_outage_reads_its_rooms_rules_again_or_gives_them_back(
+    make_node: Any, server: RedisServer
+) -> None:
+    """A failure means a stale topic, or a ban lost, on a node back from an outage."""
+    a, _ = make_node()
+    a.enter("alice", "dev")
+    a.enter("alice", "ops")
+    held = {
+        "dev": RoomState("dev", topic=Topic("old", "alice", 1.0)),
+        "ops": RoomState("ops", bans=(Ban(parse_mask("spam*"), "alice", 2.0),)),
+    }
+    a.held = lambda: list(held.items())
+    got: dict[str, RoomState] = {}
+    a.on_rules = got.__setitem__
+    plain = _plain(server)
+    # #dev's topic changed on another node (the event is what this node missed).
+    plain.hset(a.keys.rules("dev"), mapping={"rules": "1", "topic": '["new", "bob", 3.0]'})
+    server.pause()
+    try:
+        wait_until(lambda: not a.redis_up, timeout=5, what="the outage noticed")
+    finally:
+        server.resume()
+    wait_until(lambda: "dev" in got, timeout=10, what="the rules read again")
+    assert got["dev"].topic == Topic("new", "bob", 3.0)
+    assert "ops" not in got  # Redis had no rules for #ops: this node's are written back
+    assert plain.hget(a.keys.rules("ops"), "ban:spam*") == b'["alice", 2.0]'

@@ -123,11 +123,17 @@ def check_join(
 ) -> None:
     """Raise ``CannotJoin`` (``Banned``, ``InviteOnly``, ``BadKey``, ``RoomFull``) unless ``nick`` may join.
 
-    ``address`` is the user's, for address bans; a new room admits anyone.
+    ``address`` is the user's, for address bans; a new room admits anyone.  A
+    room only other servers hold is checked against the rules they keep.
     """
     room = registry.room(name)
     if room is not None:
         room.state.check_join(nick, address, key, len(room.members), oper)
+        return
+    elsewhere = registry.rules_elsewhere(name)
+    if elsewhere is not None:
+        state, members = elsewhere
+        state.check_join(nick, address, key, members, oper)
 
 
 def join(

@@ -3,7 +3,8 @@
 PURE: an interface and nothing else.  A server on its own has no directory
 (``Registry(directory=None)``), and its registry is the whole truth.  With
 several servers (``--redis-url``), the directory is the cluster-wide view:
-nick claims, who is in which room on every server, and each room's history.
+nick claims, who is in which room on every server, each room's history and
+rules, and the server bans.
 The registry calls it outside its lock (a directory may wait on the network),
 and every read may answer None, meaning "not known now" (Redis is down): the
 caller then uses its local view, so a server cut off from the others keeps
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .records import Changes
 from .rooms import HistoryEntry
+from .roomstate import RoomState
+from .serverbans import ServerBan
 
 __all__ = ["Directory"]
 
@@ -46,3 +50,19 @@ class Directory(Protocol):
     def private(self, nick: str, payload: bytes) -> bool | None:
         """Send ``payload`` (a ``core.codec``-encoded ``Private``) to ``nick`` on another server:
         True sent, False no such user, None unknown."""
+
+    def create(self, room: str, nick: str) -> bool | None:
+        """True if ``nick``, a user here, is the creator of ``room`` (decided once for every server);
+        False if it has one already; None unknown."""
+
+    def rules(self, room: str) -> RoomState | None:
+        """The rules every server holds for ``room``; None if it has none, or not known now."""
+
+    def record(self, room: str, changes: Changes) -> None:
+        """Keep ``changes`` (``core.records``) to ``room``'s rules, decided here, for every server."""
+
+    def server_ban(self, ban: ServerBan, added: bool) -> None:
+        """Keep the server ban ``ban`` (lift it: not ``added``) on every server."""
+
+    def kill(self, nick: str, reason: str) -> bool | None:
+        """Disconnect ``nick`` on another server: True told, False no such user, None unknown."""

@@ -82,7 +82,7 @@ def change_modes(
     """Apply the mode changes in ``words`` (``["+mk", "key"]``) to ``name``, all or none.
 
     A new ban kicks the members it matches (not operators, nor ``nick``),
-    each with the reason ``BAN_REASON``.  Returns None for the event when
+    each with the reason ``BAN_REASON``; ``nick`` hears each kick too.  Returns None for the event when
     nothing changed (a bare ``+b`` is a listing, for the caller to show).
     """
     room = room_for(registry, nick, name, oper)
@@ -101,7 +101,11 @@ def change_modes(
     effects: list[Effect] = [ToRoom(room, event)]
     added = [parse_mask(arg) for change, arg in event.changes if change == "+b" and arg is not None]
     if added:
-        effects += _kick_banned(registry, room, nick, added, oper)
+        kicks = _kick_banned(registry, room, nick, added, oper)
+        # ``ToRoom`` skips its sender: the operator hears the kicks their ban made as the room does.
+        actor = registry.get(nick)
+        told = [ToUser(actor, e.event) for e in kicks if isinstance(e, ToRoom)] if actor is not None else []
+        effects += [*kicks, *told]
     return event, effects
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from typing import Any, Generic, TypeVar
 
 from . import codec
@@ -27,7 +28,8 @@ from .errors import NickTaken, NotInRoom, TooManyRooms
 from .events import Private
 from .names import check_new_nick, check_new_room, name_key
 from .rooms import DEFAULT_ROOM, HistoryEntry, Room
-from .serverbans import ServerBans
+from .roomstate import RoomState
+from .serverbans import ServerBan, ServerBans
 
 __all__ = ["Registry"]
 
@@ -107,9 +109,11 @@ class Registry(Generic[M]):
         key = name_key(nick)
         if key not in self._members:
             check_new_nick(nick)  # before any claim: an invalid nick must claim nothing
+        if room is not None and name_key(room) not in self._rooms:
+            check_new_room(room)  # before any claim or creator
         if self.directory is not None:
             self._claim(key, nick)
-        elsewhere = self._elsewhere(room)
+        arrival = self._arrival(room, nick)
         with self._lock:
             if key in self._members:
                 raise NickTaken(f"nickname {nick} is taken, choose another")
@@ -118,7 +122,7 @@ class Registry(Generic[M]):
             self._members[key] = member
             self._nicks[key] = nick
             self._rooms_of[key] = {}
-            joined = None if room is None else self._enter(key, member, room, elsewhere)
+            joined = None if room is None else self._enter(key, member, room, arrival)
         if self.directory is not None and joined is not None:
             self.directory.enter(nick, joined.name)
         return joined
@@ -186,7 +190,12 @@ class Registry(Generic[M]):
         room's name mixes scripts.
         """
         key, rkey = name_key(nick), name_key(room)
-        elsewhere = self._elsewhere(room)
+        held = self._rooms_of.get(key, {})
+        if rkey not in held and rkey not in self._rooms:  # refused before a creator is decided
+            if len(held) >= self.max_rooms:
+                raise TooManyRooms(room, self.max_rooms)
+            check_new_room(room)
+        arrival = self._arrival(room, nick)
         with self._lock:
             held = self._rooms_of[key]
             if rkey in held:
@@ -195,7 +204,7 @@ class Registry(Generic[M]):
                 raise TooManyRooms(room, self.max_rooms)
             if rkey not in self._rooms:
                 check_new_room(room)
-            joined = self._enter(key, self._members[key], room, elsewhere)
+            joined = self._enter(key, self._members[key], room, arrival)
         if self.directory is not None:
             self.directory.enter(self._nicks.get(key, nick), joined.name)
         return joined
@@ -219,13 +228,15 @@ class Registry(Generic[M]):
         name mixes scripts.
         """
         key = name_key(nick)
-        elsewhere = self._elsewhere(room)
+        if name_key(room) not in self._rooms:
+            check_new_room(room)  # before a creator is decided
+        arrival = self._arrival(room, nick)
         with self._lock:
             if name_key(room) not in self._rooms:
                 check_new_room(room)
             member = self._members[key]
             old = self._leave(key, member, next(iter(self._rooms_of[key])))
-            new = self._enter(key, member, room, elsewhere)
+            new = self._enter(key, member, room, arrival)
         if self.directory is not None:
             spelled = self._nicks.get(key, nick)
             self.directory.leave(spelled, old.name)
@@ -234,17 +245,38 @@ class Registry(Generic[M]):
 
     # -- the cluster-wide view: the directory's answer, else this server's ----------
 
-    def _elsewhere(self, room: str | None) -> bool:
-        """True if ``room`` is not here but has users on other servers (then nobody here creates it).
+    def _arrival(self, room: str | None, nick: str) -> tuple[bool | None, RoomState | None]:
+        """For ``room`` if it is not here: is ``nick`` its creator, and the rules it has elsewhere.
 
-        Asked of the directory, outside the lock; without an answer, no.
+        The creator is decided once for every server (the directory's
+        ``create``); a room that has one already comes with its rules.  Asked
+        outside the lock; (None, None): decide here (no directory, no answer,
+        or the room is here already).
         """
         if room is None or self.directory is None or name_key(room) in self._rooms:
-            return False
-        if name_key(room) == name_key(DEFAULT_ROOM):
-            return False  # an open room has no creator: no need to ask
-        counts = self.directory.rooms() or {}
-        return any(name_key(name) == name_key(room) and n > 0 for name, n in counts.items())
+            return None, None
+        creator = None if name_key(room) == name_key(DEFAULT_ROOM) else self.directory.create(room, nick)
+        return creator, self.directory.rules(room) if not creator else None
+
+    def rules_elsewhere(self, name: str) -> tuple[RoomState, int] | None:
+        """The rules of ``name`` and its user count, if it is not here but other servers hold it.
+
+        For the join checks of a server's first user of a room.  Asked of
+        the directory (outside the lock); None: the room is here, or new.
+        """
+        if self.directory is None or name_key(name) in self._rooms:
+            return None
+        state = self.directory.rules(name)
+        if state is None:
+            return None
+        return state, len(self.directory.who(name) or ())
+
+    def reload(self, name: str, state: RoomState) -> None:
+        """Replace the rules of ``name``, if it is here, by ``state`` (read again from the cluster)."""
+        with self._lock:
+            room = self._rooms.get(name_key(name))
+            if room is not None:
+                room.state = replace(state, name=room.name, open=room.state.open)
 
     def _claim(self, key: str, nick: str) -> None:
         """Claim ``nick`` in the directory (outside the lock); raises ``NickTaken``."""
@@ -270,19 +302,33 @@ class Registry(Generic[M]):
         found = self.directory.history(room.name) if self.directory is not None else None
         return room.history if found is None else found
 
+    def share_server_ban(self, ban: ServerBan, added: bool) -> None:
+        """Keep the server ban ``ban`` (lifted: not ``added``) on every server, if there are others."""
+        if self.directory is not None:
+            self.directory.server_ban(ban, added)
+
+    def kill_elsewhere(self, nick: str, reason: str) -> bool | None:
+        """Disconnect ``nick`` on another server: True told, False nobody, None cannot tell."""
+        return self.directory.kill(nick, reason) if self.directory is not None else False
+
     def private(self, nick: str, event: Private) -> bool | None:
         """Send ``event`` to ``nick`` on another server: True sent, False nobody, None cannot tell."""
         return self.directory.private(nick, codec.encode(event)) if self.directory is not None else False
 
     # The two helpers below run with the lock held.
 
-    def _enter(self, key: str, member: M, name: str, elsewhere: bool = False) -> Room[M]:
-        """Put ``member`` in ``name``; ``elsewhere``: the room has users on other servers."""
+    def _enter(
+        self, key: str, member: M, name: str, arrival: tuple[bool | None, RoomState | None] = (None, None)
+    ) -> Room[M]:
+        """Put ``member`` in ``name``; ``arrival`` is what ``_arrival`` said of it."""
         rkey = name_key(name)
         room = self._rooms.get(rkey)
-        created = room is None and not elsewhere
+        creator, loaded = arrival
+        created = room is None if creator is None else creator
         if room is None:
             room = self._rooms[rkey] = Room(name, self._history_size)
+            if loaded is not None:
+                room.state = replace(loaded, name=room.name, open=room.state.open)
         # The creator, the first one in, runs the room (an open room excepted).
         room.state = room.state.join(self._nicks[key], creator=created)
         room.members = (*room.members, member)

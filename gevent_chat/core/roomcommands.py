@@ -17,11 +17,12 @@ from .effects import Authenticate, Disconnect, Effect, Reply, Send
 from .errors import NoSuchNick, NotServerOperator
 from .events import Event
 from .protocol import sanitise
+from .serverbans import ServerBan
 
 if TYPE_CHECKING:
     from .commands import Context
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "banned_off", "killed"]
 
 Handler = Callable[["Context[Any]", list[str]], list[Effect]]
 
@@ -113,24 +114,42 @@ def _require_oper(ctx: Context[Any]) -> None:
 
 def kill(ctx: Context[Any], args: list[str]) -> list[Effect]:
     _require_oper(ctx)
-    target = ctx.registry.get(args[0])
-    if target is None:
-        raise NoSuchNick(sanitise(args[0]))
-    nick = ctx.registry.nick_of(args[0]) or args[0]
     reason = sanitise(args[1]).strip()[:300] if len(args) > 1 else ""
+    target = ctx.registry.get(args[0])
+    if target is None:  # maybe on another server, which disconnects them when told
+        if ctx.registry.kill_elsewhere(args[0], reason) is not True:
+            raise NoSuchNick(sanitise(args[0]))
+        return [Reply(f"you disconnected {sanitise(args[0])}")]
+    nick = ctx.registry.nick_of(args[0]) or args[0]
+    return [killed(target, reason), Reply(f"you disconnected {nick}")]
+
+
+def killed(member: Any, reason: str) -> Disconnect:
+    """What disconnects ``member`` for ``/kill`` (here, or told by the server the operator is on)."""
     why = f" ({reason})" if reason else ""
-    return [
-        Disconnect(
-            target,
-            f"you were disconnected by an operator{why}",
-            _reason("disconnected by an operator", reason),
-        ),
-        Reply(f"you disconnected {nick}"),
-    ]
+    return Disconnect(
+        member,
+        f"you were disconnected by an operator{why}",
+        _reason("disconnected by an operator", reason),
+    )
 
 
 def _reason(what: str, reason: str | None) -> str:
     return f"{what}: {reason}" if reason else what
+
+
+def banned_off(registry: Any, ban: ServerBan, spare: Any = None) -> list[Effect]:
+    """Disconnect the users here that the server ban ``ban`` matches (``spare`` aside)."""
+    why = f" ({ban.reason})" if ban.reason else ""
+    effects: list[Effect] = []
+    for member in registry:
+        nick = getattr(member, "nick", None)
+        if member is spare or nick is None:
+            continue
+        if ban.mask.matches(nick, getattr(member, "address", None)):
+            text = f"you are banned from this server{why}"
+            effects.append(Disconnect(member, text, _reason("banned from the server", ban.reason)))
+    return effects
 
 
 def gban(ctx: Context[Any], args: list[str]) -> list[Effect]:
@@ -138,15 +157,8 @@ def gban(ctx: Context[Any], args: list[str]) -> list[Effect]:
     registry = ctx.registry
     reason = args[1] if len(args) > 1 else None
     registry.server_bans, added = registry.server_bans.add(args[0], ctx.nick, reason, ctx.when)
-    why = f" ({added.reason})" if added.reason else ""
-    effects: list[Effect] = []
-    for member in registry:
-        nick = getattr(member, "nick", None)
-        if member is ctx.member or nick is None:
-            continue
-        if added.mask.matches(nick, getattr(member, "address", None)):
-            text = f"you are banned from this server{why}"
-            effects.append(Disconnect(member, text, _reason("banned from the server", added.reason)))
+    registry.share_server_ban(added, True)  # the other servers disconnect whom it matches there
+    effects = banned_off(registry, added, ctx.member)
     n = len(effects)
     done = f"banned {added.mask.text} from the server; {_plural(n, 'user')} disconnected"
     return [*effects, Reply(done)]
@@ -155,6 +167,7 @@ def gban(ctx: Context[Any], args: list[str]) -> list[Effect]:
 def gunban(ctx: Context[Any], args: list[str]) -> list[Effect]:
     _require_oper(ctx)
     ctx.registry.server_bans, lifted = ctx.registry.server_bans.remove(args[0])
+    ctx.registry.share_server_ban(lifted, False)
     return [Reply(f"lifted the server ban on {lifted.mask.text}")]
 
 

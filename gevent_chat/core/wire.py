@@ -31,9 +31,11 @@ __all__ = [
     "Entry",
     "Message",
     "WireError",
+    "decode_control",
     "decode_entry",
     "decode_message",
     "decode_private",
+    "encode_control",
     "encode_header",
     "encode_message",
     "encode_private",
@@ -47,6 +49,15 @@ MAGIC = b"gc1"
 #:
 #:     gcp1 <folded nick>\n<one line>
 PRIVATE_MAGIC = b"gcp1"
+#: First word of a word from one node to another, on the recipient's channel::
+#:
+#:     gcc1 <what> <folded nick or ->\n<text, maybe empty>
+#:
+#: ``kill`` (disconnect that user here, ``text`` the reason), ``gbans`` (the
+#: server bans changed: read them again).
+CONTROL_MAGIC = b"gcc1"
+#: The words ``CONTROL_MAGIC`` messages may say.
+CONTROLS = ("kill", "gbans")
 
 #: Largest payload accepted from Redis: a batch is at most half an outbox of
 #: lines of at most a few KiB each, far below this.
@@ -195,3 +206,30 @@ def decode_private(data: bytes) -> tuple[str, bytes]:
     line = data[end + 1 :]
     _check_payload(line, 1)
     return nick, line
+
+
+def encode_control(what: str, nick: str | None = None, text: str = "") -> bytes:
+    """A word for another node (``CONTROL_MAGIC``): ``what`` of ``CONTROLS``, about ``nick``."""
+    about = name_key(nick) if nick is not None else "-"
+    return b"%s %s %s\n%s" % (CONTROL_MAGIC, what.encode(), about.encode(), text.encode())
+
+
+def decode_control(data: bytes) -> tuple[str, str | None, str]:
+    """The (what, folded nick or None, text) of a control message; raises ``WireError``."""
+    head, _, body = data.partition(b"\n")
+    words = head.split(b" ")
+    if len(words) != 3 or words[0] != CONTROL_MAGIC:
+        raise WireError(f"not a {CONTROL_MAGIC.decode()} message: {data[:40]!r}")
+    what = words[1].decode("ascii", "replace")
+    if what not in CONTROLS:
+        raise WireError(f"unknown control {words[1][:20]!r}")
+    try:
+        about = words[2].decode("utf-8")
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WireError("control message is not UTF-8") from exc
+    if about != "-" and not is_valid_nick(about):
+        raise WireError(f"bad nick: {words[2][:40]!r}")
+    if len(text) > 1000 or "\n" in text or "\r" in text:
+        raise WireError("control text too long or not one line")
+    return what, (None if about == "-" else about), text

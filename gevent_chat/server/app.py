@@ -28,12 +28,15 @@ from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
 from ..core import config as cfg
+from ..core import roomcommands
 from ..core.address import browsable_url, format_address
 from ..core.config import Config, parse_args
+from ..core.effects import Disconnect
 from ..core.errors import ChatError, ClientError, ConfigError
 from ..core.limits import ConnectionLimits, FailureBudget
 from ..core.names import alternate_nick
 from ..core.registry import Registry
+from ..core.serverbans import ServerBans
 from . import tls
 from .bus import Bus, LocalBus
 from .hub import Hub
@@ -116,6 +119,10 @@ class ChatServer:
         if self.cluster is not None:
             cluster = self.cluster
             cluster.subscriber.on_private = self.hub.receive_private
+            cluster.subscriber.on_control = self._control
+            cluster.held = lambda: [(room.name, room.state) for room in self.registry.rooms()]
+            cluster.on_rules = self.registry.reload
+            cluster.on_server_bans = self._server_bans
             self.metrics.watch_cluster(lambda: dataclasses.asdict(cluster.metrics), lambda: cluster.redis_up)
 
     def _redis_bus(self, config: Config) -> RedisBus:
@@ -129,6 +136,28 @@ class ChatServer:
             linger=config.redis_linger_ms / 1000,
             on_lost_nick=self._lost_nick,
         )
+
+    def _control(self, what: str, nick: str | None, text: str) -> None:
+        """A word from another server (``wire.CONTROLS``), in the bus's greenlet: act, never wait."""
+        if what == "kill" and nick is not None:
+            member = self.registry.get(nick)
+            if member is not None:
+                log.info("%s disconnected by an operator on another server: %s", member.nick, text or "-")
+                effect = roomcommands.killed(member, text)
+                member.disconnect(effect.text, effect.reason)
+        elif what == "gbans" and self.cluster is not None:
+            gevent.spawn(self.cluster.read_server_bans)  # it waits on Redis
+
+    def _server_bans(self, bans: ServerBans) -> None:
+        """The server bans as every server keeps them: hold them, and disconnect whom a new one matches."""
+        known = {ban.mask.text for ban in self.registry.server_bans.bans}
+        self.registry.server_bans = bans
+        for ban in bans.bans:
+            if ban.mask.text not in known:
+                for effect in roomcommands.banned_off(self.registry, ban):
+                    if isinstance(effect, Disconnect):
+                        log.info("%s disconnected: %s", effect.member.nick, effect.reason)
+                        effect.member.disconnect(effect.text, effect.reason)
 
     def _lost_nick(self, nick: str) -> None:
         gevent.spawn(self._rename_lost, nick)  # it waits on Redis; the bus's callbacks must not

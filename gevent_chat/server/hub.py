@@ -35,9 +35,9 @@ from collections.abc import Iterable, Sequence
 
 import gevent
 
-from ..core import codec, moderation, protocol
+from ..core import codec, moderation, protocol, records
 from ..core.effects import Effect, Removed, Reply, Send, ToRoom, ToShared, ToUser
-from ..core.events import Event, Kicked, ModeChanged, Renderer, Said, TopicSet
+from ..core.events import Event, Invited, Kicked, ModeChanged, Renderer, Said, TopicSet
 from ..core.names import name_key
 from ..core.registry import Registry
 from ..core.rooms import Room
@@ -79,6 +79,8 @@ class Hub:
                 if isinstance(event, Said):
                     room.remember(when, event)
                     said = True
+                elif self.registry.directory is not None:  # before it is published: see ``_record``
+                    self._record(room, event)
                 if effect.members is room.members:  # the usual case: the room's grouping serves
                     self.broadcast(room, event, when, crowded, sender)
                 else:  # the room changed since the effect was made
@@ -92,6 +94,10 @@ class Hub:
             elif isinstance(effect, ToShared):
                 self._to_shared(effect, crowded, sender)
             elif isinstance(effect, ToUser):
+                if isinstance(effect.event, Invited) and self.registry.directory is not None:
+                    invited = self.registry.room(effect.event.room)
+                    if invited is not None:
+                        self._record(invited, effect.event)
                 payload = effect.member.renderer.render(effect.event, time.time())
                 self.send(effect.member, payload, payload.count(b"\n"), crowded)
             else:
@@ -105,9 +111,22 @@ class Hub:
         names = [room.name for room in effect.rooms]
         if not names:
             return
+        if self.registry.directory is not None:
+            for room in effect.rooms:
+                self._record(room, effect.event)
         data, lines = codec.encoded(effect.event, names)
         for name in names:
             self.bus.publish(name, data, lines, False)
+
+    def _record(self, room: Room[Member], event: Event) -> None:
+        """Keep what ``event``, decided here, changed in ``room``'s rules for every server.
+
+        Written (one round trip) before the event is published, so a server
+        that reads the rules and then follows the room misses nothing.
+        """
+        changes = records.changes(event, room.state)
+        if changes and self.registry.directory is not None:
+            self.registry.directory.record(room.name, changes)
 
     def broadcast(
         self,

@@ -25,6 +25,16 @@ history (``history``).  The design is Centrifuge's (``broker_redis.go``):
   the nick and publishes the line on that node's own channel.  They are
   at-most-once: a line to a node whose subscription is down is lost, and the
   sender was told it went out.
+* **Room rules** (``record``, ``rules``, ``create``): each room's rules live in
+  a hash beside its Stream (fields of ``core.records``), changed by the node
+  that decided, before the event is published, so a node reading them and
+  then the Stream misses nothing.  What an outage held back is written when
+  Redis is back, and then every room this node holds is read again (or, if
+  Redis lost it, written back from here).  The room's last user takes the
+  hash with them (``scripts.LEAVE``).
+* **Server bans** (``server_ban``, ``kill``): kept in one hash; a change tells
+  every live node to read them again, and ``kill`` reaches the node holding
+  a nick, as a private message does.
 * **Validation**: everything read from Redis goes through ``core.wire``;
   what fails (another program's data) is dropped, counted (``metrics.drops``)
   and logged once; it never stops a room.
@@ -52,8 +62,12 @@ from typing import cast
 
 import gevent
 
-from ...core import codec, wire
+from ...core import codec, records, wire
 from ...core.events import Quit, Said
+from ...core.names import name_key
+from ...core.rooms import DEFAULT_ROOM
+from ...core.roomstate import RoomState
+from ...core.serverbans import ServerBan, ServerBans
 from ..bus import Inbound
 from . import scripts
 from .claims import NickClaims
@@ -92,7 +106,10 @@ class RedisBus:
     ``on_lost_nick(nick)`` (a claim taken by another node; rename the user),
     ``on_departed(room, nick)`` (a dead node's user was removed; the bus has
     already told the room, locally and through Redis).  Private messages for
-    local users go to ``subscriber.on_private(folded_nick, line)``.
+    local users go to ``subscriber.on_private(folded_nick, line)``, words from
+    other nodes to ``subscriber.on_control``.  After an outage the bus reads
+    the rules of the rooms ``held()`` lists again and hands each to
+    ``on_rules(room, state)``, and the server bans to ``on_server_bans``.
     """
 
     def __init__(
@@ -132,6 +149,17 @@ class RedisBus:
         self.subscriber = Subscriber(self.link, self.keys, self.node, self.metrics, ping_interval)
         self._private = self.link.script(scripts.PRIVATE)
         self._decide_once = self.link.script(scripts.DECIDE_ONCE)
+        self._record = self.link.script(scripts.RECORD)
+        self._server_ban = self.link.script(scripts.SERVER_BAN)
+        #: Changes decided while Redis was down, in order: (room, changes).
+        self._unrecorded: list[tuple[str, records.Changes]] = []
+        #: Server bans added (True) or lifted while Redis was down, in order.
+        self._unsent_bans: list[tuple[ServerBan, bool]] = []
+        #: The server bans as this node knows them (mask -> ban), to write back if Redis lost them.
+        self._known_bans: dict[str, ServerBan] = {}
+        self.held: Callable[[], list[tuple[str, RoomState]]] | None = None
+        self.on_rules: Callable[[str, RoomState], None] | None = None
+        self.on_server_bans: Callable[[ServerBans], None] | None = None
         self.publisher = Publisher(
             self.link,
             self.keys,
@@ -158,6 +186,7 @@ class RedisBus:
         self.link.start()
         self.link.on_up.append(self._after_outage)
         self._upkeep_once()
+        self._read_server_bans()
         self._greenlets = [gevent.spawn(f) for f in (self.publisher.run, self.subscriber.run, self._upkeep)]
         cluster, shown = self.keys.cluster, self.link.shown_url
         log.info("cluster %s on Redis %s; this server is %s", cluster, shown, self.node)
@@ -221,6 +250,129 @@ class RedisBus:
         except FAILURES as exc:
             self.link.failed(exc)
             return None
+
+    # -- room rules and server bans -------------------------------------------------
+
+    def create(self, room: str, nick: str) -> bool | None:
+        """True if ``nick`` of this node is ``room``'s creator, decided once for the cluster.
+
+        False if the room has a creator already (it has users elsewhere, or
+        one node won a race); None while Redis is down.
+        """
+        mine = f"{self.node} {name_key(nick)} {secrets.token_hex(4)}".encode()
+        holder = self.decide_once(room, "creator", mine)
+        return None if holder is None else holder == mine
+
+    def rules(self, room: str) -> RoomState | None:
+        """The cluster's rules of ``room``; None if it has none or Redis is down.  Waits for Redis."""
+        if not self.link.is_up:
+            return None
+        try:
+            return self._rules(room)
+        except FAILURES as exc:
+            self.link.failed(exc)
+            return None
+
+    def _rules(self, room: str) -> RoomState | None:
+        raw = cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.rules(room)))
+        if not raw:
+            return None
+        fields: dict[str, str] = {}
+        for field, value in raw.items():
+            try:
+                fields[field.decode()] = value.decode()
+            except UnicodeDecodeError:
+                fields["?"] = ""  # counted as skipped below
+        state, skipped = records.load(room, fields, name_key(room) == name_key(DEFAULT_ROOM))
+        if skipped:
+            self.subscriber.foreign(self.keys.rules(room), "unreadable fields", skipped)
+        return state
+
+    def record(self, room: str, changes: records.Changes) -> None:
+        """Write ``changes`` of ``room``'s rules, decided here; waits for Redis (kept while it is down)."""
+        self._unrecorded.append((room, changes))
+        if self.link.is_up:
+            try:
+                self._send_records()
+            except FAILURES as exc:
+                self.link.failed(exc)
+
+    def _send_records(self) -> None:
+        while self._unrecorded:
+            room, changes = self._unrecorded[0]
+            args = [x for field, value in changes.items() for x in (field, "-" if value is None else value)]
+            self._record(keys=[self.keys.rules(room), self.keys.who(room)], args=args)
+            del self._unrecorded[0]
+
+    def server_ban(self, ban: ServerBan, added: bool) -> None:
+        """Keep the server ban ``ban`` (or lift it: not ``added``) for every node, and tell them."""
+        self._unsent_bans.append((ban, added))
+        if added:
+            self._known_bans[ban.mask.text] = ban
+        else:
+            self._known_bans.pop(ban.mask.text, None)
+        if self.link.is_up:
+            try:
+                self._send_bans()
+            except FAILURES as exc:
+                self.link.failed(exc)
+
+    def _send_bans(self) -> None:
+        while self._unsent_bans:
+            ban, added = self._unsent_bans[0]
+            field, value = records.encode_server_ban(ban)
+            args = ["+" if added else "-", field, value, self.keys.node_channel(""), self.node]
+            args.append(wire.encode_control("gbans").decode())
+            self._server_ban(keys=[self.keys.server_bans, self.keys.nodes], args=args)
+            del self._unsent_bans[0]
+
+    def read_server_bans(self) -> None:
+        """Read the server bans again (another node changed them); hands them to ``on_server_bans``."""
+        if self.link.is_up:
+            try:
+                self._read_server_bans()
+            except FAILURES as exc:
+                self.link.failed(exc)
+
+    def _read_server_bans(self, restore: bool = False) -> None:
+        """Read the server bans; ``restore`` (after an outage): write back what Redis lost."""
+        raw = cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.server_bans))
+        if restore and not raw and self._known_bans:  # Redis lost them: what this node knows holds
+            self._unsent_bans = [(ban, True) for ban in self._known_bans.values()]
+            self._send_bans()
+            return
+        fields = {k.decode(errors="replace"): v.decode(errors="replace") for k, v in raw.items()}
+        bans, skipped = records.load_server_bans(fields)
+        self._known_bans = {ban.mask.text: ban for ban in bans.bans}
+        if skipped:
+            self.subscriber.foreign(self.keys.server_bans, "unreadable server bans", skipped)
+        if self.on_server_bans is not None:
+            self.on_server_bans(bans)
+
+    def kill(self, nick: str, reason: str) -> bool | None:
+        """Disconnect ``nick`` on whichever node holds it: True told, False nobody, None Redis down."""
+        if not self.link.is_up:
+            return None
+        message = wire.encode_control("kill", nick, reason)
+        try:
+            holder = self._private(keys=[self.keys.nick(nick)], args=[self.keys.node_channel(""), message])
+        except FAILURES as exc:
+            self.link.failed(exc)
+            return None
+        return holder is not None
+
+    def _reload_rules(self) -> None:
+        """After an outage: each room held here takes the cluster's rules, or gives them back."""
+        if self.held is None:
+            return
+        for room, local in self.held():
+            found = self._rules(room)
+            if found is None:  # Redis lost it (a restart): what this node holds is the truth
+                args = [x for kv in records.fields(local).items() for x in kv]
+                self._record(keys=[self.keys.rules(room), self.keys.who(room)], args=args)
+                self._decide_once(keys=[self.keys.meta(room)], args=["x:creator", f"{self.node} restored"])
+            elif self.on_rules is not None:
+                self.on_rules(room, found)
 
     # -- the registry's directory (``core.directory.Directory``) ----------------------
 
@@ -331,6 +483,10 @@ class RedisBus:
 
     def _after_outage(self) -> None:
         self._upkeep_once()  # the subscriber catches every room up when it resubscribes
+        self._send_records()
+        self._send_bans()
+        self._reload_rules()
+        self._read_server_bans(restore=True)
 
     def _announce_departure(self, rooms: list[str], nick: str) -> None:
         """A dead node's user left ``rooms``: one ``Quit``, seen once by each user who shared one."""

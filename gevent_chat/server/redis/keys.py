@@ -33,12 +33,14 @@ class Keys:
         self.reaping = f"gc:{tag}:reaping"
         #: HASH folded room name -> the room's name as first spelled; rooms with presence.
         self.rooms = f"gc:{tag}:rooms"
+        #: HASH mask -> the server ban (``core.records``): ``/gban`` on every node.
+        self.server_bans = f"gc:{tag}:gbans"
 
     def room(self, room: str, what: str) -> str:
         """Key ``what`` of ``room``, in the room's hash slot (with its meta hash, Stream and
         channel), so one script may touch them all: the place for more of a room's state
-        (topic, modes, bans) as it moves into Redis.  ``meta``, ``log``, ``live`` and ``who``
-        are taken."""
+        (topic, modes, bans) as it moves into Redis.  ``meta``, ``log``, ``live``, ``who`` and
+        ``rules`` are taken."""
         return f"gc:{{{self.cluster}:{name_key(room)}}}:{what}"
 
     def meta(self, room: str) -> str:
@@ -61,6 +63,10 @@ class Keys:
     def who(self, room: str) -> str:
         """HASH folded nick -> ``<node> <nick>``: the room's users on every node."""
         return self.room(room, "who")
+
+    def rules(self, room: str) -> str:
+        """HASH: the room's rules, one field per thing that changes alone (``core.records``)."""
+        return self.room(room, "rules")
 
     def nick(self, nick: str) -> str:
         """STRING: the node holding ``nick``.  No hash tag: nicks spread over all slots."""

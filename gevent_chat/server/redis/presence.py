@@ -43,14 +43,6 @@ __all__ = ["Presence"]
 
 log = logging.getLogger("gevent_chat.redis")
 
-#: KEYS: who.  ARGV: folded nick, value.  Deletes the entry only if it is ours.
-_LEAVE = """
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0
-"""
-
 
 class Presence:
     """This node's users in Redis, and the cluster-wide views of them."""
@@ -61,10 +53,15 @@ class Presence:
         self._unsent_leaves: dict[tuple[str, str], str] = {}  # (folded nick, room) -> value
         #: Rooms this node has published in (as spelled) -> folded: where its ``n:`` fields are.
         self.published: dict[str, str] = {}
-        self._leave = link.script(_LEAVE)
+        self._leave_script = link.script(scripts.LEAVE)
         self._heartbeat = link.script(scripts.HEARTBEAT)
         self._reap_expired = link.script(scripts.REAP)
         self._live = link.script(scripts.LIVE_NODES)
+
+    def _leave(self, room: str, folded: str, value: str) -> int:
+        """Remove the entry ``folded`` -> ``value`` of ``room`` if it is ours (``scripts.LEAVE``)."""
+        keys = [self.keys.who(room), self.keys.rules(room), self.keys.meta(room)]
+        return cast("int", self._leave_script(keys=keys, args=[folded, value]))
 
     def _value(self, nick: str) -> str:
         return f"{self.node} {nick}"
@@ -78,6 +75,7 @@ class Presence:
             try:
                 pipe = self.link.client.pipeline(transaction=False)
                 pipe.hset(self.keys.who(room), folded, self._value(nick))
+                pipe.hdel(self.keys.rules(room), f"inv:{folded}")  # an invitation is for one join
                 pipe.hsetnx(self.keys.rooms, name_key(room), room)
                 pipe.execute()
             except FAILURES as exc:
@@ -101,7 +99,7 @@ class Presence:
             for (folded, froom), room in rooms.items():
                 value = self._unsent_leaves.get((folded, froom))
                 if value is not None:
-                    self._leave(keys=[self.keys.who(room)], args=[folded, value])
+                    self._leave(room, folded, value)
                     self._unsent_leaves.pop((folded, froom), None)
         except FAILURES as exc:
             self.link.failed(exc)
@@ -126,7 +124,7 @@ class Presence:
     def resync(self) -> None:
         """Write every local user again and send the leaves an outage held back; raises on failure."""
         for (folded, froom), value in list(self._unsent_leaves.items()):
-            self._leave(keys=[self.keys.who(froom)], args=[folded, value])
+            self._leave(froom, folded, value)
             del self._unsent_leaves[(folded, froom)]
         pipe = self.link.client.pipeline(transaction=False)
         for (folded, _), (nick, room) in self.local.items():
@@ -158,7 +156,7 @@ class Presence:
             if isinstance(dead, bytes):
                 self._reap_expired(keys=[self.keys.nodes, self.keys.reaping], args=[dead])
         # Reap what this beat found dead, and what a reaper cut off halfway left.
-        # Any node may run this at once with another: ``_LEAVE`` removes each
+        # Any node may run this at once with another: ``scripts.LEAVE`` removes each
         # user once, so each departure is still announced once.
         departed: list[tuple[str, str]] = []
         for dead in cast("set[bytes]", self.link.client.smembers(self.keys.reaping)):
@@ -179,9 +177,8 @@ class Presence:
         prefix = f"{node} ".encode()
         departed = []
         for room, users in zip(rooms, everyone, strict=True):
-            who = self.keys.who(room)
             for folded, value in users.items():
-                if value.startswith(prefix) and self._leave(keys=[who], args=[folded, value]):
+                if value.startswith(prefix) and self._leave(room, folded.decode(), value.decode()):
                     departed.append((room, value[len(prefix) :].decode()))
         self._forget_sequences(node, rooms)
         if departed:

@@ -23,7 +23,19 @@ script then looks for the node's newest entry in the Stream instead.
 
 from __future__ import annotations
 
-__all__ = ["CLAIM_REFRESH", "DECIDE_ONCE", "HEARTBEAT", "LIVE_NODES", "PRIVATE", "PUBLISH", "REAP", "RELEASE"]
+__all__ = [
+    "CLAIM_REFRESH",
+    "DECIDE_ONCE",
+    "HEARTBEAT",
+    "LEAVE",
+    "LIVE_NODES",
+    "PRIVATE",
+    "PUBLISH",
+    "REAP",
+    "RECORD",
+    "RELEASE",
+    "SERVER_BAN",
+]
 
 #: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq,
 #: retry ("1" if this batch may have been stored already: its first attempt failed),
@@ -192,4 +204,58 @@ return holder
 DECIDE_ONCE = """
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
 return redis.call('HGET', KEYS[1], ARGV[1])
+"""
+
+#: KEYS: a room's rules hash, its who hash.  ARGV: pairs of field and value, a
+#: value of ``-`` removing its field (``core.records``'s fields never hold ``-``).
+#: One decision's changes land together; none once the room is empty (its last
+#: user took its rules: a change that arrives after that is of a room gone).
+RECORD = """
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  return 0
+end
+for i = 1, #ARGV - 1, 2 do
+  if ARGV[i + 1] == '-' then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  else
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
+return 1
+"""
+
+#: KEYS: a room's who hash, rules hash, meta hash.  ARGV: folded nick, value.
+#: Deletes the user's entry only if it is ours, with their operator status and
+#: voice; the room's last user takes its rules and its creator with them (as
+#: one server forgets an empty room).  1 if the entry was removed.
+LEAVE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
+  return 0
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], 'op:' .. ARGV[1], 'vo:' .. ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2])
+  redis.call('HDEL', KEYS[3], 'x:creator')
+end
+return 1
+"""
+
+#: KEYS: the server bans hash, the nodes ZSET.  ARGV: ``+`` or ``-``, mask,
+#: ban (for ``+``), node channel prefix, this node, message.  Adds or lifts a
+#: server ban and tells every other live node (on its own channel) to reload them.
+SERVER_BAN = """
+if ARGV[1] == '+' then
+  redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+else
+  redis.call('HDEL', KEYS[1], ARGV[2])
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) do
+  if node ~= ARGV[5] then
+    redis.call('PUBLISH', ARGV[4] .. node, ARGV[6])
+  end
+end
+return 1
 """

@@ -102,6 +102,8 @@ class Subscriber:
         self.hub: Inbound | None = None
         #: Called with (folded nick, one line) for a private message to a user of this node.
         self.on_private: Callable[[str, bytes], None] | None = None
+        #: Called with (what, folded nick or None, text) for a control message (``wire.CONTROLS``).
+        self.on_control: Callable[[str, str | None, str], None] | None = None
         self.rooms: dict[str, RoomState] = {}  # folded name -> state
         self._by_channel: dict[bytes, RoomState] = {}
         self._node_channel = keys.node_channel(node).encode()
@@ -300,6 +302,9 @@ class Subscriber:
         return epoch, top
 
     def _on_private(self, data: Any) -> None:
+        if isinstance(data, bytes) and data.startswith(wire.CONTROL_MAGIC + b" "):
+            self._on_control(data)
+            return
         try:
             nick, line = wire.decode_private(data if isinstance(data, bytes) else b"")
         except wire.WireError as exc:
@@ -311,6 +316,18 @@ class Subscriber:
                 self.on_private(nick, line)
             except Exception:  # the server's bug: keep the bus running
                 log.exception("delivering a private message failed")
+
+    def _on_control(self, data: bytes) -> None:
+        try:
+            what, nick, text = wire.decode_control(data)
+        except wire.WireError as exc:
+            self.foreign(self._node_channel.decode(), exc)
+            return
+        if self.on_control is not None:
+            try:
+                self.on_control(what, nick, text)
+            except Exception:  # the server's bug: keep the bus running
+                log.exception("acting on a word from another server failed")
 
     def _on_message(self, state: RoomState, data: Any) -> None:
         try:

@@ -23,7 +23,8 @@ server sends.  What locust reports (type, name):
 
 Before any user starts, the master (or the only process) checks ``--host``
 once: a host it cannot parse or reach is one error line and exit status 2,
-rather than a failed connect per user per second.
+before any user is spawned or statistics printed, rather than a failed
+connect per user per second (in the web UI, the run is stopped instead).
 
 The wire format and the loss rules are in ``chatload.py`` (pure, tested on
 its own).  SHELL: this module only moves bytes between gevent sockets and
@@ -47,7 +48,7 @@ from chatload import DEFAULT_PORT, PROMPT, Receiver, Report, chat_text, make_nic
 from gevent import socket
 from locust import User, events, task
 from locust.env import Environment
-from locust.runners import WorkerRunner
+from locust.runners import MasterRunner, WorkerRunner
 
 #: Seconds to connect, and again to register, before the attempt is a failure.
 CONNECT_TIMEOUT = 10.0
@@ -56,6 +57,8 @@ RECV_BYTES = 65536
 
 #: Exit status of a run whose ``--host`` is unusable (locust's own for a failed run is 1).
 BAD_HOST_EXIT = 2
+#: Seconds a master with an unusable ``--host`` waits for its workers, to tell them to quit.
+WORKERS_WAIT = 10.0
 
 _nick_numbers = itertools.count(1)
 _tag: tuple[int, str] | None = None  # (pid, tag) of this process
@@ -124,30 +127,63 @@ def host_problem(host: str) -> str | None:
     return None
 
 
+def _starts_at_once(environment: Environment) -> bool:
+    """Headless or ``--autostart``: the run starts by itself, with the ``--host`` given."""
+    return bool(_option(environment, "headless", True) or _option(environment, "autostart", False))
+
+
+@events.init.add_listener
+def _check_host_before_starting(environment: Environment, runner: Any = None, **_kwargs: Any) -> None:
+    """A run that starts by itself ends before it starts if ``--host`` is unusable.
+
+    One error line and exit status 2, before any user is spawned or any
+    statistics table printed: locust fires ``init`` before it starts the run
+    (an event hook lets ``SystemExit`` through).  Only the master (or the
+    only process) checks: with ``--processes`` the workers would otherwise
+    each say the same; locust stops them when the master exits.
+    """
+    if runner is None or isinstance(runner, WorkerRunner) or not _starts_at_once(environment):
+        return
+    problem = host_problem(environment.host or ChatUser.host)
+    if problem is None:
+        return
+    logger.error("%s", problem)
+    if isinstance(runner, MasterRunner):
+        _quit_workers(runner, _option(environment, "expect_workers", 1))
+    raise SystemExit(BAD_HOST_EXIT)
+
+
+def _quit_workers(runner: MasterRunner, expected: int) -> None:
+    """Tell the workers to quit, once those expected have connected (or after a while).
+
+    Exiting alone would leave them (``--processes`` forks them first) waiting
+    for the master's heartbeat for a minute.
+    """
+    deadline = time.monotonic() + WORKERS_WAIT
+    while len(runner.clients.ready) < expected and time.monotonic() < deadline:
+        gevent.sleep(0.05)
+    runner.quit()
+
+
 @events.test_start.add_listener
 def _check_host(environment: Environment, **_kwargs: Any) -> None:
-    """Fail a run with an unusable ``--host`` once, at its start, with one clear line.
+    """In the web UI, stop a run whose host is unusable, with one clear line.
 
-    Only the master (or the only process) checks: with ``--processes`` the
-    workers would otherwise each say the same.  The runner is quit (headless)
-    or the run stopped (web UI, where the host can be corrected and the run
-    started again) from a greenlet of its own, because either kills the
-    greenlet that fires this event; users spawned meanwhile see
-    ``_host_problem`` and never connect.
+    The host may be corrected there and the run started again, so each
+    start checks.  The run is stopped from a greenlet of its own, because
+    ``stop`` kills the greenlet that fires this event; users spawned
+    meanwhile see ``_host_problem`` and never connect.  (A run that starts
+    by itself was checked at ``init``.)
     """
     global _host_problem
     runner = environment.runner
-    if runner is None or isinstance(runner, WorkerRunner):
+    if runner is None or isinstance(runner, WorkerRunner) or _starts_at_once(environment):
         return
     _host_problem = host_problem(environment.host or ChatUser.host)
     if _host_problem is None:
         return
     logger.error("%s", _host_problem)
-    if _option(environment, "headless", True) or _option(environment, "autostart", False):
-        environment.process_exit_code = BAD_HOST_EXIT
-        gevent.spawn(runner.quit)
-    else:
-        gevent.spawn(runner.stop)
+    gevent.spawn(runner.stop)
 
 
 def next_nick() -> str:

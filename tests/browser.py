@@ -225,7 +225,8 @@ def chromium() -> Iterator[Chromium]:
 
 def open_page(chromium: Chromium, opened: list[Remote]) -> BrowserPage:
     """A new page in a fresh context whose console errors and dialogs are recorded."""
-    context = chromium.new_context(viewport={"width": 900, "height": 640})
+    # Light, whatever the desktop prefers: the README's screenshot is the light theme.
+    context = chromium.new_context(viewport={"width": 900, "height": 640}, color_scheme="light")
     opened.append(context)
     page = context.new_page()
     seen = BrowserPage(chromium, context, page)

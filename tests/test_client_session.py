@@ -96,7 +96,7 @@ def test_input_waits_for_registration(scripted: Callable[..., Scripted]) -> None
     server = scripted()
     done = run(server.port, ["--nick", "bot"], b"one\ntwo\n")
     assert done.returncode == 0, done.stderr
-    assert server.lines() == ["bot", "one", "two"]
+    assert server.lines() == ["bot", "one", "two", "/quit"]  # the end of input says goodbye
 
 
 def test_bare_ping_gets_a_token_and_shows_the_lag(scripted: Callable[..., Scripted]) -> None:
@@ -105,7 +105,7 @@ def test_bare_ping_gets_a_token_and_shows_the_lag(scripted: Callable[..., Script
     )
     done = run(server.port, ["--nick", "bot"], b"/ping\n")
     assert done.returncode == 0, done.stderr
-    assert server.lines() == ["bot", "/ping lag1"]
+    assert server.lines() == ["bot", "/ping lag1", "/quit"]
     assert b"*** pong lag1 (lag " in done.stdout
 
 

@@ -180,7 +180,7 @@ def test_users_on_two_nodes_chat_as_on_one_server(nodes: Nodes, clients: Callabl
     alice.expect(r"^\*\*\* bob left #lobby$")
     alice.send("/rooms")
     assert alice.expect(r"^\*\*\* \d+ rooms?:").string == "*** 2 rooms: #dev (1), #lobby (3)"
-    assert _who(bob) == "*** 1 user in #dev: bob"
+    assert _who(bob) == "*** 1 user in #dev: @bob"  # its creator runs it
     dave.send("/quit")
     alice.expect(r"^\*\*\* dave left$")
     carol.expect(r"^\*\*\* dave left$")
@@ -532,6 +532,30 @@ def _worker_of(proc: ServerProcess, client: ChatClient) -> int | None:
 
 
 @pytest.mark.timeout(40)  # two workers and a private redis-server start, one worker restarts
+@pytest.mark.timeout(20)  # a private redis-server and two workers start
+def test_a_workers_command_line_names_each_option_once() -> None:
+    """``ps`` showed ``--workers 2 ... --workers 1 --reuse-port --port 0 ... --port 41234``:
+    the supervisor repeated what it set for a worker after the options given."""
+    if not any(os.access(os.path.join(d, "redis-server"), os.X_OK) for d in os.environ["PATH"].split(":")):
+        if os.environ.get("GEVENT_CHAT_REQUIRE_ALL") == "1":
+            pytest.fail("redis-server is not installed; GEVENT_CHAT_REQUIRE_ALL=1")
+        pytest.skip("redis-server is not installed (Debian: apt-get install redis-server)")
+    sup = ServerProcess("--workers=2", "--rate-limit", "0", "--nick-ttl", str(TTL))  # after --port 0
+    try:
+        port = sup.wait_listening(15)[1]
+        for pid in _worker_pids(sup).values():
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = [arg.decode() for arg in f.read().split(b"\0") if arg]
+            args = argv[argv.index("gevent_chat.server") + 1 :]
+            options = [arg.partition("=")[0] for arg in args if arg.startswith("--")]
+            assert sorted(options) == sorted(set(options)), args
+            assert "--workers" not in options, args
+            assert args[args.index("--port") + 1] == str(port), args
+            assert {"--reuse-port", "--nick-ttl", "--rate-limit"} <= set(options), args
+    finally:
+        sup.kill()
+
+
 def test_workers_share_one_port_form_one_chat_and_a_dead_worker_comes_back(
     clients: Callable[..., ChatClient],
 ) -> None:

@@ -85,3 +85,32 @@ def test_bad_values_name_their_flag(field: str, value: object, flag: str) -> Non
 def test_pure_modules_import_no_gevent(module: str) -> None:
     code = f"import sys, gevent_chat.{module}; sys.exit('gevent' in sys.modules or 'socket' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--web-port", "8000"], "--web-port 8000 and --port 8000 would share a port"),
+        (["--metrics-port", "8000"], "--metrics-port 8000 and --port 8000 would share a port"),
+        (["--web-port", "9000", "--metrics-port", "9000"], "--metrics-port 9000 and --web-port 9000"),
+        (["--metrics-host", "0.0.0.0", "--host", "::1", "--metrics-port", "8000"], "--port 8000"),
+        (["--workers", "3", "--metrics-port", "7999"], r"\(ports 7999-8001 for 3 workers\) and --port 8000"),
+    ],
+    ids=["web-and-chat", "metrics-and-chat", "metrics-and-web", "wildcard", "a-worker's-metrics"],
+)
+def test_ports_that_would_clash_are_refused_before_listening(args: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_args(args)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--port", "0", "--web-port", "0", "--metrics-port", "0"],  # each picks a free one
+        ["--host", "10.0.0.1", "--metrics-port", "8000"],  # metrics on 127.0.0.1: another address
+        ["--workers", "3", "--metrics-port", "7997"],  # 7997-7999
+    ],
+    ids=["port-0", "other-address", "workers-below"],
+)
+def test_ports_on_other_numbers_or_addresses_are_accepted(args: list[str]) -> None:
+    parse_args(args)

@@ -306,6 +306,21 @@ def test_ctrl_d_quit_and_ctrl_c_leave_without_traceback(
     assert lflags & termios.ECHO, "terminal left without echo"
 
 
+@pytest.mark.parametrize("keys", ["\x04", "/quit\r"], ids=["ctrl-d", "quit"])
+def test_ctrl_d_leaves_with_the_bye_that_quit_shows(
+    server_process: Callable[..., ServerProcess], spawn_client: Callable[..., pexpect.spawn], keys: str
+) -> None:
+    """Ctrl-D only half-closed the socket, so the server never said goodbye."""
+    server = server_process()
+    alice = spawn_client(server.port, "--nick", "alice", NO_COLOR="1")
+    alice.expect("alice>")
+    alice.send(keys)
+    alice.expect(r"\*\*\* bye")
+    alice.expect(pexpect.EOF)
+    alice.close()
+    assert alice.exitstatus == 0
+
+
 def test_reconnect_registers_again_after_server_restart(
     server_process: Callable[..., ServerProcess], spawn_client: Callable[..., pexpect.spawn]
 ) -> None:

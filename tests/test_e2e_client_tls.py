@@ -148,13 +148,14 @@ def test_tls_to_a_plaintext_server_process_is_a_one_line_error(spawn_server: Spa
 def test_plaintext_client_to_a_tls_server_says_try_tls_when_closed(
     spawn_server: SpawnServer, cert: tuple[str, str]
 ) -> None:
-    """The server tells a silent connection its port wants TLS; the client explains."""
+    """A TLS port closes a silent connection unanswered at the end of its
+    registration window; the client's error suggests TLS."""
     certfile, keyfile = cert
     port = spawn_server(
         "--certfile", certfile, "--keyfile", keyfile, "--register-timeout", "1"
     ).wait_listening()[1]
     done = run_piped(port, ["--nick", "bot"], b"never sent\n")
-    assert_one_line_error(done, 1, "speaks TLS: try --tls")
+    assert_one_line_error(done, 1, "before it said anything (if it speaks TLS, try --tls)")
 
 
 def test_plaintext_client_to_a_silent_tls_server_hints_at_tls_early(
@@ -166,14 +167,14 @@ def test_plaintext_client_to_a_silent_tls_server_hints_at_tls_early(
     proc = gsubprocess.Popen(
         [*CLIENT, "--port", str(port), "--nick", "bot"],
         stdin=gsubprocess.PIPE,
-        stdout=gsubprocess.DEVNULL,
-        stderr=gsubprocess.PIPE,
+        stdout=gsubprocess.PIPE,
+        stderr=gsubprocess.DEVNULL,
         env={**client_env(), "NO_COLOR": "1"},
     )
     try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline().decode()  # within the test's 10 s timeout
-        assert "speaks TLS: try --tls" in line
+        assert proc.stdout is not None
+        line = proc.stdout.readline().decode()  # within the test's 10 s timeout
+        assert "said nothing for 3 s: if it speaks TLS, try --tls" in line
     finally:
         proc.kill()
         proc.wait(timeout=5)

@@ -54,6 +54,38 @@ def test_flooder_is_slowed_while_others_flow_and_loses_nothing(make_server: Make
         client.close()
 
 
+@pytest.mark.timeout(15)  # three floods paced at 40 lines a second, about 2 s in all
+def test_throttled_sender_is_told_once_a_flood(make_server: MakeServer, dial: Dial) -> None:
+    """Flood control delayed a sender's lines with no word to the sender."""
+    server = make_server(rate_limit=40, rate_burst=10)
+    flooder, listener = dial(server.address), dial(server.address)
+    flooder.register("flooder")
+    listener.register("listener")
+    flooder.expect("listener joined")
+
+    def flood(first: int, count: int) -> None:
+        flooder.send_raw(b"".join(b"flood %d\n" % i for i in range(first, first + count)))
+
+    def heard(upto: int) -> None:
+        listener.expect(rf"^flooder: flood {upto}$")
+
+    flood(0, 50)  # 10 at once, 40 held back
+    heard(20)
+    flood(50, 30)  # more before the first has cleared: the same flood
+    heard(79)
+    flooder.send("/msg listener mark")
+    got = []
+    while (line := flooder.read_line()) != "-> *listener* mark":
+        got.append(line)
+    assert got == ["*** slow down: 40 lines waiting, sending 40 a second"]
+    # A sender that keeps to the rate for a while (here: says nothing for 0.4 s,
+    # longer than the 0.25 s the burst takes to refill) has cleared it.
+    gevent.sleep(0.4)
+    flood(80, 15)
+    assert flooder.read_line() == "*** slow down: 5 lines waiting, sending 40 a second"
+    heard(94)
+
+
 def test_zero_rate_limit_turns_pacing_off(make_server: MakeServer, dial: Dial) -> None:
     server = make_server(rate_limit=0)
     a, b = dial(server.address), dial(server.address)

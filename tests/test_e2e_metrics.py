@@ -8,13 +8,16 @@ gauges move as clients connect, chat, are refused and are cut, and
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import gevent
+import pytest
+from gevent import socket
 
 from gevent_chat.server import ChatServer
 from gevent_chat.server.metrics import REFUSAL_REASONS, REJECTION_REASONS, TIMEOUT_KINDS
-from tests.helpers import ChatClient, ServerProcess, read_all, scrape, wait_until
+from tests.helpers import ChatClient, ServerProcess, free_port, read_all, scrape, wait_until
 
 MakeServer = Callable[..., ChatServer]
 SpawnServer = Callable[..., ServerProcess]
@@ -92,3 +95,127 @@ def test_metrics_port_flag_serves_prometheus_text(spawn_server: SpawnServer, dia
     client = dial(addr)
     client.register("alice")
     wait_until(lambda: scrape(metrics_addr)["gevent_chat_registered_users"] == 1)
+
+
+# -- the metrics port under attack -----------------------------------------------------
+
+
+def test_scrape_gets_through_while_sixty_connections_hold_half_requests(make_server: MakeServer) -> None:
+    """16 connections at once, each with 5 s to send its request: 50 that
+    sent half a request kept every scrape waiting in the backlog."""
+    server = make_server(metrics_port=0)
+    assert server.metrics_address is not None
+    holders = [socket.create_connection(server.metrics_address, timeout=5) for _ in range(60)]
+    try:
+        for sock in holders:
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+        start = time.monotonic()
+        assert scrape(server.metrics_address)["gevent_chat_registered_users"] == 0
+        assert time.monotonic() - start < 2.0  # far less than the holders' 5 s deadline
+        for sock in holders:  # not let go to make room: still waiting for their requests
+            sock.settimeout(0.0)
+            with pytest.raises(BlockingIOError):
+                sock.recv(1)
+    finally:
+        for sock in holders:
+            sock.close()
+
+
+def test_a_trickling_metrics_request_is_cut_at_the_deadline(
+    make_server: MakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deadline is for the whole request: a byte every 0.2 s does not renew it."""
+    from gevent_chat.server import metrics
+
+    monkeypatch.setattr(metrics, "SCRAPE_TIMEOUT", 1.0)
+    server = make_server(metrics_port=0)
+    assert server.metrics_address is not None
+    trickler = socket.create_connection(server.metrics_address, timeout=5)
+    start = time.monotonic()
+    request = b"GET /metrics HTTP/1.1\r\n" + b"X-Slow: y\r\n" * 100
+    try:
+        assert _trickle_until_cut(trickler, request, pace=0.2, limit=3.0), "still open after 3 s"
+        assert time.monotonic() - start < 2.5
+    finally:
+        trickler.close()
+
+
+def _trickle_until_cut(sock: socket.socket, data: bytes, pace: float, limit: float) -> bool:
+    """Send ``data`` a byte every ``pace`` seconds; True once the server closes, False after ``limit``."""
+    deadline = time.monotonic() + limit
+    for byte in data:
+        if time.monotonic() > deadline:
+            return False
+        try:
+            sock.sendall(bytes([byte]))
+            sock.settimeout(pace)  # the attack's pace, and a look at whether it was cut
+            if sock.recv(1) == b"":
+                return True
+        except TimeoutError:
+            continue
+        except OSError:  # reset
+            return True
+    return False
+
+
+#: Requests pywsgi cannot parse, each answered 400 or 414.
+BAD_REQUESTS = {
+    "5000 header lines": b"GET /metrics HTTP/1.1\r\n" + b"X-A: b\r\n" * 5000 + b"\r\n",
+    "a 70 KB request line": b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n",
+    "a 70 KB header line": b"GET /metrics HTTP/1.1\r\nX-A: " + b"b" * 70_000 + b"\r\n\r\n",
+    "binary junk": bytes(range(256)) * 4 + b"\r\n\r\n",
+}
+
+
+def _send_bad_requests(addr: tuple[str, int]) -> None:
+    for what, request in BAD_REQUESTS.items():
+        sock = socket.create_connection(addr, timeout=5)
+        try:
+            sock.sendall(request)
+        except ConnectionResetError:
+            pass  # answered and closed before it all went out
+        answer = sock.recv(100)
+        sock.close()
+        assert answer.startswith((b"HTTP/1.1 400", b"HTTP/1.1 414")), (what, answer)
+
+
+def _stopped(proc: ServerProcess) -> str:
+    """Stop the server (SIGTERM) and return all it wrote to stderr."""
+    proc.proc.terminate()
+    assert proc.wait() == 0
+    return proc.log_text()
+
+
+def test_bad_metrics_requests_log_one_info_line_each(spawn_server: SpawnServer) -> None:
+    """pywsgi printed a traceback to stderr for 5,000 header lines or a
+    70 KB header line, whatever the log level."""
+    srv = spawn_server("--metrics-port", "0")
+    pattern = r"metrics on http://127\.0\.0\.1:(\d+)/metrics"
+    wait_until(lambda: re.search(pattern, srv.log_text()) is not None, what="the metrics line")
+    match = re.search(pattern, srv.log_text())
+    assert match is not None
+    _send_bad_requests(("127.0.0.1", int(match.group(1))))
+    text = _stopped(srv)
+    assert "Traceback" not in text
+    lines = [line for line in text.splitlines() if "metrics: bad request from 127.0.0.1: " in line]
+    assert len(lines) == len(BAD_REQUESTS), text
+    assert all(" INFO " in line and len(line) < 300 for line in lines), lines
+
+
+def test_bad_metrics_requests_print_nothing_at_log_level_warning() -> None:
+    port = free_port()
+    srv = ServerProcess("--metrics-port", str(port), "--log-level", "warning")
+    try:
+        wait_until(lambda: _accepts(port), what="the metrics port to open")
+        _send_bad_requests(("127.0.0.1", port))
+        assert _stopped(srv) == ""
+    finally:
+        srv.kill()
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return False
+    return True

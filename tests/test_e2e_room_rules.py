@@ -7,6 +7,7 @@ also seen by a WebSocket user, who must get the same lines.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from gevent_chat.core import opers
 from gevent_chat.server import ChatServer
-from tests.helpers import ChatClient
+from tests.helpers import ChatClient, sample
 from tests.ws_client import WsClient
 
 Connect = Callable[..., ChatClient]
@@ -433,3 +434,22 @@ def test_help_lists_the_room_commands_and_explains_one(connect: Connect) -> None
     alice.expect(r"^\*\*\* /kick NICK \[REASON\]: ")
     alice.send("/help nosuch")
     alice.expect(r"^\*\*\* no such command: /nosuch")
+
+
+def test_room_commands_are_paced_like_chat_lines_and_none_is_lost(
+    make_server: Callable[..., ChatServer], dial: Callable[..., ChatClient]
+) -> None:
+    server = make_server(rate_limit=40, rate_burst=10)
+    alice, bob = dial(server.address), dial(server.address)
+    alice.register("alice")
+    bob.register("bob")
+    for client in (alice, bob):
+        join(client, "dev")
+    n = 50  # 10 at once, then 40 at 40/s: about 1 s
+    start = time.monotonic()
+    alice.send_raw(b"".join(b"/topic take %d\n" % i for i in range(n)))
+    seen = [bob.expect(rf"^\*\*\* alice set the topic: take {i}$").string for i in range(n)]
+    elapsed = time.monotonic() - start
+    assert len(seen) == n  # every one applied, in order
+    assert elapsed >= 0.7, f"the commands were not paced: done in {elapsed:.2f} s"
+    assert sample(server, "gevent_chat_flood_throttles_total") > 0

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 import gevent
+import pytest
 from gevent import socket
 from gevent import ssl as gssl
 
@@ -84,17 +85,59 @@ def test_tls_recipient_that_reads_steadily_is_not_cut(
     assert send_burst_read_paced(alice, bob, 3000) == list(range(3000))
 
 
-def test_tls_handshake_has_the_register_deadline(
+def test_silent_client_on_tls_port_is_closed_at_the_register_deadline_unanswered(
     make_server: MakeServer, cert: tuple[str, str], dial: Dial
 ) -> None:
+    """Silence is not plaintext: a TLS client speaks first, but its
+    ClientHello may be late, so a silent one gets no plaintext line, only
+    the close at the end of the registration window."""
     certfile, keyfile = cert
     server = make_server(certfile=certfile, keyfile=keyfile, register_timeout=0.3)
     silent = dial(server.address)
     start = time.monotonic()
-    # Silence on a TLS port is a plaintext client waiting for a prompt.
-    assert read_all(silent, timeout=3) == b"*** this port requires TLS\n"
+    assert read_all(silent, timeout=3) == b""
     assert time.monotonic() - start < 2.0
     wait_until(lambda: server.limits.total == 0, what="the slot to be freed")
+
+
+@pytest.mark.timeout(15)  # a handshake 2.2 s late, then the 3 s registration window runs out
+def test_late_client_hello_handshakes_and_is_closed_at_the_register_deadline(
+    make_server: MakeServer, cert: tuple[str, str]
+) -> None:
+    """A ClientHello 2.2 s after connecting, within ``register_timeout=3``:
+    the handshake succeeds (it was answered with a plaintext line after 2 s
+    of silence), and the window opened at accept still closes it at 3 s."""
+    certfile, keyfile = cert
+    server = make_server(certfile=certfile, keyfile=keyfile, register_timeout=3.0)
+    raw = socket.create_connection(server.address, timeout=5)
+    start = time.monotonic()
+    gevent.sleep(2.2)  # the attack itself: a client slow to send its ClientHello
+    late = TLSChatClient(raw, certfile, "127.0.0.1")
+    try:
+        late.expect_prompt()
+        lines = late.read_until_closed(timeout=3)
+        elapsed = time.monotonic() - start
+        assert lines == ["*** registration timed out, goodbye"]
+        assert 2.9 <= elapsed < 4.0, elapsed
+    finally:
+        late.close()
+
+
+def test_stalled_tls_handshake_is_closed_without_plaintext(
+    make_server: MakeServer, cert: tuple[str, str], dial: Dial
+) -> None:
+    """Half a ClientHello, then nothing: closed when the window ends, with
+    at most a TLS alert, never a plaintext line."""
+    certfile, keyfile = cert
+    server = make_server(certfile=certfile, keyfile=keyfile, register_timeout=0.5)
+    staller = dial(server.address)
+    start = time.monotonic()
+    staller.send_raw(b"\x16\x03\x01\x02\x00\x01\x00")  # a handshake record header, 2 of 512 bytes
+    data = read_all(staller, timeout=3)
+    assert time.monotonic() - start < 2.0
+    assert data == b"" or data[:1] == b"\x15", data  # nothing, or an alert record
+    assert b"***" not in data
+    wait_until(lambda: sample(server, "gevent_chat_refused_connections_total", reason="tls_handshake") == 1)
 
 
 def test_tls_refusal_is_sent_over_tls(make_server: MakeServer, cert: tuple[str, str], dial: Dial) -> None:

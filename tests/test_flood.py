@@ -36,6 +36,20 @@ def test_delay_says_when_the_next_token_exists() -> None:
     assert bucket.take(1, now=0.25) == 1
 
 
+def test_a_flood_is_one_episode_until_the_bucket_is_full_again() -> None:
+    """A failure means a flooder is told to slow down at every pause, or
+    never again after its first flood."""
+    bucket = TokenBucket(rate=10, burst=20, now=0.0)
+    assert bucket.take(100, now=0.0) == 20
+    assert bucket.hold_back() is True  # the flood starts: tell them
+    assert bucket.take(80, now=0.5) == 5
+    assert bucket.hold_back() is False  # the same flood, a later pause
+    assert bucket.take(75, now=1.9) == 14  # 1.4 s of tokens: never full in between
+    assert bucket.hold_back() is False
+    assert bucket.take(30, now=10.0) == 20  # quiet long enough to refill: that flood is over
+    assert bucket.hold_back() is True
+
+
 def test_clock_going_backwards_adds_nothing() -> None:
     bucket = TokenBucket(rate=10, burst=5, now=100.0)
     bucket.take(5, now=100.0)

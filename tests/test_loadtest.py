@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,11 +257,17 @@ def test_unusable_host_fails_once_at_start(
 ) -> None:
     if host == "refused":
         host = request.getfixturevalue("refused_host")
+    """The error came, but then 'Ramping to 5 users', 'All users spawned' and
+    empty statistics tables, as if a run had taken place."""
     extra = ("--processes", str(processes)) if processes else ()
+    start = time.monotonic()
     code, rows, output = run_locust(host, tmp_path, *extra, run_time="20s")
     assert code == 2, output
     errors = [line for line in output.splitlines() if "/ERROR/" in line]
     assert len(errors) == 1, output
     assert message in errors[0], output
     assert "Traceback" not in output, output
+    for sign_of_a_run in ("Ramping", "users spawned", "Aggregated", "percentiles"):
+        assert sign_of_a_run not in output, output
+    assert time.monotonic() - start < 10, output  # --processes workers are told to quit, not left waiting
     assert count(rows, "connect") == 0, output  # no user tried: the check stopped the run first

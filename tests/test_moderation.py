@@ -112,3 +112,27 @@ def test_invite_reaches_the_invitee_alone() -> None:
     with pytest.raises(NoSuchNick):
         moderation.invite(registry, "bob", "dev", "nobody")
     assert m["alice"] in registry
+
+
+def test_events_from_another_server_bring_this_copy_of_the_room_in_line() -> None:
+    origin, _ = dev_with("alice", "bob")
+    here, m = dev_with("carol", "spammer", "dave")
+    dev = here.room("dev")
+    assert dev is not None
+    topic, _ = moderation.set_topic(origin, "alice", "dev", "from afar", 5.0)
+    modes = ModeChanged("dev", "alice", (("+m", None), ("+v", "dave")))  # dave is on this server
+    ban, _ = moderation.change_modes(origin, "alice", "dev", ["+b", "spam*"], 7.0)
+    assert ban is not None
+    assert moderation.apply_remote(here, dev, topic, 8.0) == []
+    assert dev.state.topic is not None
+    assert (dev.state.topic.text, dev.state.topic.nick) == ("from afar", "alice")
+    assert moderation.apply_remote(here, dev, modes, 8.0) == []
+    assert "m" in dev.state.flags
+    assert dev.state.is_voiced("dave")
+    effects = moderation.apply_remote(here, dev, ban, 8.0)  # the ban kicks this server's spammer
+    assert [e.member for e in effects if isinstance(e, Removed)] == [m["spammer"]]
+    assert not here.is_in("spammer", "dev")
+    kicked = Kicked("dev", "dave", "alice", "bye")
+    assert moderation.apply_remote(here, dev, kicked, 9.0) == [Removed(m["dave"], kicked)]
+    assert not here.is_in("dave", "dev")
+    assert not dev.state.is_voiced("dave")

@@ -156,7 +156,7 @@ def test_hub_stays_responsive_while_users_talk_and_redis_sockets_are_geventssl(
     try:
         # Idle: each server's subscriber is waiting on its TLS socket for Redis.
         line, took = _who(carol)
-        assert line == "*** 1 user in #side: carol"
+        assert line == "*** 1 user in #side: @carol"
         assert took < PROMPT
         reader = gevent.spawn(read)
         talker = gevent.spawn(talk)
@@ -164,7 +164,7 @@ def test_hub_stays_responsive_while_users_talk_and_redis_sockets_are_geventssl(
         before = len(got)
         for _ in range(5):
             line, took = _who(carol)
-            assert line == "*** 1 user in #side: carol"
+            assert line == "*** 1 user in #side: @carol"
             assert took < PROMPT, f"/who took {took:.2f} s while alice talked"
         assert len(got) > before, "no line went round while carol asked"
         done.set()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -15,6 +16,7 @@ from gevent_chat.core.errors import (
     CannotSend,
     ClientError,
     InviteOnly,
+    Moderated,
     NotOperator,
     RoomFull,
     RoomRefusal,
@@ -284,3 +286,86 @@ def test_an_open_room_has_no_creator_and_keeps_nobody_out() -> None:
     with pytest.raises(CannotSend):
         moderated.check_speak("bob")
     moderated.check_join("anyone", "203.0.113.1", None, members=10**6)
+
+
+@given(
+    flags=st.sets(st.sampled_from("imnst")),
+    key=st.sampled_from([None, "k1"]),
+    given_key=st.sampled_from([None, "k1", "wrong"]),
+    limit=st.sampled_from([None, 1, 3]),
+    members=st.integers(0, 4),
+    banned=st.booleans(),
+    invited=st.booleans(),
+    oper=st.booleans(),
+)
+def test_every_join_refusal_agrees_with_a_plain_oracle(
+    flags: set[str],
+    key: str | None,
+    given_key: str | None,
+    limit: int | None,
+    members: int,
+    banned: bool,
+    invited: bool,
+    oper: bool,
+) -> None:
+    words = [f"+{''.join(sorted(flags))}"] if flags else []
+    if key:
+        words += ["+k", key]
+    if limit:
+        words += ["+l", str(limit)]
+    if banned:
+        words += ["+b", "*@198.51.100.*"]
+    state = modes(room_by(), *words) if words else room_by()
+    if invited:
+        state, _ = state.invite("alice", "zed")
+    # The oracle: a server operator passes all; a ban holds even the invited; then +i, +k, +l.
+    expected: type[Exception] | None = None
+    if not oper:
+        if banned:
+            expected = Banned
+        elif "i" in flags and not invited:
+            expected = InviteOnly
+        elif key is not None and given_key != key and not invited:
+            expected = BadKey
+        elif limit is not None and members >= limit and not invited:
+            expected = RoomFull
+    if expected is None:
+        state.check_join("zed", "198.51.100.7", given_key, members, oper)
+    else:
+        with pytest.raises(expected, match="cannot join #dev: "):
+            state.check_join("zed", "198.51.100.7", given_key, members, oper)
+
+
+@given(st.sets(st.sampled_from("timsn")), st.sampled_from(["alice", "bob", "carol"]), st.booleans())
+def test_speaking_is_refused_exactly_to_the_voiceless_in_a_moderated_room(
+    flags: set[str], nick: str, oper: bool
+) -> None:
+    state = room_by().join("bob", creator=False).join("carol", creator=False)
+    state = modes(state, f"-{''.join(sorted(set('tn') - flags))}") if set("tn") - flags else state
+    state = (
+        modes(state, f"+{''.join(sorted(flags))}", "+v", "carol") if flags else modes(state, "+v", "carol")
+    )
+    if "m" in flags and nick == "bob" and not oper:
+        with pytest.raises(Moderated):
+            state.check_speak(nick, oper)
+    else:
+        state.check_speak(nick, oper)
+
+
+@given(st.sampled_from(["alice", "bob"]), st.booleans(), st.sampled_from(["topic", "mode", "kick", "invite"]))
+def test_operator_only_actions_are_refused_exactly_to_non_operators(
+    nick: str, oper: bool, action: str
+) -> None:
+    state = modes(room_by().join("bob", creator=False), "+i")
+    allowed = nick == "alice" or oper
+    attempts: dict[str, Callable[[], object]] = {
+        "topic": lambda: state.set_topic(nick, "t", 0.0, oper),
+        "mode": lambda: state.change_modes(nick, parse_changes(["+m"]), member, 0.0, oper),
+        "kick": lambda: state.kick(nick, "carol", None, oper),
+        "invite": lambda: state.invite(nick, "zed", oper),
+    }
+    if allowed:
+        attempts[action]()
+    else:
+        with pytest.raises(NotOperator, match="you are not an operator of #dev"):
+            attempts[action]()

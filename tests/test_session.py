@@ -7,7 +7,17 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gevent_chat.core.effects import Close, Pause, Registered, Reply, Send, ToRoom, ToShared
+from gevent_chat.core.effects import (
+    Authenticate,
+    Close,
+    Pause,
+    Registered,
+    Removed,
+    Reply,
+    Send,
+    ToRoom,
+    ToShared,
+)
 from gevent_chat.core.events import Joined, NickChanged, Quit, Said
 from gevent_chat.core.gate import Gate
 from gevent_chat.core.protocol import NICK_PROMPT
@@ -180,3 +190,58 @@ def test_how_lines_are_split_into_calls_never_changes_what_is_said(
     bounds = sorted({0, len(chat), *(c for c in cuts if c <= len(chat))})
     chunks = [chat[a:b] for a, b in itertools.pairwise(bounds)]
     assert said(chunks) == said([chat])
+
+
+def test_a_server_banned_user_is_refused_at_registration_and_closed() -> None:
+    registry: Registry[Member] = Registry()
+    registry.server_bans, _ = registry.server_bans.add("*@203.0.113.*", "root", "spam", 0.0)
+    session = Session(Member("m"), registry, Gate(None, 50), max_line_bytes=100, address="203.0.113.9")
+    effects = session.receive([b"bob"])
+    assert effects == [
+        Send(b"*** you are banned from this server (spam)\n"),
+        Close("banned from the server", refusal="server_ban"),
+    ]
+    assert session.closed
+    assert registry.get("bob") is None
+
+
+def test_in_a_moderated_room_a_voiceless_line_is_refused_and_goes_nowhere() -> None:
+    registry: Registry[Member] = Registry()
+    alice, bob = registered(registry, "alice"), registered(registry, "bob")
+    for session in (alice, bob):
+        session.receive([b"/join #dev"])
+    alice.receive([b"/mode +m"])
+    assert bob.receive([b"hello?"]) == [Reply("#dev is moderated: you cannot speak")]
+    assert [type(e) for e in alice.receive([b"I can"])] == [ToRoom]
+
+
+def test_a_kicked_line_user_is_told_and_moved_to_the_lobby() -> None:
+    registry: Registry[Member] = Registry()
+    alice, bob = registered(registry, "alice"), registered(registry, "bob")
+    for session in (alice, bob):
+        session.receive([b"/join #dev"])
+    effects = alice.receive([b"/kick bob bye"])
+    removed = [e for e in effects if isinstance(e, Removed)]
+    assert len(removed) == 1
+    seen = bob.removed(removed[0].event)
+    assert seen[0] == Send(b"*** you were kicked from #dev by alice (bye)\n")
+    assert Reply("you joined #lobby") in seen
+    assert bob.room is not None
+    assert bob.room.name == "lobby"
+    assert registry.rooms_of("bob") == (bob.room,)
+
+
+def test_oper_asks_the_shell_and_its_answer_grants_or_refuses() -> None:
+    registry: Registry[Member] = Registry()
+    bob = registered(registry, "bob")
+    (asked,) = bob.receive([b"/oper root s3cret"])
+    assert asked == Authenticate("root", "s3cret")
+    assert "s3cret" not in repr(asked)
+    assert bob.opered(None) == [Reply("wrong operator name or password")]
+    assert bob.opered(None, exhausted=True) == [
+        Reply("too many failed attempts from your address; try again later")
+    ]
+    assert bob.oper is None
+    assert bob.opered("root") == [Reply("you are now a server operator")]
+    assert bob.oper == "root"
+    assert bob.receive([b"/gbans"]) == [Reply("no server bans")]

@@ -13,6 +13,7 @@ otherwise a copy in the test's temporary directory.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
@@ -319,7 +320,7 @@ def test_binary_and_overlong_lines_get_error_lines(browser_page: BrowserPage, se
     page = login(browser_page, server, "alice")
     page.evaluate("() => window.geventChat.state.ws.send(new Uint8Array([1, 2, 3]))")
     sees(browser_page, "binary messages are not supported")
-    say(page, "x" * 65)
+    page.evaluate("() => window.geventChat.state.ws.send('x'.repeat(65))")  # past the page's own check
     sees(browser_page, "line too long (limit 64 bytes)")
     browser_page.expect(page.locator("#status")).to_have_text("online")  # the connection stays
 
@@ -363,9 +364,209 @@ def test_quit_returns_to_the_login_without_reconnecting(
     browser_page.expect(page.locator("#log li", has_text="*** bye")).to_have_count(1)  # the log is hidden now
     browser_page.page.wait_for_function("() => window.wsClosed !== undefined")
     assert page.evaluate("() => window.wsClosed") == [1000, True]
-    browser_page.expect(page.locator("#login-error")).to_have_text("You left the chat.")
+    browser_page.expect(page.locator("#login-note")).to_have_text("You left the chat.")
     browser_page.expect(page.locator("#status")).to_have_text("left")
     # No reconnect: three times the first retry's longest delay, and no new connection.
     with pytest.raises(gevent.Timeout), gevent.Timeout(1.5):
         bob.expect(r"joined")
     assert len(chat.connections) == 1
+
+
+# -- what the page says about itself ------------------------------------------------------
+
+
+def test_status_before_joining_and_after_a_refused_nick(
+    browser_page: BrowserPage, servers: Servers, chat: ChatServer
+) -> None:
+    servers.terminal(chat, "alice")
+    page = browser_page.page
+    page.goto(url(chat))
+    status = page.locator("#status")
+    browser_page.expect(status).to_have_text("not joined")  # not "offline": nothing has failed
+    page.fill("#nick", "alice")
+    page.click("#join")
+    browser_page.expect(page.locator("#login-error")).to_contain_text("taken")
+    browser_page.expect(status).to_have_text("not joined")  # connected, and waiting for a nick
+    page.fill("#nick", "alice2")
+    page.click("#join")
+    browser_page.expect(status).to_have_text("online")
+    assert browser_page.errors == []
+
+
+STATUS_RECORDER = """() => {
+  window.statuses = [];
+  new MutationObserver((records) => {
+    for (const r of records) for (const n of r.addedNodes) window.statuses.push(n.textContent);
+  }).observe(document.getElementById("status"), { childList: true });
+}"""
+
+
+@pytest.mark.timeout(20)  # three failed reconnects: 0.5 + 1 + 2 s at most, then the checks
+def test_reconnect_countdown_counts_down_then_says_connecting(
+    browser_page: BrowserPage, servers: Servers
+) -> None:
+    server = servers.start()
+    page = login(browser_page, server, "alice")
+    page.evaluate(STATUS_RECORDER)
+    servers.stop(server)  # and nothing listens on its port again: every retry fails
+    # The third retry waits 1 to 2 s (equal jitter): whole seconds, counted down.
+    wanted = ["reconnecting in 2 s", "reconnecting in 1 s", "connecting…"]
+    page.wait_for_function(
+        "w => window.statuses.some((_, i) => w.every((t, j) => window.statuses[i + j] === t))",
+        arg=wanted,
+        timeout=8000,
+    )
+    seen = page.evaluate("() => window.statuses")
+    for shown, after in itertools.pairwise(seen):
+        m = re.fullmatch(r"reconnecting in (\d+) s", shown)
+        if m is None:
+            assert shown in ("connecting…", "online"), seen
+            continue
+        n = re.fullmatch(r"reconnecting in (\d+) s", after)
+        assert after == "connecting…" or (n is not None and int(n[1]) < int(m[1])), seen
+
+
+def test_quit_clears_the_header_and_says_goodbye_calmly(
+    browser_page: BrowserPage, servers: Servers, chat: ChatServer
+) -> None:
+    page = login(browser_page, chat, "alice")
+    say(page, "/join dev")
+    browser_page.expect(page.locator("#room")).to_have_text("#dev")
+    say(page, "/quit")
+    note = page.locator("#login-note")
+    browser_page.expect(note).to_have_text("You left the chat.")
+    browser_page.expect(page.locator("#login-error")).to_have_text("")
+    browser_page.expect(page.locator("#room")).to_have_text("gevent-chat")
+    browser_page.expect(page.locator("#me")).to_have_text("")
+    browser_page.expect(page).to_have_title("gevent-chat")
+    colours = page.evaluate(
+        "() => ['login-note', 'login-error'].map(id => getComputedStyle(document.getElementById(id)).color)"
+    )
+    assert colours[0] != colours[1]  # not in the error colour
+    assert page.locator("#login-note").get_attribute("role") == "status"
+
+
+def test_a_line_over_the_limit_is_refused_before_sending(browser_page: BrowserPage, servers: Servers) -> None:
+    server = servers.start(max_line_bytes=64)
+    bob = servers.terminal(server, "bob")
+    page = login(browser_page, server, "alice")
+    bob.expect(r"^\*\*\* alice joined #lobby$")
+    assert page.locator("body").get_attribute("data-max-line-bytes") == "64"
+    too_long = "é" * 33  # 33 characters, 66 bytes in UTF-8
+    page.fill("#input", too_long)
+    browser_page.expect(page.locator("#input")).to_have_attribute("aria-invalid", "true")
+    browser_page.expect(page.locator("#input-hint")).to_have_text("66 bytes, 2 over the limit of 64")
+    page.press("#input", "Enter")
+    sees(browser_page, "*** not sent: the line is 66 bytes, the server takes at most 64")
+    browser_page.expect(page.locator("#input")).to_have_value(too_long)  # kept, to shorten
+    page.press("#input", "Backspace")
+    browser_page.expect(page.locator("#input")).to_have_attribute("aria-invalid", "false")
+    browser_page.expect(page.locator("#input-hint")).to_be_hidden()
+    page.press("#input", "Enter")  # 64 bytes: just fits
+    assert bob.read_line() == f"alice: {'é' * 32}"
+    log = page.locator("#log li")
+    browser_page.expect(log.filter(has_text=f"alice: {'é' * 32}")).to_have_count(1)
+    assert log.filter(has_text=too_long).count() == 0  # never shown as sent
+    assert log.filter(has_text="line too long").count() == 0  # the server never saw it
+    assert browser_page.errors == []
+
+
+def test_ping_shows_the_lag_without_an_internal_token(browser_page: BrowserPage, chat: ChatServer) -> None:
+    page = login(browser_page, chat, "alice")
+    say(page, "/ping")
+    log = page.locator("#log li")
+    browser_page.expect(
+        log.filter(has_text=re.compile(r"^\d\d:\d\d\*\*\* pong \(lag \d+\.\d ms\)$"))
+    ).to_have_count(1)
+    browser_page.expect(log.filter(has_text=re.compile(r"^\d\d:\d\d/ping$"))).to_have_count(1)
+    say(page, "/ping mine")
+    browser_page.expect(
+        log.filter(has_text=re.compile(r"\*\*\* pong mine \(lag \d+\.\d ms\)$"))
+    ).to_have_count(1)
+    assert "lag1" not in page.locator("#log").inner_text()
+
+
+def test_the_pages_own_who_stays_out_of_the_log(
+    browser_page: BrowserPage, servers: Servers, chat: ChatServer
+) -> None:
+    servers.terminal(chat, "bob")
+    page = login(browser_page, chat, "alice")
+    users = page.locator("#user-list li")
+    browser_page.expect(users).to_have_count(2)  # the page's /who was answered
+    replies = page.locator("#log li", has_text=re.compile(r"users? in #"))
+    assert replies.count() == 0
+    say(page, "/join dev")
+    sees(browser_page, "*** you joined #dev")
+    browser_page.expect(users).to_have_count(1)
+    say(page, "/who")  # one the user asked for is shown
+    sees(browser_page, "*** 1 user in #dev: @alice")  # its creator runs it
+    browser_page.expect(replies).to_have_count(1)
+
+
+def test_member_marks_are_read_from_who_names(browser_page: BrowserPage, chat: ChatServer) -> None:
+    browser_page.page.goto(url(chat))
+    got = browser_page.page.evaluate(
+        "ns => ns.map(n => window.geventChat.member(n))", ["@alice", "+bob", "carol"]
+    )
+    assert got == [
+        {"nick": "alice", "mark": "@"},
+        {"nick": "bob", "mark": "+"},
+        {"nick": "carol", "mark": ""},
+    ]
+
+
+# -- room rules on the page ---------------------------------------------------------------
+
+
+def test_the_header_shows_the_topic_and_the_list_marks_operators(
+    browser_page: BrowserPage, chat: ChatServer
+) -> None:
+    page = login(browser_page, chat, "alice")
+    say(page, "/join dev")
+    sees(browser_page, "*** you joined #dev")
+    users = page.locator("#user-list li")
+    browser_page.expect(users).to_have_text(["@alice (you)"])  # the creator runs the room
+    say(page, "/topic release day")
+    browser_page.expect(page.locator("#topic")).to_have_text("release day")
+    bob = ChatClient(chat.address)
+    try:
+        bob.register("bob")
+        bob.send("/join #dev")
+        bob.expect(r"^\*\*\* topic: release day \(set by alice\)$")
+        browser_page.expect(users).to_have_text(["@alice (you)", "bob"])
+        say(page, "/voice bob")
+        browser_page.expect(users).to_have_text(["@alice (you)", "+bob"])
+        say(page, "/join lobby")
+        browser_page.expect(page.locator("#topic")).to_be_hidden()
+    finally:
+        bob.close()
+    assert browser_page.errors == []
+
+
+def test_a_kick_is_seen_by_the_kicker_and_the_kicked_on_the_page(
+    browser_page: BrowserPage, chat: ChatServer, servers: Servers
+) -> None:
+    page = login(browser_page, chat, "alice")
+    say(page, "/join dev")
+    sees(browser_page, "*** you joined #dev")
+    bob = servers.terminal(chat, "bob")
+    bob.send("/join #dev")
+    bob.expect(r"^\*\*\* you joined #dev$")
+    users = page.locator("#user-list li")
+    browser_page.expect(users).to_have_text(["@alice (you)", "bob"])
+    # The page's user kicks: the page shows it and drops bob from the list; bob is told.
+    say(page, "/kick bob spamming")
+    sees(browser_page, "*** bob was kicked by alice (spamming)")
+    browser_page.expect(users).to_have_text(["@alice (you)"])
+    bob.expect(r"^\*\*\* you were kicked from #dev by alice \(spamming\)$")
+    bob.expect(r"^\*\*\* you joined #lobby$")
+    # Then the page's user is kicked: sent to the lobby, which the header and list follow.
+    bob.send("/join #ops")
+    bob.expect(r"^\*\*\* you joined #ops$")
+    say(page, "/join ops")
+    sees(browser_page, "*** you joined #ops")
+    bob.send("/kick alice enough")
+    sees(browser_page, "*** you were kicked from #ops by bob (enough)")
+    browser_page.expect(page.locator("#room")).to_have_text("#lobby")
+    browser_page.expect(users).to_have_text(["alice (you)"])
+    assert browser_page.errors == []

@@ -13,10 +13,11 @@ the system's CAs unless ``--insecure``); answer a ``Password: `` prompt (from
 until the server's first prompt, so the line editor is free to ask); register
 (with ``--nick`` by itself, otherwise the user's first line answers the
 server's prompt); then send each input line and show each received line,
-neutralised by ``render``.  At end of input the socket is half-closed and the
-client waits briefly for the server to close; over TLS, where half-closing is
-impossible (gevent's ``SSLSocket.shutdown`` drops the TLS state), it sends
-``/quit`` and reads until the server closes.  A dropped connection is an
+neutralised by ``render``.  At end of input a registered client sends
+``/quit`` (so Ctrl-D leaves as ``/quit`` does), the socket is half-closed and
+the client waits briefly for the server to close; over TLS, where
+half-closing is impossible (gevent's ``SSLSocket.shutdown`` drops the TLS
+state), the ``/quit`` alone ends it.  A dropped connection is an
 error, unless ``--reconnect`` is given (which sends the password again).
 
 Exit status: 0 done; 1 unreachable, TLS handshake or certificate check
@@ -420,22 +421,24 @@ class Client:
     def _half_close(self) -> None:
         """We send nothing more; the server closes when it has read everything.
 
-        A TLS socket cannot be half-closed (``SSLSocket.shutdown`` drops its
-        TLS state): a registered client says ``/quit`` instead, which the
-        server reads after every line before it; an unregistered one has
-        nothing in flight and just leaves.
+        A registered client says ``/quit`` last, so that leaving by the end
+        of input (Ctrl-D) ends as ``/quit`` does, with the server's
+        ``*** bye``; the server reads it after every line before it.  A TLS
+        socket cannot be half-closed (``SSLSocket.shutdown`` drops its TLS
+        state), so there the ``/quit`` is all; an unregistered TLS client
+        has nothing in flight and just leaves.
         """
         if self.half_closed:
             return
         self.half_closed = True
         self.close_deadline = time.monotonic() + CLOSE_GRACE_SECONDS
+        if self.registered and not self.quit_sent:
+            self.quit_sent = True
+            self._send("/quit")
         if self.context is None:
             tls.shutdown_fd(self.sock, socket.SHUT_WR)
         elif not self.registered:
             self.close_deadline = time.monotonic()
-        elif not self.quit_sent:
-            self.quit_sent = True
-            self._send("/quit")
 
     def _note(self, text: str) -> None:
         """A notice of the client's own, shown like the server's."""

@@ -11,6 +11,7 @@ import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 
+from .address import WILDCARD_HOSTS
 from .errors import ConfigError
 from .protocol import is_valid_nick
 from .version import VersionAction
@@ -149,6 +150,7 @@ class Config:
             raise ConfigError(f"--log-level must be one of {', '.join(_LOG_LEVELS)}")
         self._check_hardening()
         self._check_cluster()
+        self._check_ports()
 
     def _check_cluster(self) -> None:
         if self.redis_url is not None and not self.redis_url.strip():
@@ -186,6 +188,28 @@ class Config:
                 raise ConfigError(f"--web-origin: {err}") from None
         object.__setattr__(self, "web_origins", tuple(origins))
 
+    def _check_ports(self) -> None:
+        """No two of the ports share a number on one address: found here, before
+        anything listens, not when the second bind fails."""
+        bound = [(f"--port {self.port}", self.host, self.port, self.port)]
+        if self.web_port is not None:
+            host = self.host if self.web_host is None else self.web_host
+            bound.append((f"--web-port {self.web_port}", host, self.web_port, self.web_port))
+        if self.metrics_port is not None:
+            last = self.metrics_port + self.workers - 1  # one each: --metrics-port, the next one, ...
+            name = f"--metrics-port {self.metrics_port}"
+            if self.workers > 1:
+                name += f" (ports {self.metrics_port}-{last} for {self.workers} workers)"
+            bound.append((name, self.metrics_host, self.metrics_port, last))
+        for flag, port in (("--irc-port", self.irc_port), ("--irc-tls-port", self.irc_tls_port)):
+            if port is not None:
+                bound.append((f"{flag} {port}", self.host, port, port))
+        for i, (name, host, first, last) in enumerate(bound):
+            for other, other_host, other_first, other_last in bound[:i]:
+                shared = first and other_first and first <= other_last and other_first <= last
+                if shared and _may_overlap(host, other_host):
+                    raise ConfigError(f"{name} and {other} would share a port: give each its own")
+
     def _check_hardening(self) -> None:
         if self.rate_limit < 0:
             raise ConfigError("--rate-limit must not be negative (0 disables it)")
@@ -211,6 +235,11 @@ class Config:
             raise ConfigError("--max-password-failures must not be negative (0 is unlimited)")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port must be 0-65535, not {self.metrics_port}")
+
+
+def _may_overlap(host: str, other: str) -> bool:
+    """Whether binding both hosts on one port may clash (names are not resolved)."""
+    return host == other or host in WILDCARD_HOSTS or other in WILDCARD_HOSTS
 
 
 def build_parser() -> argparse.ArgumentParser:

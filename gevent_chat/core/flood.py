@@ -17,9 +17,11 @@ class TokenBucket:
 
     One token pays for one line.  ``take`` hands out what is there (never
     more), and ``delay`` says how long until the next whole token exists.
+    ``hold_back`` marks the sender as being slowed down, until the bucket is
+    full again: one flood, however long, is one episode.
     """
 
-    __slots__ = ("_stamp", "burst", "rate", "tokens")
+    __slots__ = ("_stamp", "burst", "rate", "slowed", "tokens")
 
     def __init__(self, rate: float, burst: int, now: float) -> None:
         if rate <= 0 or burst < 1:
@@ -28,6 +30,7 @@ class TokenBucket:
         self.burst = burst
         self.tokens = float(burst)
         self._stamp = now
+        self.slowed = False
 
     def _refill(self, now: float) -> None:
         elapsed = now - self._stamp
@@ -38,6 +41,8 @@ class TokenBucket:
     def take(self, n: int, now: float) -> int:
         """Take up to ``n`` tokens; returns how many were granted (0..n)."""
         self._refill(now)
+        if self.tokens >= self.burst:
+            self.slowed = False  # full again: the sender kept to the rate since
         granted = min(n, int(self.tokens))
         self.tokens -= granted
         return granted
@@ -48,3 +53,9 @@ class TokenBucket:
         if self.tokens >= 1:
             return 0.0
         return (1.0 - self.tokens) / self.rate
+
+    def hold_back(self) -> bool:
+        """Note that the sender waits for tokens; True if that starts an episode (tell them)."""
+        started = not self.slowed
+        self.slowed = True
+        return started

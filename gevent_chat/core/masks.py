@@ -80,13 +80,17 @@ class Mask:
     def __hash__(self) -> int:
         return hash(self.key)
 
-    def matches(self, nick: str, address: str | None = None, user: str | None = None) -> bool:
+    def matches(
+        self, nick: str, address: str | None = None, user: str | None = None, key: str | None = None
+    ) -> bool:
         """True if the user ``nick`` connected from ``address`` falls under this mask.
 
         ``user`` is IRC's user name; a line-protocol user has none, and their
         nick stands in.  A mask with an address never matches an unknown one.
+        ``key`` is ``name_key(nick)`` if the caller has it (checking many
+        masks, compute it once).
         """
-        if self._nick.fullmatch(name_key(nick)) is None:
+        if self._nick.fullmatch(name_key(nick) if key is None else key) is None:
             return False
         if self._user is not None and self._user.fullmatch(user if user is not None else nick) is None:
             return False

@@ -21,15 +21,24 @@ from typing import Any
 
 from .effects import Effect, Removed, ToRoom, ToUser
 from .errors import ClientError, NoSuchNick, NoSuchRoom, NotInRoom, UserNotInRoom
-from .events import Invited, Kicked, ModeChanged, TopicSet
+from .events import Event, Invited, Kicked, ModeChanged, TopicSet
 from .masks import parse_mask
-from .modes import parse_changes
+from .modes import Change, parse_changes
 from .names import name_key
 from .protocol import sanitise
 from .registry import Registry
 from .rooms import Room
 
-__all__ = ["BAN_REASON", "UserInRoom", "change_modes", "invite", "kick", "room_for", "set_topic"]
+__all__ = [
+    "BAN_REASON",
+    "UserInRoom",
+    "apply_remote",
+    "change_modes",
+    "invite",
+    "kick",
+    "room_for",
+    "set_topic",
+]
 
 #: The reason given to a member a new ban kicks.
 BAN_REASON = "banned"
@@ -80,7 +89,9 @@ def change_modes(
     changes = parse_changes(words)
 
     def member(target: str) -> str | None:
-        return registry.nick_of(target) if registry.is_in(target, room.name) else None
+        if registry.is_in(target, room.name):
+            return registry.nick_of(target)
+        return _elsewhere(registry, room, target)
 
     before = room.state
     after, event = before.change_modes(nick, changes, member, when, oper)
@@ -119,12 +130,58 @@ def kick(
     room = room_for(registry, by, name, oper)
     target = registry.get(nick)
     if target is None or not registry.is_in(nick, room.name):
-        raise UserNotInRoom(sanitise(nick), room.name)
+        remote = _elsewhere(registry, room, nick)
+        if remote is None:
+            raise UserNotInRoom(sanitise(nick), room.name)
+        # On another server: that server takes them out when the event reaches it.
+        room.state, event = room.state.kick(by, remote, reason, oper)
+        return event, [ToRoom(room, event)]
     spelled = registry.nick_of(nick) or nick
     state, event = room.state.kick(by, spelled, reason, oper)
     registry.part(spelled, room.name)
     room.state = state.leave(spelled)
     return event, [ToRoom(room, event), Removed(target, event)]
+
+
+def _elsewhere(registry: Registry[Any], room: Room[Any], nick: str) -> str | None:
+    """``nick`` as spelled if they are in ``room`` on another server (asked of the directory)."""
+    if registry.directory is None or registry.get(nick) is not None:
+        return None
+    key = name_key(nick)
+    return next((n for n in registry.who(room) or () if name_key(n) == key), None)
+
+
+def apply_remote(registry: Registry[Any], room: Room[Any], event: Event, when: float) -> list[Effect]:
+    """Bring this server's copy of ``room``'s rules in line with ``event``, decided on another server.
+
+    Called for every event a room receives from elsewhere, in order with its
+    lines.  A kick takes a member of this server out (``Removed``); a new
+    ban kicks the members of this server it matches, as on the server that
+    set it (the returned effects tell the room, here and elsewhere).  The
+    other server checked the rules, so they are applied as a server
+    operator's; a change this copy cannot take (it drifted) is skipped.
+    """
+    try:
+        if isinstance(event, TopicSet):
+            room.state = room.state.set_topic(event.nick, event.text, when, oper=True)[0]
+        elif isinstance(event, ModeChanged):
+            changes = [Change(change[0], change[1:], arg) for change, arg in event.changes]
+            spelled = registry.nick_of
+            room.state = room.state.change_modes(
+                event.nick, changes, lambda n: spelled(n) or n, when, oper=True
+            )[0]
+            added = [parse_mask(arg) for change, arg in event.changes if change == "+b" and arg is not None]
+            if added:
+                return _kick_banned(registry, room, event.nick, added, oper=True)
+        elif isinstance(event, Kicked):
+            room.state = room.state.leave(event.nick)
+            target = registry.get(event.nick)
+            if target is not None and registry.is_in(event.nick, room.name):
+                registry.part(event.nick, room.name)
+                return [Removed(target, event)]
+    except ClientError:
+        pass  # this copy drifted from the other server's (e.g. a ban list already full)
+    return []
 
 
 def invite(

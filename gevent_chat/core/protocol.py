@@ -104,6 +104,12 @@ def notice(text: str) -> bytes:
     return f"*** {text}\n".encode()
 
 
+def slow_down(waiting: int, rate: float) -> bytes:
+    """What a sender is told when flood control starts holding its lines back."""
+    lines = "line" if waiting == 1 else "lines"
+    return notice(f"slow down: {waiting} {lines} waiting, sending {rate:g} a second")
+
+
 class LineBuffer:
     """Split a byte stream into lines of at most ``limit`` bytes.
 

@@ -109,6 +109,7 @@ class Registry(Generic[M]):
             check_new_nick(nick)  # before any claim: an invalid nick must claim nothing
         if self.directory is not None:
             self._claim(key, nick)
+        elsewhere = self._elsewhere(room)
         with self._lock:
             if key in self._members:
                 raise NickTaken(f"nickname {nick} is taken, choose another")
@@ -117,7 +118,7 @@ class Registry(Generic[M]):
             self._members[key] = member
             self._nicks[key] = nick
             self._rooms_of[key] = {}
-            joined = None if room is None else self._enter(key, member, room)
+            joined = None if room is None else self._enter(key, member, room, elsewhere)
         if self.directory is not None and joined is not None:
             self.directory.enter(nick, joined.name)
         return joined
@@ -185,6 +186,7 @@ class Registry(Generic[M]):
         room's name mixes scripts.
         """
         key, rkey = name_key(nick), name_key(room)
+        elsewhere = self._elsewhere(room)
         with self._lock:
             held = self._rooms_of[key]
             if rkey in held:
@@ -193,7 +195,7 @@ class Registry(Generic[M]):
                 raise TooManyRooms(room, self.max_rooms)
             if rkey not in self._rooms:
                 check_new_room(room)
-            joined = self._enter(key, self._members[key], room)
+            joined = self._enter(key, self._members[key], room, elsewhere)
         if self.directory is not None:
             self.directory.enter(self._nicks.get(key, nick), joined.name)
         return joined
@@ -217,12 +219,13 @@ class Registry(Generic[M]):
         name mixes scripts.
         """
         key = name_key(nick)
+        elsewhere = self._elsewhere(room)
         with self._lock:
             if name_key(room) not in self._rooms:
                 check_new_room(room)
             member = self._members[key]
             old = self._leave(key, member, next(iter(self._rooms_of[key])))
-            new = self._enter(key, member, room)
+            new = self._enter(key, member, room, elsewhere)
         if self.directory is not None:
             spelled = self._nicks.get(key, nick)
             self.directory.leave(spelled, old.name)
@@ -230,6 +233,18 @@ class Registry(Generic[M]):
         return old, new
 
     # -- the cluster-wide view: the directory's answer, else this server's ----------
+
+    def _elsewhere(self, room: str | None) -> bool:
+        """True if ``room`` is not here but has users on other servers (then nobody here creates it).
+
+        Asked of the directory, outside the lock; without an answer, no.
+        """
+        if room is None or self.directory is None or name_key(room) in self._rooms:
+            return False
+        if name_key(room) == name_key(DEFAULT_ROOM):
+            return False  # an open room has no creator: no need to ask
+        counts = self.directory.rooms() or {}
+        return any(name_key(name) == name_key(room) and n > 0 for name, n in counts.items())
 
     def _claim(self, key: str, nick: str) -> None:
         """Claim ``nick`` in the directory (outside the lock); raises ``NickTaken``."""
@@ -261,10 +276,11 @@ class Registry(Generic[M]):
 
     # The two helpers below run with the lock held.
 
-    def _enter(self, key: str, member: M, name: str) -> Room[M]:
+    def _enter(self, key: str, member: M, name: str, elsewhere: bool = False) -> Room[M]:
+        """Put ``member`` in ``name``; ``elsewhere``: the room has users on other servers."""
         rkey = name_key(name)
         room = self._rooms.get(rkey)
-        created = room is None
+        created = room is None and not elsewhere
         if room is None:
             room = self._rooms[rkey] = Room(name, self._history_size)
         # The creator, the first one in, runs the room (an open room excepted).

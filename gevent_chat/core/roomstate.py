@@ -102,7 +102,10 @@ class RoomState:
 
     def banned(self, nick: str, address: str | None, user: str | None = None) -> Ban | None:
         """The first ban that covers ``nick`` from ``address``, if any."""
-        return next((b for b in self.bans if b.mask.matches(nick, address, user)), None)
+        if not self.bans:
+            return None
+        key = name_key(nick)
+        return next((b for b in self.bans if b.mask.matches(nick, address, user, key)), None)
 
     def mode_words(self, show_key: bool = True) -> list[str]:
         """The modes as IRC shows them: ``["+kmnt", "KEY"]`` (the key hidden unless ``show_key``)."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 from .errors import ClientError
 from .masks import Mask, parse_mask
+from .names import name_key
 from .protocol import sanitise
 
 __all__ = ["MAX_SERVER_BANS", "ServerBan", "ServerBans"]
@@ -42,7 +43,10 @@ class ServerBans:
 
     def matching(self, nick: str, address: str | None, user: str | None = None) -> ServerBan | None:
         """The first ban that covers ``nick`` from ``address``, if any."""
-        return next((b for b in self.bans if b.mask.matches(nick, address, user)), None)
+        if not self.bans:
+            return None
+        key = name_key(nick)
+        return next((b for b in self.bans if b.mask.matches(nick, address, user, key)), None)
 
     def add(self, raw: str, nick: str, reason: str | None, when: float) -> tuple[ServerBans, ServerBan]:
         """Ban the mask on ``raw``; raises ``BadMask``, or ``ClientError`` when full or already banned."""

@@ -12,6 +12,7 @@ It never monkey-patches: every socket here is a gevent socket already.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import resource
@@ -27,7 +28,7 @@ from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
 from ..core import config as cfg
-from ..core.address import format_address
+from ..core.address import browsable_url, format_address
 from ..core.config import Config, parse_args
 from ..core.errors import ChatError, ClientError, ConfigError
 from ..core.limits import ConnectionLimits, FailureBudget
@@ -53,12 +54,19 @@ log = logging.getLogger("gevent_chat")
 
 
 class ListenError(OSError):
-    """A port could not be bound; the message names it."""
+    """A port could not be bound; the message names it once, and the option to change.
 
-    def __init__(self, host: str, port: int, cause: OSError) -> None:
-        super().__init__(
-            cause.errno, f"cannot listen on {format_address(host, port)}: {cause.strerror or cause}"
-        )
+    ``cause.strerror`` is not used as is: gevent appends the address to it
+    (``Address already in use: ('0.0.0.0', 8000)``).
+    """
+
+    def __init__(self, host: str, port: int, cause: OSError, option: str = "--port") -> None:
+        reason = os.strerror(cause.errno) if cause.errno else str(cause)
+        if cause.errno in (errno.EADDRINUSE, errno.EACCES):
+            reason += f": choose another with {option}"
+        elif cause.errno == errno.EADDRNOTAVAIL:
+            reason += f": not an address of this machine ({option.replace('port', 'host')})"
+        super().__init__(cause.errno, f"cannot listen on {format_address(host, port)}: {reason}")
 
     def __str__(self) -> str:
         return str(self.strerror)
@@ -176,11 +184,13 @@ class ChatServer:
         self._start_irc()
         if config.metrics_port is not None:
             try:
-                self.metrics_address = self.metrics.serve(config.metrics_host, config.metrics_port)
+                self.metrics_address = self.metrics.serve(
+                    config.metrics_host, config.metrics_port, _spare_descriptors(config.max_clients)
+                )
             except OSError as err:
                 listener.stop(timeout=0)
-                raise ListenError(config.metrics_host, config.metrics_port, err) from err
-            log.info("metrics on http://%s/metrics", format_address(*self.metrics_address))
+                raise ListenError(config.metrics_host, config.metrics_port, err, "--metrics-port") from err
+            log.info("metrics on %s", browsable_url("http", *self.metrics_address, "/metrics"))
         if config.idle_timeout:
             self._sweeper = gevent.spawn(self._sweep_idle, config.idle_timeout)
 
@@ -192,9 +202,9 @@ class ChatServer:
         except OSError as err:
             assert self._listener is not None
             self._listener.stop(timeout=0)
-            raise ListenError(host, config.web_port or 0, err) from err
+            raise ListenError(host, config.web_port or 0, err, "--web-port") from err
         scheme = "https" if self.tls_context else "http"
-        log.info("browser client on %s://%s/", scheme, format_address(*web.address))
+        log.info("browser client on %s", browsable_url(scheme, *web.address))
 
     def _start_irc(self) -> None:
         irc = self.irc
@@ -207,7 +217,8 @@ class ChatServer:
             self._listener.stop(timeout=0)
             if self.web is not None:
                 self.web.stop()
-            raise ListenError(self.config.host, failed.port, err) from err
+            flag = "--irc-tls-port" if failed.tls_context is not None else "--irc-port"
+            raise ListenError(self.config.host, failed.port, err, flag) from err
         for port in irc.ports:
             log.info("IRC%s on %s", " (TLS)" if port.tls_context else "", format_address(*port.address))
 
@@ -289,6 +300,14 @@ def _with_password_file(config: Config) -> Config:
 
 #: Descriptors a server needs besides its clients' (listeners, log, metrics, spare).
 SPARE_DESCRIPTORS = 32
+
+
+def _spare_descriptors(max_clients: int) -> int:
+    """Descriptors this process has beyond what its clients and listeners may take."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return sys.maxsize
+    return soft - max_clients - SPARE_DESCRIPTORS
 
 
 def _raise_descriptor_limit(max_clients: int) -> None:

@@ -35,9 +35,9 @@ from collections.abc import Collection, Sequence
 
 import gevent
 
-from ..core import codec, protocol
-from ..core.effects import Effect, Reply, Send, ToRoom, ToShared, ToUser
-from ..core.events import Event, Renderer, Said
+from ..core import codec, moderation, protocol
+from ..core.effects import Effect, Removed, Reply, Send, ToRoom, ToShared, ToUser
+from ..core.events import Event, Kicked, ModeChanged, Renderer, Said, TopicSet
 from ..core.names import name_key
 from ..core.registry import Registry
 from ..core.rooms import Room
@@ -49,6 +49,9 @@ from .outbox import Outbox
 __all__ = ["HALF_FULL_WAIT_SECONDS", "Hub"]
 
 log = logging.getLogger("gevent_chat")
+
+#: Events that change a room's rules, which every server's copy of the room applies.
+_RULES = (TopicSet, ModeChanged, Kicked)
 
 #: How long a sender waits, per turn, for a recipient past half full to drain.
 HALF_FULL_WAIT_SECONDS = 0.05
@@ -211,6 +214,8 @@ class Hub:
         when = time.time()
         if remember and type(event) is Said:
             local.remember(when, event)
+        # A room's rules changed elsewhere: this copy follows, in order with the lines.
+        after = moderation.apply_remote(self.registry, local, event, when) if type(event) in _RULES else []
         if rooms:  # Quit, NickChanged: sent once per room, seen once per user
             via, listed, rooms_of = name_key(room), [name_key(r) for r in rooms], self.registry.rooms_of
             members = [
@@ -222,6 +227,13 @@ class Hub:
             self.fan_out(members, event, when, self._inbound)
         else:
             self.broadcast(local, event, when, self._inbound)
+        for effect in after:
+            if isinstance(effect, Removed):  # a member here was kicked there
+                effect.member.kicked(effect.event)
+            elif isinstance(effect, ToRoom):  # a ban set there kicked a member here
+                self.broadcast(effect.room, effect.event, when, self._inbound)
+                data = codec.encode(effect.event)
+                self.bus.publish(effect.room.name, data, codec.line_count(data), False)
         if self._inbound:
             self.drain(self._inbound)
 

@@ -183,7 +183,8 @@ class Member(Outbox):
 
         Over its rate, the reader sleeps until tokens refill instead of
         reading on: the lines already received wait in order, the sender's
-        TCP window fills, and nothing is dropped.  Other clients are served
+        TCP window fills, and nothing is dropped.  The sender is told once,
+        when this starts (``TokenBucket.hold_back``).  Other clients are served
         by their own greenlets meanwhile.
         """
         if not lines:
@@ -209,6 +210,8 @@ class Member(Outbox):
                 granted = bucket.take(n - i, now)
                 if not granted:
                     metrics.throttles.inc()
+                    if bucket.hold_back():  # once a flood, not once a pause
+                        self.deliver(protocol.slow_down(n - i, rate))
                     log.debug("%s (%s) paced: %d lines waiting", self.nick, self.peer, n - i)
                     gevent.sleep(bucket.delay(now))
                     now = time.monotonic()

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
@@ -43,12 +44,18 @@ TIMEOUT_KINDS = ("register", "idle")
 
 log = logging.getLogger("gevent_chat")
 
-#: Scrapes served at once; more wait in the listen backlog, not in memory.
-MAX_SCRAPERS = 16
-#: Seconds a scraper may take to send its request (and to read the answer).
+#: Connections served at once, a greenlet each (a few KB): as many as the
+#: descriptors left beside the clients' allow, within these bounds.  More
+#: wait in the listen backlog.  Half-sent requests cannot keep a scraper
+#: out for long: each connection has ``SCRAPE_TIMEOUT`` in all.
+MIN_SCRAPERS = 64
+MAX_SCRAPERS = 1024
+#: Seconds a connection may take to send its request and read the answer.
 SCRAPE_TIMEOUT = 5.0
 #: Longest error message logged for one bad request.
 MAX_LOGGED_CHARS = 200
+#: The answer to a request that cannot be parsed (pywsgi's own).
+BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-length: 0\r\n\r\n"
 
 
 class _ErrorLog:
@@ -71,10 +78,40 @@ class _ScrapeHandler(WSGIHandler):
 
     def handle(self) -> None:
         self.socket.settimeout(SCRAPE_TIMEOUT)  # a silent scraper must not hold a slot
-        super().handle()
+        # ... nor one that trickles: the whole connection has the deadline.
+        deadline = gevent.Timeout(SCRAPE_TIMEOUT)
+        deadline.start()
+        try:
+            super().handle()
+        except gevent.Timeout as exc:
+            if exc is not deadline:
+                raise
+            # pywsgi closed the socket in its own ``finally``
+        finally:
+            deadline.close()
 
     def _log_error(self, t: type[BaseException], v: BaseException, tb: TracebackType | None) -> None:
         log.warning("metrics: %s: %s", t.__name__, str(v)[:MAX_LOGGED_CHARS])
+
+    def _handle_client_error(self, ex: Exception) -> tuple[str, bytes]:
+        """A request pywsgi could not parse: one info line, and a 400.
+
+        pywsgi's own prints a traceback to stderr for anything not a
+        ``ValueError`` (``http.client`` raises ``HTTPException`` for too
+        many or too long header lines), whatever the log level.
+        """
+        self._log_bad_request(str(ex) or type(ex).__name__)
+        return "400", BAD_REQUEST
+
+    def handle_one_request(self) -> Any:
+        result = super().handle_one_request()
+        if isinstance(result, tuple) and result[0] == "414":  # answered, but never logged
+            self._log_bad_request("request line too long")
+        return result
+
+    def _log_bad_request(self, reason: str) -> None:
+        text = "".join(c if c.isprintable() else "?" for c in " ".join(reason.split()))
+        log.info("metrics: bad request from %s: %s", self.client_address[0], text[:MAX_LOGGED_CHARS])
 
 
 class Tally:
@@ -207,15 +244,18 @@ class Metrics:
         """Export a Redis bus's counters and the Redis-up gauge (``ClusterCollector``)."""
         self.registry.register(ClusterCollector(counters, up))
 
-    def serve(self, host: str, port: int) -> tuple[str, int]:
-        """Serve ``/metrics`` over HTTP in this process's hub; returns the bound address."""
+    def serve(self, host: str, port: int, descriptors: int) -> tuple[str, int]:
+        """Serve ``/metrics`` over HTTP in this process's hub; returns the bound address.
+
+        ``descriptors`` is how many this port may use (see ``MIN_SCRAPERS``).
+        """
         http = WSGIServer(
             (host, port),
             make_wsgi_app(self.registry),
             log=None,
             error_log=_ErrorLog(),
             handler_class=_ScrapeHandler,
-            spawn=Pool(MAX_SCRAPERS),
+            spawn=Pool(max(MIN_SCRAPERS, min(MAX_SCRAPERS, descriptors))),
         )
         http.start()
         self._http = http

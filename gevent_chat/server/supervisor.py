@@ -33,7 +33,8 @@ from gevent import socket, subprocess
 from gevent.event import Event
 
 from ..core.address import format_address
-from ..core.config import Config
+from ..core.config import Config, build_parser
+from .app import ListenError
 
 __all__ = ["reusable_socket", "supervise"]
 
@@ -180,11 +181,33 @@ class Worker:
 
 
 def _worker_argv(config: Config, argv: list[str], number: int, port: int, url: str) -> list[str]:
-    """The worker's command line: the supervisor's, with these options last (argparse keeps the last)."""
-    extra = ["--workers", "1", "--reuse-port", "--port", str(port), "--redis-url", url]
+    """The worker's command line: the supervisor's, with the options set here replaced.
+
+    Replaced, not overridden by repeating them last: ``ps`` would show
+    ``--workers 2 ... --workers 1`` and two ports.
+    """
+    extra = ["--reuse-port", "--port", str(port), "--redis-url", url]
     if config.metrics_port:  # one port each: --metrics-port, the next one, ...
         extra += ["--metrics-port", str(config.metrics_port + number - 1)]
-    return [*argv, *extra]
+    replaced = {"--workers", *(option for option in extra if option.startswith("--"))}
+    return [*_without_options(argv, replaced), *extra]
+
+
+def _without_options(argv: list[str], names: set[str]) -> list[str]:
+    """``argv`` less the options ``names`` and their values, in any spelling argparse
+    takes (``--port 1``, ``--port=1``, a unique prefix such as ``--wor 2``)."""
+    actions = build_parser()._option_string_actions  # argparse's own table of option strings
+    kept: list[str] = []
+    tokens = iter(argv)
+    for token in tokens:
+        name, equals, _ = token.partition("=")
+        matches = [s for s in actions if s == name] or [s for s in actions if s.startswith(name)]
+        action = actions[matches[0]] if token.startswith("--") and len(matches) == 1 else None
+        if action is None or not names.intersection(action.option_strings):
+            kept.append(token)
+        elif action.nargs != 0 and not equals:
+            next(tokens, None)  # its value
+    return kept
 
 
 def supervise(config: Config, argv: list[str]) -> int:
@@ -225,7 +248,7 @@ def _run_workers(config: Config, argv: list[str], url: str) -> int:
     try:
         holder = reusable_socket(config.host, config.port, listen=False)  # fixes the port, never accepts
     except OSError as err:
-        log.error("cannot listen on %s: %s", format_address(config.host, config.port), err.strerror or err)
+        log.error("%s", ListenError(config.host, config.port, err))
         return 1
     port = int(holder.getsockname()[1])
     stopping, stop = Event(), Event()

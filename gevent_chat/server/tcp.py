@@ -52,9 +52,6 @@ REFUSAL_HANDSHAKE_SECONDS = 2.0
 #: Refused TLS clients given a handshake at once, to be told why; any more are
 #: closed at once, so a flood of refusals costs almost nothing.
 MAX_REFUSAL_HANDSHAKES = 8
-#: A TLS client speaks first (its ClientHello); silence this long on a TLS
-#: port is a plaintext client waiting for a prompt.
-TLS_SILENCE_SECONDS = 2.0
 #: The first byte of a TLS handshake record.
 _TLS_HANDSHAKE = 0x16
 _REQUIRES_TLS = protocol.notice("this port requires TLS")
@@ -138,7 +135,11 @@ class Admission:
     def _secure(
         self, sock: socket.socket, addr: tuple[str, int], refusal: str | None
     ) -> socket.socket | None:
-        """The TLS socket after a handshake within the window, or None (then told why)."""
+        """The TLS socket after a handshake within the window, or None.
+
+        Only a first byte that cannot open a TLS handshake is answered (in
+        plaintext); silence, a stalled handshake and a failed one are closed.
+        """
         assert self.tls_context is not None
         app = self.app
         if refusal is None:
@@ -148,19 +149,13 @@ class Admission:
             self.refusal_handshakes += 1
         started = time.monotonic()
         try:
-            if not _speaks_tls(sock, min(window, TLS_SILENCE_SECONDS)):
-                log.info("plaintext client %s on the TLS port", addr[0])
+            first = _first_byte(sock, window)
+            if first is None:  # silent all the window, or gone
+                log.info("no TLS handshake from %s", addr[0])
                 app.metrics.refused.labels("tls_handshake").inc()
-                try:
-                    sock.settimeout(0.0)
-                    sock.recv(RECV_BYTES)  # what it typed: unread, the close would be a reset
-                except OSError:
-                    pass
-                try:
-                    sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
-                    sock.sendall(self.requires_tls)
-                except OSError:
-                    pass
+                return None
+            if first != _TLS_HANDSHAKE:
+                self._tell_plaintext(sock, addr)
                 return None
             remaining = max(0.001, window - (time.monotonic() - started))
             return tls.handshake(self.tls_context, sock, remaining)
@@ -171,6 +166,21 @@ class Admission:
         finally:
             if refusal is not None:
                 self.refusal_handshakes -= 1
+
+    def _tell_plaintext(self, sock: socket.socket, addr: tuple[str, int]) -> None:
+        """Tell a client that spoke plaintext on the TLS port so, best effort."""
+        log.info("plaintext client %s on the TLS port", addr[0])
+        self.app.metrics.refused.labels("tls_handshake").inc()
+        try:
+            sock.settimeout(0.0)
+            sock.recv(RECV_BYTES)  # what it typed: unread, the close would be a reset
+        except OSError:
+            pass
+        try:
+            sock.settimeout(REFUSAL_HANDSHAKE_SECONDS)
+            sock.sendall(self.requires_tls)
+        except OSError:
+            pass
 
     def _refuse(self, sock: socket.socket, addr: tuple[str, int], reason: str) -> None:
         """Tell a client over a limit why, best effort, and let the handler close it."""
@@ -192,20 +202,21 @@ class TcpTransport(Admission):
         return member.run(LineReader(member).read, deadline)
 
 
-def _speaks_tls(sock: socket.socket, timeout: float) -> bool:
-    """True if the peer's first byte opens a TLS handshake (it is left unread).
+def _first_byte(sock: socket.socket, timeout: float) -> int | None:
+    """The peer's first byte (left unread), or None after ``timeout`` of silence or at EOF.
 
-    False if it sends anything else, or nothing within ``timeout``: a TLS
-    client speaks first, a plaintext one waits for the prompt.
+    A TLS client speaks first, but its ClientHello may come late (a slow
+    link, a loaded client): silence is waited out for the whole window, not
+    taken for a plaintext client waiting for a prompt.
     """
     sock.settimeout(timeout)
     try:
         first = sock.recv(1, socket.MSG_PEEK)
     except TimeoutError:
-        return False
+        return None
     finally:
         sock.settimeout(None)
-    return first[:1] == bytes([_TLS_HANDSHAKE])
+    return first[0] if first else None
 
 
 class Listener(StreamServer):

@@ -99,7 +99,9 @@ class WebTransport(Admission):
         super().__init__(app)
         config = app.config
         self.site = Site(
-            static.assets(), origins=frozenset(config.web_origins), max_line_bytes=config.max_line_bytes
+            static.assets(config.max_line_bytes),
+            origins=frozenset(config.web_origins),
+            max_line_bytes=config.max_line_bytes,
         )
         #: Open WebSockets (their members are in ``app.connections`` too).
         self.links: dict[Member, Link] = {}

@@ -108,12 +108,14 @@
   const ui = {
     body: document.body,
     room: $("room"),
+    topic: $("topic"),
     me: $("me"),
     status: $("status"),
     login: $("login"),
     nick: $("nick"),
     passwordRow: $("password-row"),
     password: $("password"),
+    loginNote: $("login-note"),
     loginError: $("login-error"),
     chat: $("chat"),
     log: $("log"),
@@ -123,13 +125,19 @@
     usersToggle: $("users-toggle"),
     composer: $("composer"),
     input: $("input"),
+    inputHint: $("input-hint"),
   };
 
   const MAX_LOG_LINES = 2000;
   const MAX_HISTORY = 200;
+  const TITLE = "gevent-chat";
+  // The server's --max-line-bytes (UTF-8 bytes of one line), written into the
+  // page by the server; null when the page was not served by it.
+  const MAX_LINE_BYTES = Number.parseInt(ui.body.dataset.maxLineBytes, 10) || null;
 
   const state = {
     ws: null,
+    heard: false, // this connection has had a line from the server
     wanted: null, // the nick asked for; renames follow it
     nick: null, // the nick the server confirmed
     password: null,
@@ -139,13 +147,15 @@
     registered: false,
     everRegistered: false, // then a drop reconnects by itself
     room: "lobby",
-    users: new Map(), // casefold(nick) -> nick
-    who: null, // a /who reply being collected: {room, count, names}
+    topic: "", // the room's topic, shown in the header
+    users: new Map(), // casefold(nick) -> {nick, mark}
+    whoAsked: [], // one per /who sent and not answered yet: true if the page asked (not shown)
+    who: null, // a /who reply being collected: {room, count, names, quiet}
     quitting: false,
     stopped: false, // wrong password: do not retry
     retries: 0,
     retryTimer: null,
-    pings: new Map(), // token -> sent time
+    pings: new Map(), // token -> {at, own}: own tokens are the page's, not shown
     pingSeq: 0,
     history: [],
     historyAt: 0,
@@ -154,8 +164,10 @@
 
   function setState(name, text) {
     ui.body.dataset.state = name;
-    ui.status.textContent = text;
+    if (ui.status.textContent !== text) ui.status.textContent = text;
   }
+
+  const notJoined = () => setState("idle", "not joined");
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -213,38 +225,73 @@
     show(`*** ${text}`, "local");
   }
 
+  // -- the header: where you are and who you are -----------------------------------
+
+  // In the chat (or coming back to it) the header names the room and the nick;
+  // otherwise the page's own name.
+  function renderHeader() {
+    const inChat = state.everRegistered;
+    ui.room.textContent = inChat ? `#${state.room}` : TITLE;
+    ui.me.textContent = inChat && state.nick ? state.nick : "";
+    document.title = inChat ? `#${state.room} - ${TITLE}` : TITLE;
+  }
+
   // -- who is here -----------------------------------------------------------------
 
+  // One name of a /who reply: a channel mark (@ operator, + voice) and the nick.
+  function member(name) {
+    const m = /^([@+]?)(.*)$/su.exec(name);
+    return { nick: m[2], mark: m[1] };
+  }
+
   function renderUsers() {
-    const bare = (n) => casefold(n.replace(/^[@+]/u, ""));
-    const names = [...state.users.values()].sort((a, b) => (bare(a) < bare(b) ? -1 : 1));
+    const members = [...state.users.values()].sort((a, b) => (casefold(a.nick) < casefold(b.nick) ? -1 : 1));
     ui.userList.replaceChildren(
-      ...names.map((n) => {
+      ...members.map(({ nick, mark }) => {
         const item = el("li");
-        item.append(nickSpan(n));
-        if (state.nick && bare(n) === casefold(state.nick)) item.append(el("span", "you", " (you)"));
+        if (mark) item.append(el("span", "mark", mark));
+        item.append(nickSpan(nick));
+        if (state.nick && casefold(nick) === casefold(state.nick)) item.append(el("span", "you", " (you)"));
         return item;
       }),
     );
-    ui.usersTitle.textContent = `In #${state.room} (${names.length})`;
-    ui.usersToggle.textContent = `${names.length} user${names.length === 1 ? "" : "s"}`;
+    ui.usersTitle.textContent = `In #${state.room} (${members.length})`;
+    ui.usersToggle.textContent = `${members.length} user${members.length === 1 ? "" : "s"}`;
   }
 
   function setRoom(room) {
     state.room = room;
-    ui.room.textContent = `#${room}`;
-    document.title = `#${room} - gevent-chat`;
+    renderHeader();
   }
 
-  function addUser(nick) {
-    state.users.set(casefold(nick), nick);
+  function setTopic(topic) {
+    state.topic = topic;
+    ui.topic.textContent = topic;
+    ui.topic.title = topic;
+    ui.topic.hidden = !topic;
+  }
+
+  function addUser(nick, mark = "") {
+    state.users.set(casefold(nick), { nick, mark });
   }
 
   function removeUser(nick) {
+    const gone = state.users.get(casefold(nick));
     state.users.delete(casefold(nick));
+    return gone;
   }
 
-  // Follow the room and its members from the server's notices.
+  function renameUser(old, nick) {
+    addUser(nick, removeUser(old)?.mark);
+  }
+
+  // The page asks /who itself to fill the user list; its answer is not shown.
+  function askWho() {
+    if (send("/who")) state.whoAsked.push(true);
+  }
+
+  // Follow the room and its members from the server's notices.  Returns true
+  // for a line that is the page's own business (an answer to its /who).
   function track(text) {
     let m;
     if ((m = /^\*\*\* (\d+) users? in #(\S+): (.*)$/su.exec(text))) {
@@ -252,48 +299,64 @@
       const names = m[3] ? m[3].split(", ") : [];
       let who = state.who;
       if (!who || who.room !== m[2] || who.count !== count || who.names.length >= count) {
-        who = state.who = { room: m[2], count, names: [] };
+        who = state.who = { room: m[2], count, names: [], quiet: state.whoAsked.shift() ?? false };
       }
       who.names.push(...names);
       if (who.names.length >= count) {
         setRoom(who.room);
-        // "@alice" is an operator of the room, "+bob" has a voice: the mark is shown, not keyed.
-        state.users = new Map(who.names.map((n) => [casefold(n.replace(/^[@+]/u, "")), n]));
+        state.users = new Map(who.names.map(member).map((u) => [casefold(u.nick), u]));
         state.who = null;
       }
-    } else if ((m = /^\*\*\* you joined #(\S+)$/u.exec(text))) {
+      renderUsers();
+      return who.quiet;
+    }
+    if ((m = /^\*\*\* (?:topic: (.*) \(set by \S+\)|\S+ set the topic: (.*))$/su.exec(text))) {
+      setTopic(m[1] ?? m[2]);
+      return false;
+    }
+    if (/^\*\*\* \S+ cleared the topic$/u.test(text)) {
+      setTopic("");
+      return false;
+    }
+    if (/^\*\*\* \S+ (?:made \S+ an operator|removed \S+ as an operator|gave \S+ a voice|took \S+'s voice)$/u.test(text)) {
+      askWho(); // the marks changed
+      return false;
+    }
+    if ((m = /^\*\*\* you joined #(\S+)$/u.exec(text))) {
       setRoom(m[1]);
+      setTopic("");
       state.users = new Map();
       if (state.nick) addUser(state.nick);
-      send("/who");
+      askWho();
     } else if ((m = /^\*\*\* you are now known as (\S+)$/u.exec(text))) {
-      if (state.nick) removeUser(state.nick);
+      if (state.nick) renameUser(state.nick, m[1]);
+      else addUser(m[1]);
       state.nick = state.wanted = m[1];
-      addUser(m[1]);
-      ui.me.textContent = m[1];
+      renderHeader();
     } else if ((m = /^\*\*\* (\S+) is now known as (\S+)$/u.exec(text))) {
-      removeUser(m[1]);
-      addUser(m[2]);
+      renameUser(m[1], m[2]);
     } else if ((m = /^\*\*\* (\S+) joined(?: #\S+)?$/u.exec(text))) {
       addUser(m[1]);
     } else if ((m = /^\*\*\* (\S+) left(?: #\S+| \(.*\))?$/su.exec(text))) {
       removeUser(m[1]);
-    } else if ((m = /^\*\*\* (\S+) was kicked by /u.exec(text))) {
+    } else if ((m = /^\*\*\* (\S+) was kicked by \S+(?: \(.*\))?$/su.exec(text))) {
       removeUser(m[1]);
-    } else if (/^\*\*\* \S+ (made \S+ an operator|removed \S+ as an operator|gave \S+ a voice|took \S+'s voice)$/u.test(text)) {
-      send("/who"); // the marks changed: ask again
-      return;
     } else {
-      return;
+      return false;
     }
     renderUsers();
+    return false;
   }
 
   // -- the connection --------------------------------------------------------------
 
+  // A line as it goes over the wire: one line, whatever was pasted.
+  const wireLine = (line) => line.replace(/[\r\n]+/g, " ");
+  const lineBytes = (line) => encoder.encode(wireLine(line)).length;
+
   function send(line) {
     if (state.ws && state.ws.readyState === WebSocket.OPEN) {
-      state.ws.send(line.replace(/[\r\n]+/g, " "));
+      state.ws.send(wireLine(line));
       return true;
     }
     return false;
@@ -315,13 +378,33 @@
       return;
     }
     state.ws = ws;
+    state.heard = false;
     state.registered = false;
     state.prompted = false;
     state.passwordSent = false;
+    state.whoAsked = [];
+    state.who = null;
     ws.addEventListener("message", (ev) => {
       if (typeof ev.data === "string") onLine(ev.data);
     });
     ws.addEventListener("close", (ev) => onClose(ws, ev));
+  }
+
+  // Wait `delay` seconds, saying how many are left (whole seconds, counted
+  // down as they pass), then connect.
+  function reconnectIn(delay) {
+    const due = performance.now() + delay * 1000;
+    const tick = () => {
+      const left = due - performance.now();
+      if (left <= 0) {
+        connect();
+        return;
+      }
+      const seconds = Math.ceil(left / 1000);
+      setState("reconnecting", `reconnecting in ${seconds} s`);
+      state.retryTimer = setTimeout(tick, left - (seconds - 1) * 1000);
+    };
+    tick();
   }
 
   function nickToClaim() {
@@ -335,6 +418,7 @@
 
   function onLine(raw) {
     const text = sanitise(raw);
+    state.heard = true;
     if (!state.registered) {
       onRegistrationLine(text);
       return;
@@ -342,12 +426,13 @@
     if (isNickPrompt(text) || isPasswordPrompt(text)) return;
     let shown = text;
     const pong = /^\*\*\* pong (\S+)$/.exec(text);
-    if (pong && state.pings.has(pong[1])) {
-      shown = `${text} (lag ${(performance.now() - state.pings.get(pong[1])).toFixed(1)} ms)`;
+    const ping = pong && state.pings.get(pong[1]);
+    if (ping) {
+      const lag = `(lag ${(performance.now() - ping.at).toFixed(1)} ms)`;
+      shown = ping.own ? `*** pong ${lag}` : `${text} ${lag}`;
       state.pings.delete(pong[1]);
     }
-    show(shown);
-    track(text);
+    if (!track(text)) show(shown);
   }
 
   function onRegistrationLine(text) {
@@ -356,7 +441,8 @@
         state.passwordSent = send(state.password);
       } else {
         state.stopped = true; // nothing to retry with until someone types it
-        showLogin("This server needs a password.");
+        notJoined();
+        showLogin({ error: "This server needs a password." });
         ui.passwordRow.hidden = false;
         ui.password.focus();
       }
@@ -371,7 +457,7 @@
       state.password = null;
       state.stopped = true;
       ui.password.value = "";
-      showLogin("Wrong password.");
+      showLogin({ error: "Wrong password." });
       ui.passwordRow.hidden = false;
       return;
     }
@@ -387,7 +473,8 @@
         answerPrompt();
       } else {
         state.wanted = null;
-        showLogin(reason);
+        notJoined(); // connected, and waiting for another nick
+        showLogin({ error: reason });
         ui.nick.select();
       }
       return;
@@ -414,20 +501,20 @@
     ui.chat.hidden = false;
     ui.composer.hidden = false;
     ui.usersToggle.hidden = false;
-    ui.me.textContent = nick;
     setState("online", "online");
     show(text);
     if (again) {
       note(`registered again as ${nick}`);
+      renderHeader();
       if (casefold(state.room) !== "lobby") {
         send(`/join ${state.room}`);
         return; // its "you joined" asks /who
       }
     }
     setRoom("lobby");
-    state.users = new Map([[casefold(nick), nick]]);
+    state.users = new Map([[casefold(nick), { nick, mark: "" }]]);
     renderUsers();
-    send("/who");
+    askWho();
     ui.input.focus();
   }
 
@@ -436,19 +523,22 @@
     state.ws = null;
     const wasRegistered = state.registered;
     state.registered = false;
-    if (state.quitting || state.stopped || !state.everRegistered) {
-      setState("offline", state.quitting ? "left" : "offline");
-      if (!wasRegistered || state.quitting) {
-        if (state.quitting) showLogin("You left the chat.");
-        else showLogin(state.stopped ? ui.loginError.textContent : closeReason(ev));
-      }
+    if (state.quitting) {
+      setState("left", "left");
+      showLogin({ note: "You left the chat." });
+      return;
+    }
+    if (state.stopped || !state.everRegistered) {
+      // Reached, and then closed (a refusal, a wrong password): not joined.  Never reached: offline.
+      if (state.heard) notJoined();
+      else setState("offline", "offline");
+      if (!wasRegistered) showLogin({ error: state.stopped ? ui.loginError.textContent : closeReason(ev) });
       return;
     }
     if (wasRegistered) note("connection lost");
     const delay = backoffDelay(state.retries, Math.random());
     state.retries += 1;
-    setState("reconnecting", `reconnecting in ${delay.toFixed(1)} s`);
-    state.retryTimer = setTimeout(connect, delay * 1000);
+    reconnectIn(delay);
   }
 
   function closeReason(ev) {
@@ -456,17 +546,20 @@
     return ev && ev.code === 1006 ? "Could not reach the server." : "The server closed the connection.";
   }
 
-  function showLogin(message) {
+  // Back to the login form, with a calm note or an error.
+  function showLogin({ note = "", error = "" }) {
     if (state.everRegistered && !state.quitting && !state.stopped) return;
     ui.login.hidden = false;
     ui.chat.hidden = true;
     ui.composer.hidden = true;
     ui.usersToggle.hidden = true;
-    ui.loginError.textContent = message || "";
+    ui.loginNote.textContent = note;
+    ui.loginError.textContent = error;
     if (state.quitting) {
       state.everRegistered = false;
       state.quitting = false;
     }
+    renderHeader();
   }
 
   // -- input -----------------------------------------------------------------------
@@ -474,6 +567,7 @@
   ui.login.addEventListener("submit", (ev) => {
     ev.preventDefault();
     const nick = ui.nick.value.trim();
+    ui.loginNote.textContent = "";
     if (!nick) {
       ui.loginError.textContent = "Choose a nickname.";
       return;
@@ -485,28 +579,53 @@
     ui.loginError.textContent = "";
     if (state.ws === null) {
       connect();
-    } else if (!state.passwordSent && state.password !== null && ui.passwordRow.hidden === false) {
+      return;
+    }
+    setState("connecting", "joining…");
+    if (!state.passwordSent && state.password !== null && ui.passwordRow.hidden === false) {
       state.passwordSent = send(state.password);
     } else {
       answerPrompt();
     }
   });
 
+  // Bytes the server would refuse the line by (0 if it fits, or no limit is known).
+  function overLimit(line) {
+    return MAX_LINE_BYTES === null ? 0 : Math.max(0, lineBytes(line) - MAX_LINE_BYTES);
+  }
+
+  // Say at once, while typing, that the line is too long to send.
+  function checkLength() {
+    const line = ui.input.value;
+    const over = overLimit(line);
+    ui.input.setAttribute("aria-invalid", String(over > 0));
+    ui.inputHint.hidden = over === 0;
+    ui.inputHint.textContent = over ? `${lineBytes(line)} bytes, ${over} over the limit of ${MAX_LINE_BYTES}` : "";
+  }
+
   function sendUserLine(line) {
     const words = line.trim().split(/\s+/);
     const command = line.startsWith("/") && !line.startsWith("//") ? words[0].toLowerCase() : null;
+    let wire = line;
+    let ping = null;
     if (command === "/ping") {
-      if (words.length === 1) {
+      const own = words.length === 1; // the page picks a token, and keeps it to itself
+      if (own) {
         state.pingSeq += 1;
-        line = `/ping lag${state.pingSeq}`;
-        words.push(`lag${state.pingSeq}`);
+        wire = `/ping lag${state.pingSeq}`;
       }
-      state.pings.set(words[1], performance.now());
+      ping = { token: own ? `lag${state.pingSeq}` : words[1], own };
     }
-    if (!send(line)) {
+    if (overLimit(wire)) {
+      note(`not sent: the line is ${lineBytes(wire)} bytes, the server takes at most ${MAX_LINE_BYTES}`);
+      return false;
+    }
+    if (!send(wire)) {
       note("not connected: the line was not sent");
       return false;
     }
+    if (ping) state.pings.set(ping.token, { at: performance.now(), own: ping.own });
+    if (command === "/who") state.whoAsked.push(false);
     if (command === null) {
       show(`${state.nick}: ${line.startsWith("//") ? line.slice(1) : line}`, "self");
     } else if (command === "/me") {
@@ -527,9 +646,12 @@
       if (state.history[state.history.length - 1] !== line) state.history.push(line);
       if (state.history.length > MAX_HISTORY) state.history.shift();
       ui.input.value = "";
+      checkLength();
     }
     state.historyAt = state.history.length;
   });
+
+  ui.input.addEventListener("input", checkLength);
 
   ui.input.addEventListener("keydown", (ev) => {
     if (ev.key !== "ArrowUp" && ev.key !== "ArrowDown") return;
@@ -541,6 +663,7 @@
     state.historyAt = at;
     ui.input.value = at === h.length ? state.draft : h[at];
     ui.input.setSelectionRange(ui.input.value.length, ui.input.value.length);
+    checkLength();
   });
 
   ui.usersToggle.addEventListener("click", () => {
@@ -555,5 +678,5 @@
   }
 
   // For tests and the curious: the ported rules.
-  window.geventChat = Object.freeze({ nickColour, casefold, classify, backoffDelay, alternateNick, state });
+  window.geventChat = Object.freeze({ nickColour, casefold, classify, backoffDelay, alternateNick, member, state });
 })();

@@ -196,6 +196,17 @@ def test_chat_goes_both_ways(irc: Callable[..., IrcClient], connect: Callable[..
     assert (msg.source, msg.params) == (f"alice!alice@{NAME}", ["#lobby", "hello from nc"])
 
 
+def test_privmsg_to_two_rooms_reaches_both(irc: Callable[..., IrcClient]) -> None:
+    alice = irc("alice")
+    joined(alice, "#a")
+    joined(alice, "#b")
+    bob = irc("bob")
+    joined(bob, "#a")
+    joined(bob, "#b")
+    bob.send("PRIVMSG #a,#b :to both")
+    assert [alice.expect("PRIVMSG").params[0] for _ in range(2)] == ["#a", "#b"]
+
+
 def test_actions_are_the_same_both_ways(
     irc: Callable[..., IrcClient], connect: Callable[..., ChatClient]
 ) -> None:

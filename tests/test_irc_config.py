@@ -40,6 +40,7 @@ def test_irc_options_are_parsed() -> None:
         ({"irc_tls_port": 6697}, "--irc-tls-port needs --certfile"),
         ({"irc_ping_interval": 0}, "--irc-ping-interval must be positive"),
         ({"server_name": "not a name"}, "--server-name must be a host name"),
+        ({"irc_port": 8000}, "--irc-port 8000 and --port 8000 would share a port"),
     ],
 )
 def test_bad_irc_options_are_refused(overrides: dict[str, object], message: str) -> None:

@@ -205,6 +205,9 @@ class Config:
             if self.workers > 1:
                 name += f" (ports {self.metrics_port}-{last} for {self.workers} workers)"
             bound.append((name, self.metrics_host, self.metrics_port, last))
+        for flag, port in (("--irc-port", self.irc_port), ("--irc-tls-port", self.irc_tls_port)):
+            if port is not None:
+                bound.append((f"{flag} {port}", self.host, port, port))
         for i, (name, host, first, last) in enumerate(bound):
             for other, other_host, other_first, other_last in bound[:i]:
                 shared = first and other_first and first <= other_last and other_first <= last

@@ -247,7 +247,8 @@ class ChatServer:
             self._listener.stop(timeout=0)
             if self.web is not None:
                 self.web.stop()
-            raise ListenError(self.config.host, failed.port, err) from err
+            flag = "--irc-tls-port" if failed.tls_context is not None else "--irc-port"
+            raise ListenError(self.config.host, failed.port, err, flag) from err
         for port in irc.ports:
             log.info("IRC%s on %s", " (TLS)" if port.tls_context else "", format_address(*port.address))
 

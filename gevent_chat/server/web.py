@@ -157,11 +157,16 @@ class WebTransport(Admission):
             return
         upgrade = result
         lines = upgrade.lines
+        irc = upgrade.subprotocol == SUBPROTOCOL
+        goodbye = error_line if irc else protocol.notice
+        if irc:  # IRC over WebSocket (IRCv3): one message per text frame
+            lines.crlf = True
+            lines.limit = MAX_LINE_BYTES
         try:
             sock.settimeout(SEND_SECONDS)
             sock.sendall(upgrade.data)
             if app.stopping:  # stop() came while the 101 went out: it cannot reach us
-                sock.sendall(lines.frames(protocol.notice("server shutting down")) + lines.close(GOING_AWAY))
+                sock.sendall(lines.frames(goodbye("server shutting down")) + lines.close(GOING_AWAY))
                 return
             sock.settimeout(None)
         except OSError:
@@ -171,10 +176,6 @@ class WebTransport(Admission):
             _close_handshake(sock, lines, lines.close(GOING_AWAY if app.stopping else NORMAL_CLOSURE))
             return b""  # sent already
 
-        irc = upgrade.subprotocol == SUBPROTOCOL
-        if irc:  # IRC over WebSocket (IRCv3): one message per text frame
-            lines.crlf = True
-            lines.limit = MAX_LINE_BYTES
         member = Member(
             app,
             sock,
@@ -183,7 +184,7 @@ class WebTransport(Admission):
             frame=lines.frames,
             last_bytes=last_bytes,
             session=app.irc.session if irc else None,
-            goodbye=error_line if irc else protocol.notice,
+            goodbye=goodbye,
         )
         link = Link(lines)
         app.connections.add(member)

@@ -122,7 +122,8 @@ class IrcSession(Generic[M]):
                 sep = raw.find(b" :", 9)
                 if sep > 9 and len(raw) <= MAX_BODY_BYTES and raw[sep + 2 : sep + 3] != b"\x01":
                     target, text = raw[9:sep], raw[sep + 2 :]
-                    if is_clean_ascii(raw) and text.strip() and b" " not in target:
+                    one_room = b" " not in target and b"," not in target
+                    if one_room and is_clean_ascii(raw) and text.strip():
                         if target != room and batch:
                             effects += handlers.say_lines(self, room.decode(), batch)
                             batch = []

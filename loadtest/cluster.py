@@ -23,11 +23,13 @@ Per line, which is what the hop costs: ``py_us_per_line_per_node`` (server
 CPU over lines said, over servers) and ``redis_us_per_line``.  With both
 modes, the last row compares them run by run: ``hop_us_per_line_per_node``
 is the cluster's server CPU minus the single process's, per line, per node;
-``--repeat N`` runs the pair N times and prints medians.  The CPU figures
-move with whatever else the machine runs; ``wakeups_per_line_per_node`` and
-``redis_wakeups_per_line`` (voluntary context switches of the main thread:
-how often the process slept and was woken) move far less, and say how many
-loop iterations a line costs.  ``--profile DIR``
+``--repeat N`` runs the pair N times and prints medians.
+``wakeups_per_line_per_node`` and ``redis_wakeups_per_line`` (voluntary
+context switches of the main thread: how often the process slept and was
+woken) say how many loop iterations a line costs.  Every figure moves with
+whatever else the machine runs: a process held up by other work wakes less
+often, for more at once, and then costs less per line (a run whose p99 is
+far above its p50 was such a run).  ``--profile DIR``
 samples the first node with py-spy (``DIR/node.txt``, collapsed stacks) and
 prints where Redis spent its time (``INFO commandstats``, per line).
 """

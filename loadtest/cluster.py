@@ -23,7 +23,13 @@ Per line, which is what the hop costs: ``py_us_per_line_per_node`` (server
 CPU over lines said, over servers) and ``redis_us_per_line``.  With both
 modes, the last row compares them run by run: ``hop_us_per_line_per_node``
 is the cluster's server CPU minus the single process's, per line, per node;
-``--repeat N`` runs the pair N times and prints medians.  ``--profile DIR``
+``--repeat N`` runs the pair N times and prints medians.
+``wakeups_per_line_per_node`` and ``redis_wakeups_per_line`` (voluntary
+context switches of the main thread: how often the process slept and was
+woken) say how many loop iterations a line costs.  Every figure moves with
+whatever else the machine runs: a process held up by other work wakes less
+often, for more at once, and then costs less per line (a run whose p99 is
+far above its p50 was such a run).  ``--profile DIR``
 samples the first node with py-spy (``DIR/node.txt``, collapsed stacks) and
 prints where Redis spent its time (``INFO commandstats``, per line).
 """
@@ -58,6 +64,15 @@ def _user_sys(pid: int) -> tuple[float, float]:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return int(fields[11]) / _TICK, int(fields[12]) / _TICK
+
+
+def _wakeups(pid: int) -> int:
+    """Times ``pid``'s main thread went to sleep and was woken: its loop's wake-ups, about."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    return 0
 
 
 def _commandstats(sock_path: str) -> dict[str, tuple[int, int]]:
@@ -243,6 +258,8 @@ def run(
         cpu0 = sum(_cpu(p) for p in pids)
         sys0 = sum(_user_sys(p)[1] for p in pids)
         redis0 = _cpu(redis_proc.pid) if redis_proc else 0.0
+        wakes0 = sum(_wakeups(p) for p in pids)
+        redis_wakes0 = _wakeups(redis_proc.pid) if redis_proc else 0
         gen0, wall0 = _own_cpu(), time.monotonic()
         start = time.monotonic_ns() + 50_000_000
         until = start + int(duration * 1e9)
@@ -256,6 +273,8 @@ def run(
         cpu = sum(_cpu(p) for p in pids) - cpu0
         kernel = sum(_user_sys(p)[1] for p in pids) - sys0
         redis_cpu = (_cpu(redis_proc.pid) - redis0) if redis_proc else 0.0
+        wakes = sum(_wakeups(p) for p in pids) - wakes0
+        redis_wakes = (_wakeups(redis_proc.pid) - redis_wakes0) if redis_proc else 0
         gen = _own_cpu() - gen0
         stats1 = _commandstats(sock_path) if redis_proc else {}
         if spy is not None:
@@ -293,6 +312,8 @@ def run(
             "cpu_us_per_delivery_with_redis": round(1e6 * (cpu + redis_cpu) / max(1, delivered), 2),
             "py_us_per_line_per_node": round(1e6 * cpu / max(1, said) / len(servers), 1),
             "redis_us_per_line": round(1e6 * redis_cpu / max(1, said), 1),
+            "wakeups_per_line_per_node": round(wakes / max(1, said) / len(servers), 3),
+            "redis_wakeups_per_line": round(redis_wakes / max(1, said), 3),
             "redis_commands": {
                 name: f"{calls / max(1, said):.2f}/line {usec / max(1, said):.1f}us/line"
                 for name, usec, calls in top[:4]

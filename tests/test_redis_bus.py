@@ -111,6 +111,34 @@ def test_batch_published_on_one_node_reaches_the_other_in_order_and_not_itself(m
     assert b.metrics.receives == a.metrics.publishes
 
 
+def test_a_nodes_own_batches_keep_its_place_in_the_room_without_a_read_of_the_stream(make_node: Any) -> None:
+    """Two nodes taking turns: each skips its own batches on the channel by their first
+    words, and still knows the room's offset, so the other's next batch needs no XRANGE."""
+    a, hub_a = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(a)
+    _wait_subscribed(b)
+    before = (a.metrics.recoveries, b.metrics.recoveries)
+    offset = _offset(a)
+    for i in range(20):
+        a.publish("lobby", b"alice: %d\n" % i, 1, True)
+        wait_until(lambda i=i: len(hub_b.got) == i + 1, what=f"alice's line {i} on b")
+        b.publish("lobby", b"bob: %d\n" % i, 1, True)
+        wait_until(lambda i=i: len(hub_a.got) == i + 1, what=f"bob's line {i} on a")
+    assert hub_b.lines() == [b"alice: %d\n" % i for i in range(20)]
+    assert hub_a.lines() == [b"bob: %d\n" % i for i in range(20)]
+    assert (a.metrics.recoveries, b.metrics.recoveries) == before
+    assert a.metrics.drops == b.metrics.drops == 0
+    assert _offset(a) == _offset(b) == offset + 40
+
+
+def _offset(bus: RedisBus) -> int | None:
+    state = bus.subscriber.get("lobby")
+    return None if state is None else state.offset
+
+
 def test_lines_said_in_one_loop_turn_go_out_as_one_batch_per_room(make_node: Any) -> None:
     """What a node says in one turn costs one Stream entry and one message per room, in order."""
     a, _ = make_node()

@@ -6,7 +6,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
+from gevent_chat.server.bus import LocalBroker
 from tests.helpers import ChatClient
 from tests.irc_client import IrcClient
 
@@ -95,3 +97,29 @@ def test_tags_over_4094_bytes_are_417_and_the_limit_is_relayed(irc: Callable[...
     assert got.tags is not None
     assert got.tags["+k"] == value
     assert got.params[-1] == "y" * 400
+
+
+def test_the_bus_carries_the_text_and_not_the_tags() -> None:
+    broker = LocalBroker()
+    config = Config(host="127.0.0.1", port=0, rate_limit=0, irc_port=0, server_name=NAME)
+    a, b = (ChatServer(config, bus=broker.bus()) for _ in range(2))
+    opened: list[IrcClient] = []
+    for server in (a, b):
+        server.start()
+    try:
+        alice, bob = IrcClient(a.irc_addresses[0]), IrcClient(b.irc_addresses[0])
+        opened += [alice, bob]
+        for client, nick in ((alice, "alice"), (bob, "bob")):
+            client.register(nick, ("message-tags",))
+            client.send("JOIN #lobby")
+            client.collect(["366"])
+        alice.send("@+typing=active TAGMSG #lobby")
+        alice.send("@+draft/react=x PRIVMSG #lobby :across")
+        got = bob.expect("PRIVMSG", "TAGMSG")
+        assert (got.command, got.params) == ("PRIVMSG", ["#lobby", "across"])  # no TAGMSG first
+        assert not got.tags
+    finally:
+        for client in opened:
+            client.close()
+        for server in (a, b):
+            server.stop(timeout=1)

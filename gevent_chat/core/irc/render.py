@@ -81,15 +81,16 @@ class Renderer:
                     yield line("TAGMSG", target, source=src, tags=_with_tags(tags, relayed))
                 return
             me = event.kind is Kind.ME
-            numbered = len(event.lines) > 1 and relayed[:1] and relayed[0][0] == "msgid"
-            for i, said in enumerate(event.lines):
+            if relayed:
+                rows = _rows(tags, relayed, len(event.lines))
+                for said, row in zip(event.lines, rows, strict=True):
+                    text = said.decode("utf-8", "replace")
+                    text = f"\x01ACTION {text}\x01" if me else text
+                    yield line(command, target, text, source=src, tags=row)
+                return
+            for said in event.lines:  # the usual case: no tags to relay
                 text = said.decode("utf-8", "replace")
-                if relayed:  # a batch of lines has one msgid: each line gets its own from it
-                    one = ((("msgid", f"{relayed[0][1]}-{i}"), *relayed[1:])) if numbered else relayed
-                    row = _with_tags(tags, one)
-                else:
-                    row = tags
-                yield line(command, target, f"\x01ACTION {text}\x01" if me else text, source=src, tags=row)
+                yield line(command, target, f"\x01ACTION {text}\x01" if me else text, source=src, tags=tags)
         elif isinstance(event, Private):
             src, relayed = self.source(event.nick), event.tags if self.message_tags else ()
             if event.kind is Kind.TAG:
@@ -128,6 +129,15 @@ class Renderer:
             return line("NOTICE", "*", event.text, source=self.server, tags=tags)
         assert isinstance(event, Invited)
         return line("INVITE", event.nick, f"#{event.room}", source=self.source(event.by), tags=tags)
+
+
+def _rows(tags: str, relayed: Tags, count: int) -> list[str]:
+    """The tag sections of ``count`` lines said together: each gets its own msgid, from the batch's."""
+    if count == 1 or relayed[0][0] != "msgid":
+        return [_with_tags(tags, relayed)] * count
+    head = f"{tags};msgid={relayed[0][1]}-" if tags else f"msgid={relayed[0][1]}-"
+    rest = _with_tags("", relayed[1:])
+    return [f"{head}{i};{rest}" if rest else f"{head}{i}" for i in range(count)]
 
 
 def _with_tags(tags: str, more: Tags) -> str:

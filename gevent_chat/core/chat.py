@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from .effects import Effect, ToRoom, ToShared, ToUser
 from .errors import CannotSend, ClientError, NoSuchNick, NoSuchRoom
-from .events import Joined, Kind, NickChanged, Parted, Private, Quit, Said
+from .events import Joined, Kind, NickChanged, Parted, Private, Quit, Said, Tags
 from .names import is_valid_nick, validate_nick, validate_room
 from .protocol import sanitise
 from .registry import Registry
@@ -76,7 +76,12 @@ def _spelled(registry: Registry[Any], name: str) -> str:
 
 
 def say(
-    room: Room[Any], nick: str, lines: Sequence[bytes], kind: Kind = Kind.SAY, oper: bool = False
+    room: Room[Any],
+    nick: str,
+    lines: Sequence[bytes],
+    kind: Kind = Kind.SAY,
+    oper: bool = False,
+    tags: Tags = (),
 ) -> ToRoom:
     """``nick``'s sanitised ``lines`` (UTF-8, no line ending) to everyone else in ``room``.
 
@@ -85,7 +90,7 @@ def say(
     """
     if "m" in room.state.flags:
         room.state.check_speak(nick, oper)
-    return ToRoom(room, Said(room.name, nick, tuple(lines), kind))
+    return ToRoom(room, Said(room.name, nick, tuple(lines), kind, tags))
 
 
 def say_to(
@@ -96,6 +101,7 @@ def say_to(
     kind: Kind = Kind.SAY,
     check: SendCheck | None = None,
     oper: bool = False,
+    tags: Tags = (),
 ) -> ToRoom:
     """``say`` to the room called ``name``: raises ``NoSuchRoom`` or ``CannotSend``.
 
@@ -110,7 +116,7 @@ def say_to(
         raise CannotSend(room.name, f"you are not in #{room.name}")
     if check is not None:
         check(room, nick)
-    return say(room, nick, lines, kind, oper)
+    return say(room, nick, lines, kind, oper, tags)
 
 
 def check_join(
@@ -213,7 +219,7 @@ def quit(registry: Registry[Any], nick: str, reason: str | None = None) -> list[
 
 
 def private(
-    registry: Registry[Any], nick: str, target: str, text: str, kind: Kind = Kind.SAY
+    registry: Registry[Any], nick: str, target: str, text: str, kind: Kind = Kind.SAY, tags: Tags = ()
 ) -> tuple[str, list[Effect]]:
     """``text`` from ``nick`` to ``target`` alone, here or on another server.
 
@@ -224,7 +230,7 @@ def private(
     member = registry.get(target)
     if member is not None:
         spelled = registry.nick_of(target) or target
-        return spelled, [ToUser(member, Private(nick, spelled, text, kind))]
+        return spelled, [ToUser(member, Private(nick, spelled, text, kind, tags))]
     if not is_valid_nick(target):
         raise NoSuchNick(sanitise(target))
     sent = registry.private(target, Private(nick, target, text, kind))

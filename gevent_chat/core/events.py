@@ -34,6 +34,7 @@ __all__ = [
     "Renderer",
     "Said",
     "ServerNotice",
+    "Tags",
     "TopicSet",
 ]
 
@@ -44,6 +45,13 @@ class Kind(Enum):
     SAY = "say"
     ME = "me"
     NOTICE = "notice"
+    #: IRCv3 TAGMSG: tags and no text (``lines`` empty), seen only by IRC clients that take tags.
+    TAG = "tag"
+
+
+#: IRCv3 tags of a message for the IRC clients that take them, unescaped: the server's ``msgid``
+#: and the sender's client-only (``+``) tags, ``(("msgid", "a1"), ("+draft/react", "x"))``.
+Tags = tuple[tuple[str, str], ...]
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -62,6 +70,8 @@ class Said:
     nick: str
     lines: tuple[bytes, ...]
     kind: Kind = Kind.SAY
+    #: Tags of an IRC message (then one line, one ``Said``); the line renderer ignores them.
+    tags: Tags = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,7 @@ class Private:
     to: str
     text: str
     kind: Kind = Kind.SAY
+    tags: Tags = ()
 
 
 @dataclass(frozen=True, slots=True)

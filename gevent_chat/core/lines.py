@@ -60,6 +60,8 @@ def _prefix(kind: Kind, nick: str) -> bytes:
 
 
 def _said(event: Said) -> bytes:
+    if event.kind is Kind.TAG:  # an IRC TAGMSG: nothing a line user could read
+        return b""
     prefix = _prefix(event.kind, event.nick)
     lines = event.lines
     if len(lines) == 1:
@@ -68,6 +70,8 @@ def _said(event: Said) -> bytes:
 
 
 def _private(event: Private) -> bytes:
+    if event.kind is Kind.TAG:
+        return b""
     if event.kind is Kind.SAY:
         return f"*{event.nick}* {event.text}\n".encode()
     if event.kind is Kind.ME:

@@ -37,7 +37,7 @@ import gevent
 
 from ..core import codec, moderation, protocol, records
 from ..core.effects import Effect, Removed, Reply, Send, ToRoom, ToShared, ToUser
-from ..core.events import Event, Invited, Kicked, ModeChanged, Renderer, Said, TopicSet
+from ..core.events import Event, Invited, Kicked, Kind, ModeChanged, Renderer, Said, TopicSet
 from ..core.names import name_key
 from ..core.registry import Registry
 from ..core.rooms import Room
@@ -76,17 +76,20 @@ class Hub:
                 room, event = effect.room, effect.event
                 when = time.time()
                 said = False
+                kept = True
                 if isinstance(event, Said):
-                    room.remember(when, event)
-                    said = True
+                    said = kept = event.kind is not Kind.TAG  # a TAGMSG: neither remembered nor published
+                    if said:
+                        room.remember(when, event)
                 elif self.registry.directory is not None:  # before it is published: see ``_record``
                     self._record(room, event)
                 if effect.members is room.members:  # the usual case: the room's grouping serves
                     self.broadcast(room, event, when, crowded, sender)
                 else:  # the room changed since the effect was made
                     self.fan_out(effect.members, event, when, crowded, sender)
-                data, lines = codec.encoded(event)
-                self.bus.publish(room.name, data, lines, said)
+                if kept:
+                    data, lines = codec.encoded(event)
+                    self.bus.publish(room.name, data, lines, said)
             elif isinstance(effect, Reply):
                 self.send(sender, protocol.notice(effect.text), 1, crowded)
             elif isinstance(effect, Send):
@@ -99,7 +102,8 @@ class Hub:
                     if invited is not None:
                         self._record(invited, effect.event)
                 payload = effect.member.renderer.render(effect.event, time.time())
-                self.send(effect.member, payload, payload.count(b"\n"), crowded)
+                if payload:  # empty: a TAGMSG for a client that takes no tags
+                    self.send(effect.member, payload, payload.count(b"\n"), crowded)
             else:
                 sender.act(effect)
 
@@ -148,7 +152,9 @@ class Hub:
         if cached is None or cached[0] is not members or cached[1] != changes:
             cached = room.fanout = (members, changes, _by_renderer(members))
         for renderer, group in cached[2]:
-            self._deliver(group, renderer.render(event, when), crowded, sender)
+            data = renderer.render(event, when)
+            if data:  # empty: not for this kind of client (a TAGMSG for line users)
+                self._deliver(group, data, crowded, sender)
 
     def fan_out(
         self,
@@ -160,7 +166,9 @@ class Hub:
     ) -> None:
         """Deliver ``event`` to ``members`` but ``sender``: rendered once per renderer among them."""
         for renderer, group in _by_renderer(members):
-            self._deliver(group, renderer.render(event, when), crowded, sender)
+            data = renderer.render(event, when)
+            if data:
+                self._deliver(group, data, crowded, sender)
 
     def _deliver(
         self, members: Sequence[Outbox], payload: bytes, crowded: list[Outbox], sender: Outbox | None

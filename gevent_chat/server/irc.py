@@ -14,10 +14,12 @@ sent nothing by the next ping, with ``ERROR``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,6 +53,13 @@ def error_line(text: str) -> bytes:
     return line("ERROR", text)
 
 
+def msgids() -> Callable[[], str]:
+    """IRCv3 ``msgid`` values: a random prefix per process (so per worker and node), then a count."""
+    prefix = os.urandom(6).hex()
+    count = itertools.count(1)
+    return lambda: f"{prefix}{next(count):x}"
+
+
 def read_motd(path: str | None) -> tuple[str, ...] | None:
     """The message of the day in ``path``; raises ``ConfigError`` if it cannot be read."""
     if path is None:
@@ -82,6 +91,7 @@ class IrcService:
             password=config.password,
             password_delay=config.password_delay,
             max_unregistered_lines=config.max_unregistered_lines,
+            msgid=msgids(),
         )
         self._secret = os.urandom(16).hex()
         #: IRC connections open now -> when they were last pinged (None: not waiting for an answer).

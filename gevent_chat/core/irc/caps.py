@@ -14,13 +14,14 @@ from .numerics import ERR_INVALIDCAPCMD
 __all__ = ["SUPPORTED", "Caps"]
 
 #: What this server offers, each with its CAP LS 302 value ("" for none).
-#: Not offered (yet): message-tags (client tags are parsed, never relayed), sasl.
+#: Not offered: sasl.
 SUPPORTED: dict[str, str] = {
     "away-notify": "",
     "batch": "",
     "cap-notify": "",
     "echo-message": "",
     "labeled-response": "",
+    "message-tags": "",
     "multi-prefix": "",
     "server-time": "",
     "setname": "",

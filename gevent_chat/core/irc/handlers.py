@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import chat, errors, moderation
 from ..effects import Close, Effect, Renamed, Send, ToRoom
-from ..events import Joined, Kind, NickChanged, Private
+from ..events import Joined, Kind, NickChanged, Private, Tags
 from ..names import validate_nick
 from ..protocol import sanitise
 from . import about, channels, queries
@@ -171,6 +171,24 @@ def _notice(s: IrcSession[Any], p: list[str]) -> list[Effect]:
     return _message(s, p, notice=True)
 
 
+def _tagmsg(s: IrcSession[Any], p: list[str]) -> list[Effect]:
+    """IRCv3 TAGMSG: client tags alone, relayed to clients that take message-tags (none: nothing)."""
+    if not p or not p[0]:
+        return [s.reply(n.ERR_NORECIPIENT, "No recipient given (TAGMSG)")]
+    if not s.tags:
+        return []
+    effects: list[Effect] = []
+    tags = _tags(s)
+    for target in p[0].split(",")[:MAX_TARGETS]:
+        if target.startswith("#"):
+            effects += _to_room(s, target, "", Kind.TAG, False, tags)
+        elif s.registry.get(target) is not None:  # the bus carries no tags: local users only
+            effects += _to_user(s, target, "", Kind.TAG, True, tags)
+        else:
+            effects.append(s.reply(n.ERR_NOSUCHNICK, target, "No such nick/channel"))
+    return effects
+
+
 def _message(s: IrcSession[Any], p: list[str], notice: bool) -> list[Effect]:
     command = "NOTICE" if notice else "PRIVMSG"
     if not p or not p[0]:
@@ -186,11 +204,12 @@ def _message(s: IrcSession[Any], p: list[str], notice: bool) -> list[Effect]:
     if not text.strip():
         return [] if notice else [s.reply(n.ERR_NOTEXTTOSEND, "No text to send")]
     effects: list[Effect] = []
+    tags = _tags(s)
     for target in p[0].split(",")[:MAX_TARGETS]:
         if target.startswith("#"):
-            effects += _to_room(s, target, text, kind, notice)
+            effects += _to_room(s, target, text, kind, notice, tags)
         else:
-            effects += _to_user(s, target, text, kind, notice)
+            effects += _to_user(s, target, text, kind, notice, tags)
     return effects
 
 
@@ -198,7 +217,9 @@ def say_lines(s: IrcSession[Any], room: str, lines: list[bytes]) -> list[Effect]
     """Plain PRIVMSG ``lines`` (clean, non-blank) to ``#room`` as one ``Said``: the hot path."""
     assert s.nick is not None
     try:
-        said = chat.say_to(s.registry, s.nick, room, lines, Kind.SAY, oper=s.is_oper)
+        msgid = s.info.msgid()
+        tags = (("msgid", msgid),) if msgid else ()
+        said = chat.say_to(s.registry, s.nick, room, lines, Kind.SAY, oper=s.is_oper, tags=tags)
     except errors.ClientError as err:
         return numeric_for(s, err) * len(lines)
     if "echo-message" in s.caps:
@@ -206,10 +227,19 @@ def say_lines(s: IrcSession[Any], room: str, lines: list[bytes]) -> list[Effect]
     return [said]
 
 
-def _to_room(s: IrcSession[Any], target: str, text: str, kind: Kind, notice: bool) -> list[Effect]:
+def _tags(s: IrcSession[Any]) -> Tags:
+    """What a message carries to clients with message-tags: a new ``msgid`` and the sender's client tags."""
+    msgid = s.info.msgid()
+    return (("msgid", msgid), *s.tags) if msgid else s.tags
+
+
+def _to_room(
+    s: IrcSession[Any], target: str, text: str, kind: Kind, notice: bool, tags: Tags
+) -> list[Effect]:
     assert s.nick is not None
     try:
-        said = chat.say_to(s.registry, s.nick, target[1:], (text.encode(),), kind, oper=s.is_oper)
+        lines = (text.encode(),) if kind is not Kind.TAG else ()
+        said = chat.say_to(s.registry, s.nick, target[1:], lines, kind, oper=s.is_oper, tags=tags)
     except errors.ClientError as err:
         return [] if notice else numeric_for(s, err)
     effects: list[Effect] = [said]
@@ -218,17 +248,19 @@ def _to_room(s: IrcSession[Any], target: str, text: str, kind: Kind, notice: boo
     return effects
 
 
-def _to_user(s: IrcSession[Any], target: str, text: str, kind: Kind, notice: bool) -> list[Effect]:
+def _to_user(
+    s: IrcSession[Any], target: str, text: str, kind: Kind, notice: bool, tags: Tags
+) -> list[Effect]:
     assert s.nick is not None
     try:
-        spelled, effects = chat.private(s.registry, s.nick, target, text, kind)
+        spelled, effects = chat.private(s.registry, s.nick, target, text, kind, tags)
     except errors.ClientError as err:
         return [] if notice else numeric_for(s, err)
     profile = s.info.profiles.get(spelled)
     if profile is not None and profile.away is not None and not notice:
         effects.append(s.reply(n.RPL_AWAY, spelled, profile.away))
     if "echo-message" in s.caps:
-        effects.append(s.own(Private(s.nick, spelled, text, kind)))
+        effects.append(s.own(Private(s.nick, spelled, text, kind, tags)))
     return effects
 
 
@@ -304,6 +336,7 @@ COMMANDS: dict[str, tuple[Handler, int]] = {
     "QUIT": (_quit, 0),
     "PRIVMSG": (_privmsg, 0),
     "NOTICE": (_notice, 0),
+    "TAGMSG": (_tagmsg, 0),
     "JOIN": (_join, 1),
     "PART": (_part, 1),
     "NAMES": (queries.names, 0),

@@ -24,16 +24,17 @@ from ..events import (
     Quit,
     Said,
     ServerNotice,
+    Tags,
     TopicSet,
 )
-from .message import line
+from .message import escape_tag, line
 
 __all__ = ["Renderer", "Renderers", "history_batch", "iso_time", "mode_params"]
 
 #: The capabilities that change how an event is rendered.
-RENDERING_CAPS = frozenset({"server-time"})
+RENDERING_CAPS = frozenset({"server-time", "message-tags"})
 
-_COMMAND = {Kind.SAY: "PRIVMSG", Kind.ME: "PRIVMSG", Kind.NOTICE: "NOTICE"}
+_COMMAND = {Kind.SAY: "PRIVMSG", Kind.ME: "PRIVMSG", Kind.NOTICE: "NOTICE", Kind.TAG: "TAGMSG"}
 
 
 def iso_time(when: float) -> str:
@@ -53,11 +54,13 @@ class Renderer:
     missing from it (a user gone, or of another server) gets ``nick@server``.
     """
 
-    __slots__ = ("masks", "server", "server_time")
+    __slots__ = ("masks", "message_tags", "server", "server_time")
 
     def __init__(self, server: str, caps: frozenset[str], masks: Mapping[str, str]) -> None:
         self.server = server
         self.server_time = "server-time" in caps
+        #: Client tags are relayed, and TAGMSG sent, only to clients that negotiated message-tags.
+        self.message_tags = "message-tags" in caps
         self.masks = masks
 
     def source(self, nick: str) -> str:
@@ -72,13 +75,30 @@ class Renderer:
         """``event`` as lines, each with the tag section ``tags``."""
         if isinstance(event, Said):
             src, command, target = self.source(event.nick), _COMMAND[event.kind], f"#{event.room}"
+            relayed = event.tags if self.message_tags else ()
+            if event.kind is Kind.TAG:  # not sent at all to a client without message-tags
+                if self.message_tags:
+                    yield line("TAGMSG", target, source=src, tags=_with_tags(tags, relayed))
+                return
             me = event.kind is Kind.ME
-            for said in event.lines:
+            if relayed:
+                rows = _rows(tags, relayed, len(event.lines))
+                for said, row in zip(event.lines, rows, strict=True):
+                    text = said.decode("utf-8", "replace")
+                    text = f"\x01ACTION {text}\x01" if me else text
+                    yield line(command, target, text, source=src, tags=row)
+                return
+            for said in event.lines:  # the usual case: no tags to relay
                 text = said.decode("utf-8", "replace")
                 yield line(command, target, f"\x01ACTION {text}\x01" if me else text, source=src, tags=tags)
         elif isinstance(event, Private):
+            src, relayed = self.source(event.nick), event.tags if self.message_tags else ()
+            if event.kind is Kind.TAG:
+                if self.message_tags:
+                    yield line("TAGMSG", event.to, source=src, tags=_with_tags(tags, relayed))
+                return
             text = _text(event.kind, event.text)
-            yield line(_COMMAND[event.kind], event.to, text, source=self.source(event.nick), tags=tags)
+            yield line(_COMMAND[event.kind], event.to, text, source=src, tags=_with_tags(tags, relayed))
         else:
             yield self._membership(event, tags)
 
@@ -109,6 +129,23 @@ class Renderer:
             return line("NOTICE", "*", event.text, source=self.server, tags=tags)
         assert isinstance(event, Invited)
         return line("INVITE", event.nick, f"#{event.room}", source=self.source(event.by), tags=tags)
+
+
+def _rows(tags: str, relayed: Tags, count: int) -> list[str]:
+    """The tag sections of ``count`` lines said together: each gets its own msgid, from the batch's."""
+    if count == 1 or relayed[0][0] != "msgid":
+        return [_with_tags(tags, relayed)] * count
+    head = f"{tags};msgid={relayed[0][1]}-" if tags else f"msgid={relayed[0][1]}-"
+    rest = _with_tags("", relayed[1:])
+    return [f"{head}{i};{rest}" if rest else f"{head}{i}" for i in range(count)]
+
+
+def _with_tags(tags: str, more: Tags) -> str:
+    """The tag section ``tags`` followed by an event's ``more`` tags, escaped."""
+    if not more:
+        return tags
+    extra = ";".join(f"{k}={escape_tag(v)}" if v else k for k, v in more)
+    return f"{tags};{extra}" if tags else extra
 
 
 def mode_params(changes: Iterable[tuple[str, str | None]]) -> list[str]:

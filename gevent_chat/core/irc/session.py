@@ -19,7 +19,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ..effects import Close, Effect, Pause, Registered, Send
 from ..errors import ClientError
-from ..events import Event, Kicked
+from ..events import Event, Kicked, Tags
 from ..events import Renderer as AnyRenderer
 from ..gate import TOO_MANY_LINES, WRONG_PASSWORD, is_http_request
 from ..names import validate_nick
@@ -74,6 +74,8 @@ class ServerInfo:
     password: str | None = None
     password_delay: float = 1.0
     max_unregistered_lines: int = 50
+    #: A new IRCv3 ``msgid``, unique across the servers (the shell's; "" for none).
+    msgid: Callable[[], str] = lambda: ""
 
 
 class IrcSession(Generic[M]):
@@ -98,6 +100,9 @@ class IrcSession(Generic[M]):
         self.renderer: Renderer = info.renderers.for_caps(())
         member.renderer = self.renderer
         self._batches = 0
+        #: The client-only tags of the message being handled (with message-tags), for PRIVMSG,
+        #: NOTICE and TAGMSG to relay; set before each command.
+        self.tags: Tags = ()
 
     # -- what the shell calls ---------------------------------------------------------
 
@@ -143,6 +148,7 @@ class IrcSession(Generic[M]):
                 if msg is not None:
                     if not raw.isascii() and not _is_utf8(raw):
                         effects.append(self.warn_utf8(msg.command))
+                    self.tags = _client_tags(msg.tags) if msg.tags and "message-tags" in self.caps else ()
                     done = self.dispatch(msg.command, msg.params)
                     if msg.tags and "label" in msg.tags and "labeled-response" in self.caps:
                         done = self._labeled(escape_tag(msg.tags["label"]), done)
@@ -381,6 +387,11 @@ def _is_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _client_tags(tags: dict[str, str]) -> Tags:
+    """The client-only (``+``) tags of a message, in order: a client cannot set server tags."""
+    return tuple((k, v) for k, v in tags.items() if k[:1] == "+" and len(k) > 1)
 
 
 def _tagged(row: bytes, tag: str) -> bytes:

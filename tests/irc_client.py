@@ -7,7 +7,8 @@ exactly what an IRC client would see: commands, numerics, parameters, tags.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
 from gevent import socket
 from irctokens.line import Line, tokenise
@@ -122,3 +123,23 @@ class IrcClient:
             self.ws.close()
         elif self.conn is not None:
             self.conn.close()
+
+
+@contextmanager
+def opening(address: tuple[str, int]) -> Iterator[Callable[..., IrcClient]]:
+    """A maker of IRC clients to ``address`` (registered as ``nick`` with ``caps`` if given),
+    each closed on the way out: the body of the tests' ``irc`` fixtures."""
+    opened: list[IrcClient] = []
+
+    def open_client(nick: str | None = None, caps: tuple[str, ...] = ()) -> IrcClient:
+        client = IrcClient(address)
+        opened.append(client)
+        if nick is not None:
+            client.register(nick, caps)
+        return client
+
+    try:
+        yield open_client
+    finally:
+        for client in opened:
+            client.close()

@@ -11,7 +11,7 @@ from irctokens.line import Line
 
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, wait_until
-from tests.irc_client import IrcClient
+from tests.irc_client import IrcClient, opening
 
 NAME = "irc.test"
 
@@ -24,18 +24,8 @@ def server(make_server: Callable[..., ChatServer]) -> ChatServer:
 @pytest.fixture
 def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
     """Open IRC clients to ``server``'s IRC port (registered as ``nick`` if given)."""
-    opened: list[IrcClient] = []
-
-    def open_client(nick: str | None = None, caps: tuple[str, ...] = ()) -> IrcClient:
-        client = IrcClient(server.irc_addresses[0])
-        opened.append(client)
-        if nick is not None:
-            client.register(nick, caps)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
+    with opening(server.irc_addresses[0]) as open_client:
+        yield open_client
 
 
 def sender(msg: Line) -> str:

@@ -15,7 +15,7 @@ from irctokens.line import Line
 from gevent_chat.core import opers
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient
-from tests.irc_client import IrcClient
+from tests.irc_client import IrcClient, opening
 
 NAME = "irc.test"
 OPER_PASSWORD = "correct horse"
@@ -31,17 +31,9 @@ def server(make_server: Callable[..., ChatServer], tmp_path: Path) -> ChatServer
 
 @pytest.fixture
 def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
-    opened: list[IrcClient] = []
-
-    def open_client(nick: str, caps: tuple[str, ...] = ()) -> IrcClient:
-        client = IrcClient(server.irc_addresses[0])
-        opened.append(client)
-        client.register(nick, caps)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
+    """Open IRC clients to ``server``'s IRC port, registered as ``nick``."""
+    with opening(server.irc_addresses[0]) as open_client:
+        yield open_client
 
 
 def joined(client: IrcClient, room: str = "#dev") -> list[Line]:

@@ -10,7 +10,7 @@ from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
 from gevent_chat.server.bus import LocalBroker
 from tests.helpers import ChatClient
-from tests.irc_client import IrcClient
+from tests.irc_client import IrcClient, opening
 
 NAME = "irc.test"
 
@@ -23,19 +23,15 @@ def server(make_server: Callable[..., ChatServer]) -> ChatServer:
 @pytest.fixture
 def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
     """Open IRC clients registered as ``nick`` with ``caps``, in ``#lobby``."""
-    opened: list[IrcClient] = []
+    with opening(server.irc_addresses[0]) as open_registered:
 
-    def open_client(nick: str, caps: tuple[str, ...] = ()) -> IrcClient:
-        client = IrcClient(server.irc_addresses[0])
-        opened.append(client)
-        client.register(nick, caps)
-        client.send("JOIN #lobby")
-        client.collect(["366"])
-        return client
+        def open_client(nick: str, caps: tuple[str, ...] = ()) -> IrcClient:
+            client: IrcClient = open_registered(nick, caps)
+            client.send("JOIN #lobby")
+            client.collect(["366"])
+            return client
 
-    yield open_client
-    for client in opened:
-        client.close()
+        yield open_client
 
 
 def test_client_tags_and_tagmsg_reach_only_clients_that_take_them(

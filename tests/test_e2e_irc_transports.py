@@ -12,7 +12,7 @@ from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
 from gevent_chat.server.bus import LocalBroker
 from tests.helpers import ChatClient, sample, wait_until
-from tests.irc_client import IrcClient
+from tests.irc_client import IrcClient, opening
 from tests.test_e2e_irc import joined, sender
 
 NAME = "irc.test"
@@ -26,18 +26,8 @@ def server(make_server: Callable[..., ChatServer]) -> ChatServer:
 @pytest.fixture
 def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
     """Open IRC clients to ``server``'s IRC port (registered as ``nick`` if given)."""
-    opened: list[IrcClient] = []
-
-    def open_client(nick: str | None = None, caps: tuple[str, ...] = ()) -> IrcClient:
-        client = IrcClient(server.irc_addresses[0])
-        opened.append(client)
-        if nick is not None:
-            client.register(nick, caps)
-        return client
-
-    yield open_client
-    for client in opened:
-        client.close()
+    with opening(server.irc_addresses[0]) as open_client:
+        yield open_client
 
 
 # -- protections -------------------------------------------------------------------------------

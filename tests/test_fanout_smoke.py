@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -62,10 +63,13 @@ def test_a_benchmark_server_that_fails_to_start_says_why() -> None:
 
 @pytest.mark.timeout(30)
 def test_a_benchmark_process_can_be_stopped_twice_and_leaves_no_log() -> None:
-    says_it_listens = "import sys; sys.stderr.write('listening on x:1\\n')"
+    # It stays up until stopped, so the outcome does not hang on when it would exit by itself.
+    says_it_listens = (
+        "import sys, time; sys.stderr.write('listening on x:1\\n'); sys.stderr.flush(); time.sleep(60)"
+    )
     child = LoggedProcess([sys.executable, "-c", says_it_listens], "probe-")
     assert child.listening_on(10.0) == b"x:1\n"
     child.stop()
     child.stop()  # a failed start stops it, and so does the caller's finally
-    assert child.proc.returncode == 0
+    assert child.proc.returncode == -signal.SIGTERM
     assert not os.path.exists(child.log.name)

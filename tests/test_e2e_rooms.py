@@ -7,15 +7,14 @@ the registry, as the IRC transport will, and read what arrives on the sockets.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from gevent_chat.core import codec
-from gevent_chat.core.config import Config
 from gevent_chat.core.events import Event, Said
 from gevent_chat.server import ChatServer
-from gevent_chat.server.bus import LocalBroker
+from tests import test_hub_bus
 from tests.helpers import ChatClient, sample
 
 
@@ -33,6 +32,10 @@ class Shouting:
                 b"<%s> %s\n" % (event.nick.upper().encode(), line.upper()) for line in event.lines
             )
         return b"<event>\n"
+
+
+# The fixture of test_hub_bus: two servers joined by one LocalBroker.
+pair = test_hub_bus.pair
 
 
 def test_each_kind_of_recipient_gets_its_own_bytes_rendered_once(
@@ -73,19 +76,6 @@ def test_a_quit_and_a_rename_reach_a_user_sharing_two_rooms_once(
     carol.expect(r"^\*\*\* al left \(lunch\)$")
     assert bob.lines.count("*** alice is now known as al") == 1
     assert bob.lines.count("*** al left (lunch)") == 1
-
-
-@pytest.fixture
-def pair() -> Iterator[tuple[ChatServer, ChatServer]]:
-    broker = LocalBroker()
-    servers = [ChatServer(Config(host="127.0.0.1", port=0, rate_limit=0), bus=broker.bus()) for _ in range(2)]
-    for server in servers:
-        server.start()
-    try:
-        yield servers[0], servers[1]
-    finally:
-        for server in servers:
-            server.stop(timeout=1)
 
 
 def test_a_quit_from_another_server_reaches_a_user_sharing_two_rooms_once(

@@ -364,9 +364,8 @@ def _say(bus: RedisBus, hub: Recorder, line: bytes, total: int) -> None:
     wait_until(lambda: len(hub.lines()) == total, what=f"{line!r} delivered")
 
 
-def test_a_live_batch_given_a_lost_batchs_offset_is_delivered_and_the_room_told(
-    make_node: Any, server: RedisServer
-) -> None:
+def _three_lines_across(make_node: Any) -> tuple[RedisBus, RedisBus, Recorder, list[bytes]]:
+    """Nodes a and b in #lobby, b subscribed, and three lines of alice's on a delivered to b one by one."""
     a, _ = make_node()
     b, hub_b = make_node()
     a.enter("alice", "lobby")
@@ -375,6 +374,13 @@ def test_a_live_batch_given_a_lost_batchs_offset_is_delivered_and_the_room_told(
     sent = _lines(3)
     for i, line in enumerate(sent):
         _say(a, hub_b, line, i + 1)
+    return a, b, hub_b, sent
+
+
+def test_a_live_batch_given_a_lost_batchs_offset_is_delivered_and_the_room_told(
+    make_node: Any, server: RedisServer
+) -> None:
+    a, _, hub_b, sent = _three_lines_across(make_node)
     _lose_writes_after(_plain(server), a, 1)
     a.publish("lobby", b"alice: after the loss\n", 1, True)  # offset 2, again
     wait_until(lambda: hub_b.lines()[-1:] == [b"alice: after the loss\n"], what="the line after the loss")
@@ -384,14 +390,7 @@ def test_a_live_batch_given_a_lost_batchs_offset_is_delivered_and_the_room_told(
 def test_a_resubscribed_room_finds_offsets_given_again_and_delivers_them(
     make_node: Any, server: RedisServer
 ) -> None:
-    a, _ = make_node()
-    b, hub_b = make_node()
-    a.enter("alice", "lobby")
-    b.enter("bob", "lobby")
-    _wait_subscribed(b)
-    sent = _lines(3)
-    for i, line in enumerate(sent):
-        _say(a, hub_b, line, i + 1)
+    a, b, hub_b, sent = _three_lines_across(make_node)
     plain = _plain(server)
     # Blocking calls: b's subscriber cannot run until they are all done.
     assert plain.client_kill_filter(_type="pubsub") >= 1

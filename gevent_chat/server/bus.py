@@ -38,6 +38,9 @@ class Bus(Protocol):
     def publish(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
         """Hand a room-wide encoded event to the others; never blocks on them for long."""
 
+    def has_peers(self) -> bool:
+        """Whether anything published can reach another process: if not, the hub need not encode it."""
+
     def close(self) -> None:
         """Leave: nothing more is published or received."""
 
@@ -72,6 +75,9 @@ class LocalBus:
             for bus in buses:
                 if bus is not self and bus.hub is not None:
                     bus.hub.receive(room, payload, lines, remember)
+
+    def has_peers(self) -> bool:
+        return len(self.broker.buses) > 1
 
     def close(self) -> None:
         if self in self.broker.buses:

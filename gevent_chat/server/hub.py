@@ -87,7 +87,7 @@ class Hub:
                     self.broadcast(room, event, when, crowded, sender)
                 else:  # the room changed since the effect was made
                     self.fan_out(effect.members, event, when, crowded, sender)
-                if kept:
+                if kept and self.bus.has_peers():  # a server alone encodes nothing
                     data, lines = codec.encoded(event)
                     self.bus.publish(room.name, data, lines, said)
             elif isinstance(effect, Reply):
@@ -118,6 +118,8 @@ class Hub:
         if self.registry.directory is not None:
             for room in effect.rooms:
                 self._record(room, effect.event)
+        if not self.bus.has_peers():
+            return
         data, lines = codec.encoded(effect.event, names)
         for name in names:
             self.bus.publish(name, data, lines, False)

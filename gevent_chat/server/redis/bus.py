@@ -213,6 +213,9 @@ class RedisBus:
 
     # -- publishing ----------------------------------------------------------------
 
+    def has_peers(self) -> bool:
+        return True  # other nodes may join the room at any time, and the Stream is its history
+
     def publish(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
         """Queue complete lines for the room's users on other nodes; never blocks (see ``publisher``)."""
         self.publisher.publish(room, payload, lines, remember)

@@ -172,6 +172,8 @@ class RedisBus:
             before_send=self.presence.published_in,
             on_foreign=self.subscriber.foreign,
         )
+        self.publisher.on_stored = self.subscriber.own_stored
+        self.subscriber.settle = self.publisher.settle
         self._greenlets: list[gevent.Greenlet[[], None]] = []
         self._closed = False
 
@@ -204,6 +206,7 @@ class RedisBus:
         if self.link.is_up:
             try:
                 self.claims.release_all()
+                self.subscriber.stop_listening()
                 self.presence.clear()
             except ANY_ERROR as exc:
                 log.info("could not say goodbye to Redis: %s", exc)
@@ -473,6 +476,7 @@ class RedisBus:
                 try:
                     self._upkeep_once()
                     self.subscriber.watch()
+                    self.subscriber.listen_again()
                 except FAILURES as exc:
                     self.link.failed(exc)
 

@@ -39,8 +39,8 @@ class Keys:
     def room(self, room: str, what: str) -> str:
         """Key ``what`` of ``room``, in the room's hash slot (with its meta hash, Stream and
         channel), so one script may touch them all: the place for more of a room's state
-        (topic, modes, bans) as it moves into Redis.  ``meta``, ``log``, ``live``, ``who`` and
-        ``rules`` are taken."""
+        (topic, modes, bans) as it moves into Redis.  ``meta``, ``log``, ``live:*``,
+        ``nodes``, ``who`` and ``rules`` are taken."""
         return f"gc:{{{self.cluster}:{name_key(room)}}}:{what}"
 
     def meta(self, room: str) -> str:
@@ -56,9 +56,16 @@ class Keys:
         """STREAM of the room's entries, ID ``<offset>-0``: recovery and history."""
         return self.room(room, "log")
 
-    def channel(self, room: str) -> str:
-        """PUB/SUB channel the room's entries are published on."""
-        return self.room(room, "live")
+    def channel(self, room: str, node: str) -> str:
+        """PUB/SUB channel on which ``node`` hears the room's entries from the other nodes.
+
+        One per listening node, so a node's own entries are not sent back to it.
+        """
+        return self.room(room, f"live:{node}")
+
+    def listeners(self, room: str) -> str:
+        """SET of the nodes that listen to the room: the publish script sends to each but its own."""
+        return self.room(room, "nodes")
 
     def who(self, room: str) -> str:
         """HASH folded nick -> ``<node> <nick>``: the room's users on every node."""

@@ -186,11 +186,12 @@ class Presence:
         return departed
 
     def _forget_sequences(self, node: str, rooms: Iterable[str]) -> None:
-        """Remove ``node``'s ``n:`` field from the meta hash of each room."""
+        """Remove ``node``'s ``n:`` field from the meta hash of each room, and it from the listeners."""
         field = f"n:{node}"
         pipe = self.link.client.pipeline(transaction=False)
         for room in rooms:
             pipe.hdel(self.keys.meta(room), field)
+            pipe.srem(self.keys.listeners(room), node)
         pipe.execute()
 
     def _live_nodes(self) -> set[bytes]:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 import gevent
 import redis
 from gevent.event import Event
+from gevent.lock import BoundedSemaphore
 
 from ...core import wire
 from . import scripts
@@ -51,8 +52,12 @@ __all__ = ["MAX_BATCH_BYTES", "PUBLISH_BATCH", "Batch", "Publisher"]
 
 log = logging.getLogger("gevent_chat.redis")
 
-#: Batches sent per round trip at most.
+#: Batches sent per write at most.
 PUBLISH_BATCH = 256
+#: Unconfirmed batches at most: past this the publisher waits for replies.
+MAX_UNCONFIRMED = 1024
+#: Seconds after its last write at which an idle publisher reads the replies.
+CONFIRM_AFTER = 0.05
 #: A coalesced batch stops growing at this many payload bytes.
 MAX_BATCH_BYTES = 256 * 1024
 
@@ -77,7 +82,7 @@ class Batch:
 
 
 class Publisher:
-    """The FIFO, the greenlet that empties it, and the connection it uses."""
+    """The FIFO, the greenlet that empties it, and the connections it uses."""
 
     def __init__(
         self,
@@ -100,10 +105,19 @@ class Publisher:
         self.clock = clock
         self.before_send = before_send  # raises FAILURES: the rooms about to be published in
         self.on_foreign = on_foreign
+        #: Called with (room, epoch, offset, seq) for each batch Redis confirmed stored.
+        self.on_stored: Callable[[str, str, int, int], None] | None = None
         #: Said, not yet in a batch: (room, payload, lines, remember).
         self.pending: deque[tuple[str, bytes, int, bool]] = deque()
-        #: Formed and maybe sent, not yet confirmed, in order.
+        #: Formed (or to be sent again), not written yet, in order.
         self.unacked: list[Batch] = []
+        #: Written, per connection, in order; their replies not read yet.
+        self.inflight: dict[Address | None, deque[Batch]] = {}
+        self._redo: list[Batch] = []  # refused for want of the script: sent again once it is loaded
+        self._noscript: set[Address | None] = set()
+        self._error: BaseException | None = None  # found by ``settle`` in another greenlet
+        self._flushing = False
+        self._reading = BoundedSemaphore()  # replies are read by one greenlet at a time
         self._seq = 0
         self._sends = 0
         self._wake = Event()
@@ -112,7 +126,10 @@ class Publisher:
     @property
     def idle(self) -> bool:
         """Nothing waits to be sent or confirmed."""
-        return not self.pending and not self.unacked
+        return not self.pending and not self.unacked and not self._redo and not self._unconfirmed()
+
+    def _unconfirmed(self) -> int:
+        return sum(len(queue) for queue in self.inflight.values())
 
     def publish(self, room: str, payload: bytes, lines: int, remember: bool) -> None:
         """Queue complete lines for ``room``; never blocks."""
@@ -129,24 +146,60 @@ class Publisher:
 
     def run(self) -> None:
         while True:
-            if not self.pending and not self.unacked:
-                self._wake.clear()
-                self._wake.wait()
-                continue
-            self.link.up.wait()
-            if self.linger and not self.unacked:
-                gevent.sleep(self.linger)  # lines said meanwhile join the batch
-            self._form()
-            batches = self.unacked[:PUBLISH_BATCH]
             try:
+                self._check()
+                if not self.pending and not self.unacked:
+                    self._wake.clear()
+                    if not self._unconfirmed():
+                        self._wake.wait()
+                    elif self._flushing or not self._wake.wait(CONFIRM_AFTER):
+                        self._confirm(block=True)  # nothing new to send: read the replies now
+                    continue
+                self.link.up.wait()
+                if self.linger and not self.unacked and not self._unconfirmed():
+                    gevent.sleep(self.linger)  # lines said meanwhile join the batch
+                self._form()
+                # Replies that came meanwhile cost one ``recv`` and no wait; the
+                # publisher waits for them only when too many are unconfirmed.
+                self._confirm(block=self._unconfirmed() >= MAX_UNCONFIRMED)
+                self._check()
+                batches = self.unacked[:PUBLISH_BATCH]
                 self.send(batches)
+                del self.unacked[: len(batches)]
             except FAILURES as exc:
-                for batch in self.unacked:
-                    batch.retry = True
-                self.drop()
-                self.link.failed(exc)
-                continue
-            del self.unacked[: len(batches)]
+                self._failed(exc)
+
+    def _check(self) -> None:
+        """Act on what ``settle`` found: raise its failure; send again what lacked the script."""
+        if self._error is not None:
+            exc, self._error = self._error, None
+            raise exc
+        if self._noscript:
+            with self._reading:
+                for where in self._noscript:
+                    queue, conn = self.inflight.get(where), self._conns.get(where)
+                    if conn is None:
+                        continue
+                    if queue:  # everything after the refused batch was sent without the script too
+                        for reply in [conn.read() for _ in queue]:
+                            self._stored(queue.popleft(), reply, where)
+                    conn.call("SCRIPT", "LOAD", scripts.PUBLISH)
+                self._noscript.clear()
+            self.unacked = sorted(self._redo + self.unacked, key=_by_seq)
+            self._redo = []
+
+    def _failed(self, exc: BaseException) -> None:
+        """Everything not confirmed is sent again, in order, as retries, once the link is back."""
+        again = self._redo + self.unacked
+        for queue in self.inflight.values():
+            again.extend(queue)
+        for batch in again:
+            batch.retry = True
+        self.unacked = sorted(again, key=_by_seq)
+        self.inflight, self._redo, self._error = {}, [], None
+        self._noscript.clear()
+        self.drop()
+        self.link.failed(exc)
 
     def _form(self) -> None:
         """Turn what is pending into numbered batches, one per run of one room."""
@@ -173,7 +226,9 @@ class Publisher:
             formed.append(Batch(room, self._seq, header, payload, lines))
 
     def send(self, batches: list[Batch]) -> None:
-        """Store and publish ``batches`` in one round trip per master; raises ``FAILURES``."""
+        """Write ``batches``, one write per master; their replies are read later.  Raises ``FAILURES``."""
+        if not batches:
+            return
         self.before_send({batch.room for batch in batches})
         router = self.link.router
         groups: dict[Address | None, list[Batch]] = {}
@@ -184,51 +239,84 @@ class Publisher:
         # count), so a room Redis lost never gets an epoch it had back.
         self._sends += 1
         epoch = f"{self.node}-{self._sends}"
-        sent = [(where, group, self._write(where, group, epoch)) for where, group in groups.items()]
-        stored = lines = 0
-        for where, group, conn in sent:
-            replies = [conn.read() for _ in group]
-            for i, reply in enumerate(replies):
-                if isinstance(reply, ReplyError) and str(reply).startswith("NOSCRIPT"):
-                    # Redis restarted (or its scripts were flushed): load it and send
-                    # again from here on, as retries: whatever ran is skipped.
-                    conn.call("SCRIPT", "LOAD", scripts.PUBLISH)
-                    self._write(where, group[i:], epoch)
-                    replies[i:] = [conn.read() for _ in group[i:]]
-                    break
-            for batch, reply in zip(group, replies, strict=True):
-                if isinstance(reply, ReplyError):
-                    if str(reply).startswith(IN_FLUX):
-                        raise redis.ConnectionError(f"Redis Cluster in flux: {reply}")
-                    log.error("Redis refused a batch for room %s: %s", batch.room, reply)
-                    self.metrics.publish_errors += 1
-                    continue
-                stored += 1
-                lines += batch.lines
-                if isinstance(reply, list) and len(reply) > 2 and reply[2]:
-                    removed = "entries past the room's offsets, removed"
-                    self.on_foreign(self.keys.stream(batch.room), removed, int(reply[2]))
-        self.metrics.publishes += stored
-        self.metrics.published_lines += lines
+        for where, group in groups.items():
+            self._write(where, group, epoch)
 
-    def _write(self, where: Address | None, batches: list[Batch], epoch: str) -> RespConnection:
+    def settle(self) -> None:
+        """Read the replies already received (never waits): the rooms learn their offsets.
+
+        The subscriber calls this before it takes a message past a room's next
+        offset for a gap: Redis wrote the reply to this node's earlier batch
+        before the message that followed it, so the reply is here already.
+        """
+        try:
+            self._confirm(block=False)
+        except FAILURES as exc:
+            if self._error is None:
+                self._error = exc
+            self._wake.set()
+
+    def _confirm(self, *, block: bool) -> None:
+        """Read the replies that came (``block``: every one outstanding) and act on each."""
+        with self._reading:
+            for where, queue in self.inflight.items():
+                conn = self._conns.get(where)
+                if not queue or conn is None:
+                    continue
+                replies = [conn.read() for _ in queue] if block else conn.read_ready()
+                for reply in replies:
+                    if not queue:
+                        break
+                    self._stored(queue.popleft(), reply, where)
+
+    def _stored(self, batch: Batch, reply: object, where: Address | None) -> None:
+        """Act on Redis's reply to ``batch``."""
+        if isinstance(reply, ReplyError):
+            text = str(reply)
+            if text.startswith("NOSCRIPT"):
+                # Redis restarted (or its scripts were flushed): load it and send
+                # again, as a retry: whatever ran is skipped.
+                self._redo.append(batch)
+                self._noscript.add(where)
+                self._wake.set()
+            elif text.startswith(IN_FLUX):
+                self._redo.append(batch)
+                if self._error is None:
+                    self._error = redis.ConnectionError(f"Redis Cluster in flux: {reply}")
+                self._wake.set()
+            else:
+                log.error("Redis refused a batch for room %s: %s", batch.room, reply)
+                self.metrics.publish_errors += 1
+            return
+        self.metrics.publishes += 1
+        self.metrics.published_lines += batch.lines
+        if not isinstance(reply, list) or len(reply) < 3:
+            return
+        offset, epoch, foreign = reply[0], reply[1], reply[2]
+        if foreign:
+            removed = "entries past the room's offsets, removed"
+            self.on_foreign(self.keys.stream(batch.room), removed, int(foreign))
+        if offset and self.on_stored is not None and isinstance(epoch, bytes):
+            self.on_stored(batch.room, epoch.decode("ascii", "replace"), int(offset), batch.seq)
+
+    def _write(self, where: Address | None, batches: list[Batch], epoch: str) -> None:
         """Send one EVALSHA per batch to the master at ``where``, without waiting."""
         keys, node, maxlen = self.keys, self.node, self.stream_size
         publish = "SPUBLISH" if self.link.sharded else "PUBLISH"
         commands: list[Command] = []
         for b in batches:
             room = b.room
-            meta, stream, channel = keys.meta(room), keys.stream(room), keys.channel(room)
+            meta, stream, listeners = keys.meta(room), keys.stream(room), keys.listeners(room)
             retry = 1 if b.retry else 0
-            args = (b.header, b.payload, maxlen, epoch, node, b.seq, retry, publish)
-            commands.append(("EVALSHA", PUBLISH_SHA, 2, meta, stream, channel, *args))
+            args = (keys.channel(room, ""), b.header, b.payload, maxlen, epoch, node, b.seq, retry, publish)
+            commands.append(("EVALSHA", PUBLISH_SHA, 3, meta, stream, listeners, *args))
         conn = self._conns.get(where)
         if conn is None:
             conn = self._conns[where] = RespConnection(self.link.new_connection(where), self.link.timeout)
         conn.write(pack(commands))
         for b in batches:  # from here on, a failure leaves them maybe stored
             b.retry = True
-        return conn
+        self.inflight.setdefault(where, deque()).extend(batches)
 
     def drop(self) -> None:
         """Close the connections (a failure, or the end); the next send opens others."""
@@ -239,5 +327,11 @@ class Publisher:
     def flush(self, timeout: float) -> None:
         """Give the greenlet up to ``timeout`` s to send what waits (before closing)."""
         deadline = time.monotonic() + timeout
+        self._flushing = True
+        self._wake.set()
         while not self.idle and self.link.is_up and time.monotonic() < deadline:
             gevent.sleep(0.01)
+
+
+def _by_seq(batch: Batch) -> int:
+    return batch.seq

@@ -18,6 +18,7 @@ which ``link.FAILURES`` catches.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, cast
 
@@ -90,6 +91,31 @@ class RespConnection:
             self._fill()
             reply = self.reader.gets()
         replies = [reply]
+        reply = self.reader.gets()
+        while reply is not False:
+            replies.append(reply)
+            reply = self.reader.gets()
+        return replies
+
+    def read_ready(self) -> list[Any]:
+        """Every reply received so far, without waiting (an empty list if none came yet)."""
+        sock = self.sock
+        timeout = sock.gettimeout()
+        sock.settimeout(0.0)
+        try:
+            while True:
+                try:
+                    data = sock.recv(READ_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    break
+                if not data:
+                    raise redis.ConnectionError("Redis closed the connection")
+                self.reader.feed(data)
+                if len(data) < READ_SIZE:
+                    break
+        finally:
+            sock.settimeout(timeout)
+        replies = []
         reply = self.reader.gets()
         while reply is not False:
             replies.append(reply)

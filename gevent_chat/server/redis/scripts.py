@@ -9,7 +9,9 @@ each node numbers its batches, and a batch whose number is not above the last
 one stored for that node is skipped, so a publish retried after a lost reply
 is not stored or delivered twice.  A first attempt needs no check (its
 number is new), so only a retry reads the field: the common case costs
-HINCRBY, HGET, HSET, XADD and PUBLISH.  The Stream is capped with
+HINCRBY, HGET, HSET, XADD, SMEMBERS and one PUBLISH per other listening
+node (not to the publisher: its own entries would only wake it to be
+skipped; the reply tells it the offset).  The Stream is capped with
 ``MAXLEN ~`` (whole nodes trimmed at once, far cheaper than exact), so it
 holds at least ``stream_size`` entries.
 
@@ -37,9 +39,11 @@ __all__ = [
     "SERVER_BAN",
 ]
 
-#: KEYS: meta, stream.  ARGV: channel, header, payload, maxlen, new epoch, node, seq,
-#: retry ("1" if this batch may have been stored already: its first attempt failed),
-#: and optionally the publish command (SPUBLISH on a Redis Cluster >= 7; PUBLISH by default).
+#: KEYS: meta, stream, listeners.  ARGV: channel prefix (a listening node's channel is the
+#: prefix and its id), header, payload, maxlen, new epoch, node, seq, retry ("1" if this
+#: batch may have been stored already: its first attempt failed), and optionally the
+#: publish command (SPUBLISH on a Redis Cluster >= 7; PUBLISH by default).  The message
+#: goes to every listening node but the publisher, which learns the offset from the reply.
 #: Returns {offset, epoch, foreign entries removed}; offset 0 means "already published".
 PUBLISH = """
 local field = 'n:' .. ARGV[6]
@@ -101,7 +105,12 @@ if type(added) == 'table' and added.err then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], offset, 'h', ARGV[2], 'd', ARGV[3])
 end
 local message = 'gc1 ' .. epoch .. ' ' .. offset .. ' ' .. ARGV[2] .. '\\n' .. ARGV[3]
-redis.call(ARGV[9] or 'PUBLISH', ARGV[1], message)
+local publish = ARGV[9] or 'PUBLISH'
+for _, listener in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  if listener ~= ARGV[6] then
+    redis.call(publish, ARGV[1] .. listener, message)
+  end
+end
 return {offset, epoch, foreign}
 """
 

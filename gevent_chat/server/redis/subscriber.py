@@ -57,6 +57,8 @@ log = logging.getLogger("gevent_chat.redis")
 
 #: Stream entries read per XRANGE while recovering.
 RECOVERY_PAGE = 500
+#: A room's own entries kept past its offset at most (more wait for a recovery).
+MAX_AHEAD = 1024
 #: The notice a room gets when lines from other servers could not be recovered.
 MISSING_NOTICE = codec.encode(ServerNotice("some messages from other servers may be missing"))
 
@@ -87,6 +89,9 @@ class RoomState:
     seen: dict[str, int] = field(default_factory=dict)
     #: (node, seq) of the entry at ``offset``, once one was read; None: not known.
     mark: tuple[str, int] | None = None
+    #: This node's own entries past ``offset`` (offset -> seq), from the publisher's
+    #: replies: the offset moves over them once the entries before them arrive.
+    ahead: dict[int, int] = field(default_factory=dict)
 
 
 class _Stale(Exception):
@@ -104,6 +109,9 @@ class Subscriber:
         self.on_private: Callable[[str, bytes], None] | None = None
         #: Called with (what, folded nick or None, text) for a control message (``wire.CONTROLS``).
         self.on_control: Callable[[str, str | None, str], None] | None = None
+        #: Reads the publisher's replies already received (``Publisher.settle``), so the
+        #: rooms know their offsets before a message past the next one counts as a gap.
+        self.settle: Callable[[], None] | None = None
         self.rooms: dict[str, RoomState] = {}  # folded name -> state
         self._by_channel: dict[bytes, RoomState] = {}
         self._node_channel = keys.node_channel(node).encode()
@@ -124,7 +132,7 @@ class Subscriber:
 
     def track(self, room: str) -> RoomState:
         """Start listening to ``room``; waits one round trip to learn where its Stream stands."""
-        state = RoomState(room, self.keys.channel(room).encode())
+        state = RoomState(room, self.keys.channel(room, self.node).encode())
         if self.link.is_up:
             try:
                 state.epoch, state.offset = self._meta(state.name)
@@ -141,6 +149,28 @@ class Subscriber:
         shard = self._shards.get(self._where(state.channel))
         if shard is not None:
             self._command(shard, (b"SUNSUBSCRIBE" if self.link.sharded else b"UNSUBSCRIBE", state.channel))
+        if self.link.is_up:
+            try:
+                self.link.client.srem(self.keys.listeners(state.name), self.node)
+            except FAILURES as exc:
+                self.link.failed(exc)
+
+    def listen_again(self) -> None:
+        """Add this node to every room's listeners again (the set may have been evicted)."""
+        rooms = [state.name for state in self.rooms.values() if state.listening]
+        if rooms:
+            pipe = self.link.client.pipeline(transaction=False)
+            for room in rooms:
+                pipe.sadd(self.keys.listeners(room), self.node)
+            pipe.execute()
+
+    def stop_listening(self) -> None:
+        """Leave every room's listeners (shutdown); raises ``FAILURES``."""
+        if self.rooms:
+            pipe = self.link.client.pipeline(transaction=False)
+            for state in self.rooms.values():
+                pipe.srem(self.keys.listeners(state.name), self.node)
+            pipe.execute()
 
     def _where(self, channel: bytes) -> Address | None:
         """Which connection a room's channel is subscribed on."""
@@ -292,8 +322,18 @@ class Subscriber:
         else:
             log.debug("dropped data at %s: %s", where, why)
 
-    def _meta(self, room: str) -> tuple[str | None, int]:
-        raw = self.link.client.hmget(self.keys.meta(room), ["e", "s"])
+    def _meta(self, room: str, *, listen: bool = False) -> tuple[str | None, int]:
+        """The room's epoch and last offset; ``listen``: join its listeners first, in one round trip.
+
+        Joined first, so a batch stored after the read reaches this node's channel.
+        """
+        if listen:
+            pipe = self.link.client.pipeline(transaction=False)
+            pipe.sadd(self.keys.listeners(room), self.node)
+            pipe.hmget(self.keys.meta(room), ["e", "s"])
+            raw = pipe.execute()[1]
+        else:
+            raw = self.link.client.hmget(self.keys.meta(room), ["e", "s"])
         raw_epoch, raw_top = cast("list[bytes | None]", raw)
         epoch = raw_epoch.decode("ascii", "replace") if raw_epoch else None
         if epoch is not None and not wire.is_valid_token(epoch):
@@ -331,8 +371,6 @@ class Subscriber:
                 log.exception("acting on a word from another server failed")
 
     def _on_message(self, state: RoomState, data: Any) -> None:
-        if type(data) is bytes and self._own_next(state, data):
-            return
         try:
             message = wire.decode_message(data if isinstance(data, bytes) else b"")
         except wire.WireError as exc:
@@ -343,6 +381,9 @@ class Subscriber:
         elif message.epoch != state.epoch:
             self._epoch_changed(state, message.epoch)
         assert state.offset is not None
+        if message.offset > state.offset + 1 and self.settle is not None:
+            self.settle()  # this node's batches before it, confirmed meanwhile
+            self._check(state)
         told = False
         if message.offset <= state.offset:
             entry = message.entry
@@ -354,30 +395,41 @@ class Subscriber:
             self._recover(state, message.offset - 1, told=told)
         self._deliver(state, message.offset, message.entry, recovered=False)
 
-    def _own_next(self, state: RoomState, data: bytes) -> bool:
-        """Skip this node's own batch at the room's next offset, reading its first words only.
+    def own_stored(self, room: str, epoch: str, offset: int, seq: int) -> None:
+        """Redis stored this node's batch ``seq`` of ``room`` at ``offset`` (the publisher's reply).
 
-        The hub delivered it locally already; all the room needs is its offset
-        and sequence number.  Anything else (another node's batch, a gap, a
-        changed epoch, a malformed message) takes the full path.
+        Redis does not send a node its own batches, so this is how the room
+        keeps its place: the offset moves on at once if it is the next one,
+        or once the entries before it have arrived.
         """
-        words = data.split(b" ", 5)
-        if len(words) != 6 or words[3] != self._node_bytes or words[0] != wire.MAGIC:
-            return False
-        raw_offset, raw_seq = words[2], words[4]
-        if state.offset is None or not raw_offset.isdigit() or not raw_seq.isdigit():
-            return False
-        offset, seq = int(raw_offset), int(raw_seq)
-        if offset != state.offset + 1 or seq < 1 or state.epoch is None or words[1] != state.epoch.encode():
-            return False
-        state.offset, state.mark = offset, (self.node, seq)
+        state = self.rooms.get(name_key(room))
+        if state is None or state.offset is None:
+            return
+        if state.epoch is None and state.offset == 0:
+            state.epoch = epoch  # the room's first entry: this batch made its epoch
+        if epoch != state.epoch or offset <= state.offset:
+            return  # another epoch (a message will tell), or passed already (recovered)
         if seq > state.seen.get(self.node, 0):
             state.seen[self.node] = seq
-        return True
+        if offset == state.offset + 1:
+            state.offset, state.mark = offset, (self.node, seq)
+            self._absorb(state)
+        elif len(state.ahead) < MAX_AHEAD:
+            state.ahead[offset] = seq
+
+    def _absorb(self, state: RoomState) -> None:
+        """Move the offset over this node's own entries that now follow it."""
+        ahead = state.ahead
+        assert state.offset is not None
+        while state.offset + 1 in ahead:
+            state.offset += 1
+            state.mark = (self.node, ahead.pop(state.offset))
+        for passed in [k for k in ahead if k <= state.offset]:
+            del ahead[passed]
 
     def _catch_up(self, state: RoomState) -> None:
         """After (re)subscribing: deliver what the Stream has past our offset."""
-        epoch, top = self._meta(state.name)
+        epoch, top = self._meta(state.name, listen=True)
         self._check(state)
         if state.offset is None:
             state.epoch, state.offset = epoch, top
@@ -393,6 +445,8 @@ class Subscriber:
                 told = True
             if top > state.offset:
                 self._recover(state, top, told=told)
+        if state.ahead:
+            self._absorb(state)
         state.listening = True
 
     def _still_there(self, state: RoomState) -> bool:
@@ -426,6 +480,7 @@ class Subscriber:
         log.warning("Redis lost messages of room %s (a failover?)", state.name)
         self.missing(state.name)
         state.offset, state.mark = 0, None
+        state.ahead.clear()
 
     def _epoch_changed(self, state: RoomState, epoch: str | None) -> None:
         if state.epoch is not None:
@@ -433,6 +488,7 @@ class Subscriber:
             log.warning("Redis lost the messages of room %s", state.name)
             self.missing(state.name)
         state.epoch, state.offset, state.mark = epoch, 0, None
+        state.ahead.clear()
 
     def _recover(self, state: RoomState, upto: int, *, told: bool = False) -> None:
         """Deliver the Stream's entries after ``state.offset`` up to ``upto``, in order.
@@ -478,6 +534,13 @@ class Subscriber:
             raise _Stale
 
     def _deliver(self, state: RoomState, offset: int, entry: wire.Entry | None, *, recovered: bool) -> None:
+        self._deliver_entry(state, offset, entry, recovered=recovered)
+        if state.ahead:
+            self._absorb(state)
+
+    def _deliver_entry(
+        self, state: RoomState, offset: int, entry: wire.Entry | None, *, recovered: bool
+    ) -> None:
         state.offset = offset
         if entry is None:
             state.mark = None

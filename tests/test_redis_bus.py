@@ -767,3 +767,25 @@ def test_a_node_back_from_an_outage_reads_its_rooms_rules_again_or_gives_them_ba
     assert got["dev"].topic == Topic("new", "bob", 3.0)
     assert "ops" not in got  # Redis had no rules for #ops: this node's are written back
     assert plain.hget(a.keys.rules("ops"), "ban:spam*") == b'["alice", 2.0]'
+
+
+def test_rules_recorded_by_many_greenlets_at_once_are_each_written_once(make_node: Any) -> None:
+    """Users creating rooms at the same moment: every record is written, none raises.
+
+    Each ``record`` waits for Redis, so the others queue theirs meanwhile;
+    they used to empty the queue together and fail on an empty list.
+    """
+    a, _ = make_node()
+    rooms = [f"r{i}" for i in range(20)]
+    for room in rooms:
+        a.enter("alice", room)  # a room's rules are kept while it has users
+    writers = [
+        gevent.spawn(a.record, room, {"rules": "1", "topic": f'["about {room}", "alice", 1.0]'})
+        for room in rooms
+    ]
+    gevent.joinall(writers, raise_error=True, timeout=5)
+    assert all(w.successful() for w in writers)
+    for room in rooms:
+        state = a.rules(room)
+        assert state is not None
+        assert state.topic == Topic(f"about {room}", "alice", 1.0)

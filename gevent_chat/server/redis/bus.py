@@ -61,6 +61,7 @@ from dataclasses import dataclass
 from typing import cast
 
 import gevent
+from gevent.lock import BoundedSemaphore
 
 from ...core import codec, records, wire
 from ...core.events import Quit, Said
@@ -153,6 +154,7 @@ class RedisBus:
         self._server_ban = self.link.script(scripts.SERVER_BAN)
         #: Changes decided while Redis was down, in order: (room, changes).
         self._unrecorded: list[tuple[str, records.Changes]] = []
+        self._recording = BoundedSemaphore()  # one greenlet writes rules and bans at a time
         #: Server bans added (True) or lifted while Redis was down, in order.
         self._unsent_bans: list[tuple[ServerBan, bool]] = []
         #: The server bans as this node knows them (mask -> ban), to write back if Redis lost them.
@@ -304,11 +306,14 @@ class RedisBus:
                 self.link.failed(exc)
 
     def _send_records(self) -> None:
-        while self._unrecorded:
-            room, changes = self._unrecorded[0]
-            args = [x for field, value in changes.items() for x in (field, "-" if value is None else value)]
-            self._record(keys=[self.keys.rules(room), self.keys.who(room)], args=args)
-            del self._unrecorded[0]
+        with self._recording:  # greenlets take turns: each change written once, in order
+            while self._unrecorded:
+                room, changes = self._unrecorded[0]
+                args = [
+                    x for field, value in changes.items() for x in (field, "-" if value is None else value)
+                ]
+                self._record(keys=[self.keys.rules(room), self.keys.who(room)], args=args)
+                del self._unrecorded[0]
 
     def server_ban(self, ban: ServerBan, added: bool) -> None:
         """Keep the server ban ``ban`` (or lift it: not ``added``) for every node, and tell them."""
@@ -324,6 +329,10 @@ class RedisBus:
                 self.link.failed(exc)
 
     def _send_bans(self) -> None:
+        with self._recording:
+            self._send_bans_in_turn()
+
+    def _send_bans_in_turn(self) -> None:
         while self._unsent_bans:
             ban, added = self._unsent_bans[0]
             field, value = records.encode_server_ban(ban)

@@ -31,7 +31,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import gevent
 import redis
@@ -39,6 +39,7 @@ from gevent.event import Event
 from gevent.lock import BoundedSemaphore
 
 from ...core import wire
+from ...core.protocol import name_key
 from . import scripts
 from .keys import Keys
 from .link import FAILURES, Link
@@ -54,9 +55,11 @@ log = logging.getLogger("gevent_chat.redis")
 
 #: Batches sent per write at most.
 PUBLISH_BATCH = 256
+#: Rooms whose key names are kept made.
+MAX_ROOM_KEYS = 4096
 #: Unconfirmed batches at most: past this the publisher waits for replies.
 MAX_UNCONFIRMED = 1024
-#: Seconds after its last write at which an idle publisher reads the replies.
+#: How often a publisher with nothing new to send reads the replies it has not read.
 CONFIRM_AFTER = 0.05
 #: A coalesced batch stops growing at this many payload bytes.
 MAX_BATCH_BYTES = 256 * 1024
@@ -79,6 +82,14 @@ class Batch:
     payload: bytes
     lines: int
     retry: bool = False  # sent before, and maybe stored: the script checks
+
+
+class _RoomKeys(NamedTuple):
+    folded: str
+    meta: str
+    stream: str
+    listeners: str
+    channels: str  # the prefix of its listeners' channels
 
 
 class Publisher:
@@ -117,11 +128,13 @@ class Publisher:
         self._noscript: set[Address | None] = set()
         self._error: BaseException | None = None  # found by ``settle`` in another greenlet
         self._flushing = False
+        self._confirm_due = False  # replies have waited a tick: read them even if they make us wait
         self._reading = BoundedSemaphore()  # replies are read by one greenlet at a time
         self._seq = 0
         self._sends = 0
         self._wake = Event()
         self._conns: dict[Address | None, RespConnection] = {}  # per master (None: the one Redis)
+        self._room_keys: dict[str, _RoomKeys] = {}
 
     @property
     def idle(self) -> bool:
@@ -145,18 +158,34 @@ class Publisher:
     # -- the greenlet ------------------------------------------------------------------
 
     def run(self) -> None:
+        # One timer for the greenlet's life (a timed wait per turn would make one each time).
+        ticker = gevent.get_hub().loop.timer(CONFIRM_AFTER, CONFIRM_AFTER, ref=False)
+        ticker.start(self._tick)
+        try:
+            self._run()
+        finally:
+            ticker.stop()
+            ticker.close()
+
+    def _tick(self) -> None:
+        if self._unconfirmed():
+            self._confirm_due = True
+            self._wake.set()
+
+    def _run(self) -> None:
         while True:
             try:
                 self._check()
                 if not self.pending and not self.unacked:
-                    self._wake.clear()
-                    if not self._unconfirmed():
-                        self._wake.wait()
-                    elif self._flushing or not self._wake.wait(CONFIRM_AFTER):
+                    if self._unconfirmed() and (self._confirm_due or self._flushing):
+                        self._confirm_due = False
                         self._confirm(block=True)  # nothing new to send: read the replies now
+                        continue
+                    self._wake.clear()
+                    self._wake.wait()
                     continue
                 self.link.up.wait()
-                if self.linger and not self.unacked and not self._unconfirmed():
+                if self.linger and not self.unacked:
                     gevent.sleep(self.linger)  # lines said meanwhile join the batch
                 self._form()
                 # Replies that came meanwhile cost one ``recv`` and no wait; the
@@ -233,7 +262,7 @@ class Publisher:
         router = self.link.router
         groups: dict[Address | None, list[Batch]] = {}
         for batch in batches:
-            where = None if router is None else router.address(self.keys.meta(batch.room))
+            where = None if router is None else router.address(self._keys_of(batch.room).meta)
             groups.setdefault(where, []).append(batch)
         # The epoch of a room that has none yet: new on every send (node id and a
         # count), so a room Redis lost never gets an epoch it had back.
@@ -297,19 +326,19 @@ class Publisher:
             removed = "entries past the room's offsets, removed"
             self.on_foreign(self.keys.stream(batch.room), removed, int(foreign))
         if offset and self.on_stored is not None and isinstance(epoch, bytes):
-            self.on_stored(batch.room, epoch.decode("ascii", "replace"), int(offset), batch.seq)
+            folded = self._keys_of(batch.room).folded
+            self.on_stored(folded, epoch.decode("ascii", "replace"), int(offset), batch.seq)
 
     def _write(self, where: Address | None, batches: list[Batch], epoch: str) -> None:
         """Send one EVALSHA per batch to the master at ``where``, without waiting."""
-        keys, node, maxlen = self.keys, self.node, self.stream_size
+        node, maxlen = self.node, self.stream_size
         publish = "SPUBLISH" if self.link.sharded else "PUBLISH"
         commands: list[Command] = []
         for b in batches:
-            room = b.room
-            meta, stream, listeners = keys.meta(room), keys.stream(room), keys.listeners(room)
+            k = self._keys_of(b.room)
             retry = 1 if b.retry else 0
-            args = (keys.channel(room, ""), b.header, b.payload, maxlen, epoch, node, b.seq, retry, publish)
-            commands.append(("EVALSHA", PUBLISH_SHA, 3, meta, stream, listeners, *args))
+            args = (k.channels, b.header, b.payload, maxlen, epoch, node, b.seq, retry, publish)
+            commands.append(("EVALSHA", PUBLISH_SHA, 3, k.meta, k.stream, k.listeners, *args))
         conn = self._conns.get(where)
         if conn is None:
             conn = self._conns[where] = RespConnection(self.link.new_connection(where), self.link.timeout)
@@ -317,6 +346,23 @@ class Publisher:
         for b in batches:  # from here on, a failure leaves them maybe stored
             b.retry = True
         self.inflight.setdefault(where, deque()).extend(batches)
+
+    def _keys_of(self, room: str) -> _RoomKeys:
+        """The names ``room``'s batches need, made once (folding a name takes ICU's time)."""
+        found = self._room_keys.get(room)
+        if found is None:
+            if len(self._room_keys) >= MAX_ROOM_KEYS:
+                self._room_keys.clear()
+            keys = self.keys
+            found = _RoomKeys(
+                name_key(room),
+                keys.meta(room),
+                keys.stream(room),
+                keys.listeners(room),
+                keys.channel(room, ""),
+            )
+            self._room_keys[room] = found
+        return found
 
     def drop(self) -> None:
         """Close the connections (a failure, or the end); the next send opens others."""

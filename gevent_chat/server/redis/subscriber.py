@@ -395,16 +395,16 @@ class Subscriber:
             self._recover(state, message.offset - 1, told=told)
         self._deliver(state, message.offset, message.entry, recovered=False)
 
-    def own_stored(self, room: str, epoch: str, offset: int, seq: int) -> None:
-        """Redis stored this node's batch ``seq`` of ``room`` at ``offset`` (the publisher's reply).
+    def own_stored(self, folded: str, epoch: str, offset: int, seq: int) -> None:
+        """Redis stored this node's batch ``seq`` of room ``folded`` at ``offset`` (the publisher's reply).
 
         Redis does not send a node its own batches, so this is how the room
         keeps its place: the offset moves on at once if it is the next one,
         or once the entries before it have arrived.
         """
-        state = self.rooms.get(name_key(room))
-        if state is None or state.offset is None:
-            return
+        state = self.rooms.get(folded)
+        if state is None or state.offset is None or not state.listening:
+            return  # catching up: the Stream will show the entry (and a read of it is waiting)
         if state.epoch is None and state.offset == 0:
             state.epoch = epoch  # the room's first entry: this batch made its epoch
         if epoch != state.epoch or offset <= state.offset:

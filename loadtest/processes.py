@@ -26,8 +26,10 @@ class LoggedProcess:
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log, **popen)
         self.pid = self.proc.pid
 
-    def listening_on(self, timeout: float, sleep: Callable[[float], object] = time.sleep) -> bytes | None:
-        """What follows ``listening on`` in the log, once that line is there.
+    def listening_on(
+        self, timeout: float, sleep: Callable[[float], object] = time.sleep, marker: bytes = b"listening on "
+    ) -> bytes | None:
+        """What follows ``marker`` in the log, once that line is there.
 
         None if the child exits first or ``timeout`` passes; ``sleep`` waits
         between looks (``gevent.sleep`` in a process that runs greenlets).
@@ -36,8 +38,8 @@ class LoggedProcess:
         while time.monotonic() < deadline:
             with open(self.log.name, "rb") as f:
                 for line in f:
-                    if b"listening on " in line:
-                        return line.split(b"listening on ", 1)[1]
+                    if marker in line:
+                        return line.split(marker, 1)[1]
             if self.proc.poll() is not None:
                 break
             sleep(0.02)

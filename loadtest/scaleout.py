@@ -76,8 +76,10 @@ def _start(workers: int) -> tuple[LoggedProcess, int]:
         argv += ["--workers", str(workers)]
     proc = LoggedProcess(argv, "gc-scaleout-")
     try:
-        where = proc.listening_on(30)
-        port = re.search(rb":(\d+)", where or b"")  # a worker's line may come first: the same port
+        # With workers, the supervisor's line says all of them listen: a load started
+        # after the first worker's line would land mostly on that one.
+        where = proc.listening_on(30, marker=b"workers listening on " if workers > 1 else b"listening on ")
+        port = re.search(rb":(\d+)", where or b"")
         if port is None:
             raise SystemExit("the server did not start")
         return proc, int(port.group(1))

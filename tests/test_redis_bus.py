@@ -789,3 +789,58 @@ def test_rules_recorded_by_many_greenlets_at_once_are_each_written_once(make_nod
         state = a.rules(room)
         assert state is not None
         assert state.topic == Topic(f"about {room}", "alice", 1.0)
+
+
+# -- the room's listeners: who the publish script sends a batch to ---------------------
+
+
+def _listeners(plain: redis.Redis, bus: RedisBus, room: str = "lobby") -> set[str]:
+    return {n.decode() for n in plain.smembers(bus.keys.listeners(room))}
+
+
+def test_a_node_listens_while_it_has_users_in_the_room(make_node: Any, server: RedisServer) -> None:
+    """In the set once its subscription is confirmed, out when its last user leaves or it stops."""
+    plain = _plain(server)
+    a, _ = make_node()
+    b, _ = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    b.enter("bea", "lobby")
+    _wait_subscribed(a)
+    _wait_subscribed(b)
+    assert _listeners(plain, a) == {a.node, b.node}
+    b.leave("bob", "lobby")
+    assert _listeners(plain, a) == {a.node, b.node}  # bea is still there
+    b.leave("bea", "lobby")
+    wait_until(lambda: _listeners(plain, a) == {a.node}, what="b out of the listeners")
+    a.close()
+    assert _listeners(plain, b) == set()
+
+
+def test_a_dead_nodes_listening_goes_with_its_users(make_node: Any, server: RedisServer) -> None:
+    plain = _plain(server)
+    a, _ = make_node(nick_ttl=1)
+    b, _ = make_node(nick_ttl=1)
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(a)
+    _wait_subscribed(b)
+    gevent.killall(a._greenlets)  # dies without a word; b reaps it
+    wait_until(lambda: _listeners(plain, b) == {b.node}, timeout=3, what="the dead node out")
+
+
+def test_a_lost_set_of_listeners_is_written_again(make_node: Any, server: RedisServer) -> None:
+    """Redis may evict the set (or an operator delete it): each node adds itself again at its
+    next upkeep, and lines reach it again, the ones said meanwhile from the Stream."""
+    plain = _plain(server)
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    plain.delete(b.keys.listeners("lobby"))
+    a.publish("lobby", b"alice: unheard\n", 1, True)  # stored; sent to nobody
+    wait_until(lambda: b.node in _listeners(plain, b), timeout=3, what="b back in the listeners")
+    a.publish("lobby", b"alice: heard\n", 1, True)
+    wait_until(lambda: len(hub_b.lines()) == 2, what="both lines on b")
+    assert hub_b.lines() == [b"alice: unheard\n", b"alice: heard\n"]

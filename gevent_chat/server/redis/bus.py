@@ -9,14 +9,16 @@ history (``history``).  The design is Centrifuge's (``broker_redis.go``):
   greenlet (``publisher.Publisher``) sends what a loop turn said in a room
   as one batch: one call of the publish script (``scripts.PUBLISH``): next
   offset of the room, XADD to the room's Stream (MAXLEN ~ ``stream_size``,
-  also the room's history), PUBLISH.  One greenlet and one FIFO keep each
+  also the room's history), PUBLISH to each other node listening to the room
+  (its reply gives the publisher the offset).  One greenlet and one FIFO keep each
   sender's batches in order.  While Redis is down the FIFO keeps up to
   ``buffer_size`` publishes and is sent when it is back.  A batch whose send
   failed may have been stored all the same (the reply was lost): it is sent
   again marked as a retry, and the script skips it if so.
-* **Receive**: one subscriber greenlet (``subscriber.Subscriber``) listens on
-  the channel of every room with local users and fills gaps from the rooms'
-  Streams, so a blip loses nothing the Stream still holds.
+* **Receive**: one subscriber greenlet (``subscriber.Subscriber``) listens, for
+  every room with local users, on a channel of the room's that is its own
+  (and puts itself in the room's set of listeners), and fills gaps from the
+  rooms' Streams, so a blip loses nothing the Stream still holds.
 * **The hot path** (publish, subscription) runs on raw connections of its
   own (``resp``): commands packed by hiredis and written together, replies
   and messages parsed by hiredis from one ``recv``.  redis-py serves the

@@ -6,15 +6,21 @@ woke (gevent runs its callbacks last, as Redis runs ``beforeSleep``), so
 the greenlet finds everything said in the turn and coalesces it: what
 follows itself in one room, with the same ``remember``, becomes one batch
 (payloads concatenated, line counts added).  Each batch is one EVALSHA of
-``scripts.PUBLISH`` (one Stream entry, one PUBLISH); the batches of one turn
-go out in one write on the publisher's own ``RespConnection`` (one per
-master of a Redis Cluster, each room to the master of its slot), and their
-replies are read before the next write.  While a round trip is under way,
-new lines queue, so the batches grow with the load: one round trip per
-turn when idle, a few per millisecond when busy.  ``linger``
-(``--redis-linger-ms``) makes the first line of a burst wait that long for
-more: fewer, larger batches at a low rate, for that much more latency
-across servers.
+``scripts.PUBLISH`` (one Stream entry, one message to each other node that
+listens to the room); the batches of one turn go out in one write on the
+publisher's own ``RespConnection`` (one per master of a Redis Cluster, each
+room to the master of its slot).
+
+Replies are read without waiting for them: before the next write (one
+``recv`` finds them there), when the subscriber needs a room's offset
+(``settle``), or on a timer (``CONFIRM_AFTER``) when nothing else is said,
+so a reply never wakes the node by itself.  Each tells the node the offset
+its batch took (``on_stored``): Redis sends a node none of its own batches.
+If the last write is still unanswered when the next batch is due (Redis is
+busy), the publisher waits for it, and what is said meanwhile joins the next
+batch: batches grow with the load.  ``linger`` (``--redis-linger-ms``) makes
+the first line of a burst wait that long for more: fewer, larger batches at
+a low rate, for that much more latency across servers.
 
 A batch keeps the sequence number it was given when it was formed: if a
 write or its reply is lost, it is sent again marked as a retry, and the
@@ -57,8 +63,6 @@ log = logging.getLogger("gevent_chat.redis")
 PUBLISH_BATCH = 256
 #: Rooms whose key names are kept made.
 MAX_ROOM_KEYS = 4096
-#: Unconfirmed batches at most: past this the publisher waits for replies.
-MAX_UNCONFIRMED = 1024
 #: How often a publisher with nothing new to send reads the replies it has not read.
 CONFIRM_AFTER = 0.05
 #: A coalesced batch stops growing at this many payload bytes.
@@ -187,11 +191,14 @@ class Publisher:
                 self.link.up.wait()
                 if self.linger and not self.unacked:
                     gevent.sleep(self.linger)  # lines said meanwhile join the batch
-                self._form()
-                # Replies that came meanwhile cost one ``recv`` and no wait; the
-                # publisher waits for them only when too many are unconfirmed.
-                self._confirm(block=self._unconfirmed() >= MAX_UNCONFIRMED)
+                # Replies that came meanwhile cost one ``recv`` and no wait.  If the
+                # last write is still unanswered (Redis is busy), wait for it: what
+                # is said meanwhile joins the next batch, so batches grow with the load.
+                self._confirm(block=False)
+                if self._unconfirmed():
+                    self._confirm(block=True)
                 self._check()
+                self._form()
                 batches = self.unacked[:PUBLISH_BATCH]
                 self.send(batches)
                 del self.unacked[: len(batches)]

@@ -1,8 +1,10 @@
 """The receiving half of the Redis bus: one subscription, gaps filled from the Streams.
 
-SHELL.  The node listens on the channel of every room with local users,
-plus its own channel (private messages), and remembers the (epoch, offset)
-it saw last per room.  One greenlet (``run``) keeps the subscription up; a
+SHELL.  The node listens, for every room with local users, on a channel of
+the room's that is its own (``Keys.channel(room, node)``; it joins the room's
+set of listeners once the subscription is confirmed, so the publish script
+sends to it), plus its own channel (private messages), and remembers the
+(epoch, offset) it saw last per room.  One greenlet (``run``) keeps the subscription up; a
 reader greenlet per connection (one, or one per master of a Redis Cluster,
 where a room's channel is a shard channel on its slot's master) hands what
 arrives to the rooms, and any connection's failure renews them all.  A message past the next offset is
@@ -11,8 +13,12 @@ first.  Every (re)subscription to a room ends with the same check against
 the room's meta hash, so a dropped subscription or a reconnect loses nothing
 the Stream still holds.  An epoch that changed means Redis lost the room's
 data: the room's local users get one notice (``MISSING_NOTICE``), and so do they
-when the Stream was trimmed past what was missed.  A node's own batches are
-skipped: the hub delivered them locally already.  A failover to a replica
+when the Stream was trimmed past what was missed.  Redis sends a node none
+of its own batches (the hub delivered them locally already): the
+publisher's replies tell their offsets (``own_stored``), and the room's
+offset moves over them once what precedes them has arrived.  A message past
+the next offset first makes the publisher read the replies already there
+(``settle``), so a batch of this node's in between is not taken for a gap.  A failover to a replica
 that missed the last writes hands their offsets out again; the node's
 per-room record of what each node's batches it delivered (``RoomState.seen``)
 tells such batches from ones seen, and the room gets the notice.

@@ -83,13 +83,13 @@ class Hub:
                         room.remember(when, event)
                 elif self.registry.directory is not None:  # before it is published: see ``_record``
                     self._record(room, event)
-                if kept and self.bus.has_peers():  # a server alone encodes nothing
-                    data, lines = codec.encoded(event)
-                    self.bus.publish(room.name, data, lines, said)
                 if effect.members is room.members:  # the usual case: the room's grouping serves
                     self.broadcast(room, event, when, crowded, sender)
                 else:  # the room changed since the effect was made
                     self.fan_out(effect.members, event, when, crowded, sender)
+                if kept and self.bus.has_peers():  # a server alone encodes nothing
+                    data, lines = codec.encoded(event)
+                    self.bus.publish(room.name, data, lines, said)
             elif isinstance(effect, Reply):
                 self.send(sender, protocol.notice(effect.text), 1, crowded)
             elif isinstance(effect, Send):

@@ -1,12 +1,14 @@
 """The cost of the Redis hop: one server process vs two nodes sharing Redis, at equal load.
 
 ``python -m loadtest.cluster [--clients 20] [--rate 20] [--duration 10] [--mode both|single|cluster]
-[--repeat N] [--profile DIR] [--linger-ms MS]``
+[--repeat N] [--profile DIR] [--linger-ms MS] [--nodes 2]``
 
 ``single`` starts one ``python -m gevent_chat.server``; ``cluster`` starts a
-private ``redis-server`` (Unix socket, no persistence) and two servers with
-``--redis-url``, and the clients alternate between them, so about half of
-every line's recipients are on the other node.  All clients join one room
+private ``redis-server`` (Unix socket, no persistence) and two servers
+(``--nodes``) with ``--redis-url``, and the clients alternate between them,
+so about half of every line's recipients are on the other node.  With
+``--nodes 1`` every batch is stored and published with nobody to receive
+it: what publishing alone costs.  All clients join one room
 and each says ``--rate`` lines a second (open loop: a line carries its
 *scheduled* send time, so a stall shows up as latency).  Every client reads
 everything and parses every chat line: deliveries are counted per receiver
@@ -209,7 +211,13 @@ def _quantile(sorted_ns: list[int], q: float) -> float | None:
 
 
 def run(
-    mode: str, clients: int, rate: float, duration: float, profile: Path | None = None, linger_ms: float = 0.0
+    mode: str,
+    clients: int,
+    rate: float,
+    duration: float,
+    profile: Path | None = None,
+    linger_ms: float = 0.0,
+    nodes: int = 2,
 ) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="gc-bench-"))
     redis_proc: subprocess.Popen[bytes] | None = None
@@ -232,7 +240,7 @@ def run(
                 gevent.sleep(0.02)
             url = f"unix://{sock_path}"
             linger = ("--redis-linger-ms", str(linger_ms)) if linger_ms else ()
-            servers = [_server("--redis-url", url, "--cluster", "bench", *linger) for _ in range(2)]
+            servers = [_server("--redis-url", url, "--cluster", "bench", *linger) for _ in range(nodes)]
         else:
             servers = [_server()]
         ports = [s.port for s in servers]
@@ -339,13 +347,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="run the modes this many times, then print medians")
     p.add_argument("--profile", type=Path, help="py-spy the first node into DIR/node.txt")
     p.add_argument("--linger-ms", type=float, default=0.0, help="the nodes' --redis-linger-ms")
+    p.add_argument("--nodes", type=int, default=2, help="servers sharing Redis (cluster mode)")
     a = p.parse_args(argv)
+    if a.nodes < 1:
+        p.error("--nodes must be at least 1")
     modes = ("single", "cluster") if a.mode == "both" else (a.mode,)
     rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
     hops: list[float] = []
     for _ in range(a.repeat):
         for mode in modes:
-            row = run(mode, a.clients, a.rate, a.duration, a.profile, a.linger_ms)
+            row = run(mode, a.clients, a.rate, a.duration, a.profile, a.linger_ms, a.nodes)
             rows[mode].append(row)
             print(json.dumps(row) if a.json else "  ".join(f"{k}={v}" for k, v in row.items()), flush=True)
         if a.mode == "both":

@@ -349,10 +349,13 @@ class Publisher:
         conn = self._conns.get(where)
         if conn is None:
             conn = self._conns[where] = RespConnection(self.link.new_connection(where), self.link.timeout)
-        conn.write(pack(commands))
+        data = pack(commands)
         for b in batches:  # from here on, a failure leaves them maybe stored
             b.retry = True
+        # Awaiting replies before the write: a write that waits for room in the
+        # socket lets ``settle`` read the replies to its first commands meanwhile.
         self.inflight.setdefault(where, deque()).extend(batches)
+        conn.write(data)
 
     def _keys_of(self, room: str) -> _RoomKeys:
         """The names ``room``'s batches need, made once (folding a name takes ICU's time)."""

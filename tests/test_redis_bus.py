@@ -844,3 +844,25 @@ def test_a_lost_set_of_listeners_is_written_again(make_node: Any, server: RedisS
     a.publish("lobby", b"alice: heard\n", 1, True)
     wait_until(lambda: len(hub_b.lines()) == 2, what="both lines on b")
     assert hub_b.lines() == [b"alice: unheard\n", b"alice: heard\n"]
+
+
+def test_two_users_entering_a_room_at_once_keep_it_heard_until_both_leave(make_node: Any) -> None:
+    """Entering waits for Redis when the room is new on the node: a second user entering
+    meanwhile must count in the same room, or the first to leave would stop the room for both."""
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "dev")
+    where_the_room_stands = b.subscriber._meta
+
+    def slowly(room: str, **kwargs: Any) -> tuple[str | None, int]:
+        gevent.sleep(0.05)  # a slow round trip: the other user enters during it
+        return where_the_room_stands(room, **kwargs)
+
+    b.subscriber._meta = slowly  # type: ignore[method-assign]
+    gevent.joinall(
+        [gevent.spawn(b.enter, "bob", "dev"), gevent.spawn(b.enter, "bea", "dev")], raise_error=True
+    )
+    _wait_subscribed(b, "dev")
+    b.leave("bob", "dev")
+    a.publish("dev", b"alice: still heard\n", 1, True)
+    wait_until(lambda: hub_b.lines("dev") == [b"alice: still heard\n"], what="bea still hearing #dev")

@@ -139,14 +139,18 @@ class Subscriber:
     def track(self, room: str) -> RoomState:
         """Start listening to ``room``; waits one round trip to learn where its Stream stands."""
         state = RoomState(room, self.keys.channel(room, self.node).encode())
-        if self.link.is_up:
-            try:
-                state.epoch, state.offset = self._meta(state.name)
-            except FAILURES as exc:
-                self.link.failed(exc)
+        # Known before the round trip: a user entering meanwhile joins this state.
         self.rooms[name_key(room)] = state
         self._by_channel[state.channel] = state
-        self._subscribe(state)  # the confirmation makes the subscriber catch up
+        if self.link.is_up:
+            try:
+                epoch, offset = self._meta(state.name)
+                if state.offset is None:  # a message may have placed it meanwhile
+                    state.epoch, state.offset = epoch, offset
+            except FAILURES as exc:
+                self.link.failed(exc)
+        if self.rooms.get(name_key(room)) is state:  # not left meanwhile
+            self._subscribe(state)  # the confirmation makes the subscriber catch up
         return state
 
     def untrack(self, state: RoomState) -> None:

@@ -866,3 +866,28 @@ def test_two_users_entering_a_room_at_once_keep_it_heard_until_both_leave(make_n
     b.leave("bob", "dev")
     a.publish("dev", b"alice: still heard\n", 1, True)
     wait_until(lambda: hub_b.lines("dev") == [b"alice: still heard\n"], what="bea still hearing #dev")
+
+
+def test_scripts_flushed_from_redis_lose_and_double_no_line(make_node: Any, server: RedisServer) -> None:
+    """``SCRIPT FLUSH`` (or a restart that kept the data): the refused batches are sent
+    again once the script is loaded, in order, each stored once."""
+    a, _ = make_node()
+    b, hub_b = make_node()
+    a.enter("alice", "lobby")
+    b.enter("bob", "lobby")
+    _wait_subscribed(b)
+    plain = _plain(server)
+    sent = _lines(30)
+    for i, line in enumerate(sent):
+        a.publish("lobby", line, 1, True)
+        if i % 10 == 9:
+            plain.script_flush()
+        gevent.sleep(0.005)  # several batches, some refused
+    wait_until(lambda: len(hub_b.lines()) == len(sent), what="every line on b")
+    a.publish("lobby", b"alice: after\n", 1, True)  # a duplicate, if any, would arrive before it
+    wait_until(lambda: hub_b.lines()[-1:] == [b"alice: after\n"], what="the marker")
+    assert hub_b.lines() == [*sent, b"alice: after\n"]
+    assert plain.xlen(a.keys.stream("lobby")) == len(hub_b.got)  # one entry per batch delivered
+    assert (
+        plain.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0) >= 1
+    )  # refused, then sent again

@@ -12,6 +12,7 @@ from gevent import socket
 from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, ServerProcess, SourcedChatClient, TLSChatClient, self_signed_cert
+from tests.irc_client import IrcClient, opening
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +75,14 @@ def connect(server: ChatServer) -> Iterator[Callable[..., ChatClient]]:
     yield open_client
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
+    """Open IRC clients to ``server``'s IRC port (registered as ``nick`` with ``caps`` if given);
+    a module whose ``server`` fixture starts one with ``irc_port`` gets them."""
+    with opening(server.irc_addresses[0]) as open_client:
+        yield open_client
 
 
 @pytest.fixture

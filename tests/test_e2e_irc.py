@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ from irctokens.line import Line
 
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient, wait_until
-from tests.irc_client import IrcClient, opening
+from tests.irc_client import IrcClient
 
 NAME = "irc.test"
 
@@ -19,13 +19,6 @@ NAME = "irc.test"
 @pytest.fixture
 def server(make_server: Callable[..., ChatServer]) -> ChatServer:
     return make_server(irc_port=0, server_name=NAME)
-
-
-@pytest.fixture
-def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
-    """Open IRC clients to ``server``'s IRC port (registered as ``nick`` if given)."""
-    with opening(server.irc_addresses[0]) as open_client:
-        yield open_client
 
 
 def sender(msg: Line) -> str:

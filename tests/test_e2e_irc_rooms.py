@@ -6,7 +6,7 @@ IRC's numerics and that line users and IRC users see one another's changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from irctokens.line import Line
 from gevent_chat.core import opers
 from gevent_chat.server import ChatServer
 from tests.helpers import ChatClient
-from tests.irc_client import IrcClient, opening
+from tests.irc_client import IrcClient
 
 NAME = "irc.test"
 OPER_PASSWORD = "correct horse"
@@ -27,13 +27,6 @@ def server(make_server: Callable[..., ChatServer], tmp_path: Path) -> ChatServer
     path = tmp_path / "opers"
     path.write_text(f"root {OPER_HASH}\n")
     return make_server(irc_port=0, server_name=NAME, opers_file=str(path))
-
-
-@pytest.fixture
-def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
-    """Open IRC clients to ``server``'s IRC port, registered as ``nick``."""
-    with opening(server.irc_addresses[0]) as open_client:
-        yield open_client
 
 
 def joined(client: IrcClient, room: str = "#dev") -> list[Line]:

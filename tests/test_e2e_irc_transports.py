@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket as stdsocket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from gevent import socket
@@ -12,7 +12,7 @@ from gevent_chat.core.config import Config
 from gevent_chat.server import ChatServer
 from gevent_chat.server.bus import LocalBroker
 from tests.helpers import ChatClient, sample, wait_until
-from tests.irc_client import IrcClient, opening
+from tests.irc_client import IrcClient
 from tests.test_e2e_irc import joined, sender
 
 NAME = "irc.test"
@@ -21,13 +21,6 @@ NAME = "irc.test"
 @pytest.fixture
 def server(make_server: Callable[..., ChatServer]) -> ChatServer:
     return make_server(irc_port=0, server_name=NAME)
-
-
-@pytest.fixture
-def irc(server: ChatServer) -> Iterator[Callable[..., IrcClient]]:
-    """Open IRC clients to ``server``'s IRC port (registered as ``nick`` if given)."""
-    with opening(server.irc_addresses[0]) as open_client:
-        yield open_client
 
 
 # -- protections -------------------------------------------------------------------------------

@@ -142,6 +142,25 @@ def check_join(
         state.check_join(nick, address, key, members, oper)
 
 
+def _admitted(
+    registry: Registry[M],
+    nick: str,
+    name: str,
+    check: JoinCheck | None,
+    key: str | None,
+    address: str | None,
+    oper: bool,
+) -> str:
+    """The validated name of the room ``nick`` may enter; raises what ``join`` says."""
+    name = validate_room(name)
+    if registry.is_in(nick, name):
+        raise AlreadyInRoom(_spelled(registry, name))
+    check_join(registry, nick, name, key, address, oper)
+    if check is not None:
+        check(registry.room(name), nick)
+    return name
+
+
 def join(
     registry: Registry[M],
     nick: str,
@@ -157,12 +176,7 @@ def join(
     Raises ``ClientError`` for a bad name, ``AlreadyInRoom``,
     ``TooManyRooms``, ``CannotJoin`` (``check_join``), or what ``check`` raises.
     """
-    name = validate_room(name)
-    if registry.is_in(nick, name):
-        raise AlreadyInRoom(_spelled(registry, name))
-    check_join(registry, nick, name, key, address, oper)
-    if check is not None:
-        check(registry.room(name), nick)
+    name = _admitted(registry, nick, name, check, key, address, oper)
     room = registry.join(nick, name)
     return room, [ToRoom(room, Joined(room.name, nick))]
 
@@ -181,12 +195,7 @@ def move(
 
     Returns (old, new, what the rooms see); raises as ``join`` does.
     """
-    name = validate_room(name)
-    if registry.is_in(nick, name):
-        raise AlreadyInRoom(_spelled(registry, name))
-    check_join(registry, nick, name, key, address, oper)
-    if check is not None:
-        check(registry.room(name), nick)
+    name = _admitted(registry, nick, name, check, key, address, oper)
     old, new = registry.move(nick, name)
     return old, new, [ToRoom(old, Parted(old.name, nick)), ToRoom(new, Joined(new.name, nick))]
 

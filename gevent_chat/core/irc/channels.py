@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import errors, moderation
 from ..effects import Authenticate, Disconnect, Effect
-from ..events import Kicked
 from . import numerics as n
 
 if TYPE_CHECKING:
@@ -109,7 +108,3 @@ def kill(s: IrcSession[Any], p: list[str]) -> list[Effect]:
         return [s.reply(n.ERR_NOSUCHNICK, p[0], "No such nick/channel")]
     reason = p[1] if len(p) > 1 and p[1] else "no reason"
     return [Disconnect(member, f"Killed by {s.nick}: {reason}", f"Killed by {s.nick}: {reason}")]
-
-
-def removed_line(s: IrcSession[Any], event: Kicked) -> list[Effect]:
-    return [s.own(event)]

@@ -233,18 +233,22 @@ class RedisBus:
         True if a node holds the nick (the line is on its way), False if
         nobody does, None while Redis is down.  Waits one round trip.
         """
+        held = self._to_holder(nick, wire.encode_private(nick, line))
+        if held:
+            self.metrics.privates += 1
+        return held
+
+    def _to_holder(self, nick: str, message: bytes) -> bool | None:
+        """Publish ``message`` on the channel of the node holding ``nick``: True if one does,
+        False if nobody does, None while Redis is down."""
         if not self.link.is_up:
             return None
-        message = wire.encode_private(nick, line)
         try:
             holder = self._private(keys=[self.keys.nick(nick)], args=[self.keys.node_channel(""), message])
         except FAILURES as exc:
             self.link.failed(exc)
             return None
-        if holder is None:
-            return False
-        self.metrics.privates += 1
-        return True
+        return holder is not None
 
     def decide_once(self, room: str, name: str, value: bytes) -> bytes | None:
         """``value`` for ``name`` in ``room`` unless a node decided it first; what holds.
@@ -253,13 +257,8 @@ class RedisBus:
         creator, say).  Kept in the room's meta hash (``x:<name>``), so it
         lasts as long as the room's data.  None while Redis is down.
         """
-        if not self.link.is_up:
-            return None
-        try:
-            return cast("bytes", self._decide_once(keys=[self.keys.meta(room)], args=[f"x:{name}", value]))
-        except FAILURES as exc:
-            self.link.failed(exc)
-            return None
+        decided = self.link.attempt(self._decide_once, [self.keys.meta(room)], [f"x:{name}", value])
+        return cast("bytes | None", decided)
 
     # -- room rules and server bans -------------------------------------------------
 
@@ -275,13 +274,7 @@ class RedisBus:
 
     def rules(self, room: str) -> RoomState | None:
         """The cluster's rules of ``room``; None if it has none or Redis is down.  Waits for Redis."""
-        if not self.link.is_up:
-            return None
-        try:
-            return self._rules(room)
-        except FAILURES as exc:
-            self.link.failed(exc)
-            return None
+        return self.link.attempt(self._rules, room)
 
     def _rules(self, room: str) -> RoomState | None:
         raw = cast("dict[bytes, bytes]", self.link.client.hgetall(self.keys.rules(room)))
@@ -301,11 +294,7 @@ class RedisBus:
     def record(self, room: str, changes: records.Changes) -> None:
         """Write ``changes`` of ``room``'s rules, decided here; waits for Redis (kept while it is down)."""
         self._unrecorded.append((room, changes))
-        if self.link.is_up:
-            try:
-                self._send_records()
-            except FAILURES as exc:
-                self.link.failed(exc)
+        self.link.attempt(self._send_records)
 
     def _send_records(self) -> None:
         with self._recording:  # greenlets take turns: each change written once, in order
@@ -324,11 +313,7 @@ class RedisBus:
             self._known_bans[ban.mask.text] = ban
         else:
             self._known_bans.pop(ban.mask.text, None)
-        if self.link.is_up:
-            try:
-                self._send_bans()
-            except FAILURES as exc:
-                self.link.failed(exc)
+        self.link.attempt(self._send_bans)
 
     def _send_bans(self) -> None:
         with self._recording:
@@ -345,11 +330,7 @@ class RedisBus:
 
     def read_server_bans(self) -> None:
         """Read the server bans again (another node changed them); hands them to ``on_server_bans``."""
-        if self.link.is_up:
-            try:
-                self._read_server_bans()
-            except FAILURES as exc:
-                self.link.failed(exc)
+        self.link.attempt(self._read_server_bans)
 
     def _read_server_bans(self, restore: bool = False) -> None:
         """Read the server bans; ``restore`` (after an outage): write back what Redis lost."""
@@ -368,15 +349,7 @@ class RedisBus:
 
     def kill(self, nick: str, reason: str) -> bool | None:
         """Disconnect ``nick`` on whichever node holds it: True told, False nobody, None Redis down."""
-        if not self.link.is_up:
-            return None
-        message = wire.encode_control("kill", nick, reason)
-        try:
-            holder = self._private(keys=[self.keys.nick(nick)], args=[self.keys.node_channel(""), message])
-        except FAILURES as exc:
-            self.link.failed(exc)
-            return None
-        return holder is not None
+        return self._to_holder(nick, wire.encode_control("kill", nick, reason))
 
     def _reload_rules(self) -> None:
         """After an outage: each room held here takes the cluster's rules, or gives them back."""
@@ -443,13 +416,7 @@ class RedisBus:
         """
         if not self.history_size:
             return []
-        if not self.link.is_up:
-            return None
-        try:
-            return self._history(room)
-        except FAILURES as exc:
-            self.link.failed(exc)
-            return None
+        return self.link.attempt(self._history, room)
 
     def _history(self, room: str) -> list[tuple[float, Said]]:
         found: list[tuple[float, Said]] = []  # newest first

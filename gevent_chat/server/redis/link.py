@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import socket as stdsocket
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import gevent
@@ -62,6 +62,8 @@ log = logging.getLogger("gevent_chat.redis")
 #: Redis Cluster in flux answers: a slot moved (``MOVED``, ``ASK``: an
 #: ``AskError``), no quorum or a slot without master (``CLUSTERDOWN``),
 #: ``TRYAGAIN``, and ``READONLY`` from a master that became a replica.
+T = TypeVar("T")
+
 FAILURES: tuple[type[Exception], ...] = (
     redis.ConnectionError,
     redis.TimeoutError,
@@ -325,6 +327,16 @@ class Link:
     @property
     def is_up(self) -> bool:
         return self.up.is_set()
+
+    def attempt(self, call: Callable[..., T], *args: Any) -> T | None:
+        """``call(*args)`` if Redis is up; None if it is down or the call failed (then reported)."""
+        if not self.up.is_set():
+            return None
+        try:
+            return call(*args)
+        except FAILURES as exc:
+            self.failed(exc)
+            return None
 
     def failed(self, exc: BaseException) -> None:
         """Report a failure seen by any user of the link; logged once per outage."""

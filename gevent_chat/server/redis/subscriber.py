@@ -121,7 +121,6 @@ class Subscriber:
         self.rooms: dict[str, RoomState] = {}  # folded name -> state
         self._by_channel: dict[bytes, RoomState] = {}
         self._node_channel = keys.node_channel(node).encode()
-        self._node_bytes = node.encode()
         #: While subscribed: the connection per master (None: the node channel's, and
         #: every room's unless the rooms' channels are shard channels).
         self._shards: dict[Address | None, _Shard] = {}
@@ -159,11 +158,7 @@ class Subscriber:
         shard = self._shards.get(self._where(state.channel))
         if shard is not None:
             self._command(shard, (b"SUNSUBSCRIBE" if self.link.sharded else b"UNSUBSCRIBE", state.channel))
-        if self.link.is_up:
-            try:
-                self.link.client.srem(self.keys.listeners(state.name), self.node)
-            except FAILURES as exc:
-                self.link.failed(exc)
+        self.link.attempt(self.link.client.srem, self.keys.listeners(state.name), self.node)
 
     def listen_again(self) -> None:
         """Add this node to every room's listeners again (the set may have been evicted)."""
